@@ -1,0 +1,84 @@
+// The ResultBackend interface and Celery's task-state vocabulary.
+import type { Settings } from '../app/settings.js';
+import type { Logger } from '../app/log.js';
+
+export const States = {
+  PENDING: 'PENDING',
+  RECEIVED: 'RECEIVED',
+  STARTED: 'STARTED',
+  SUCCESS: 'SUCCESS',
+  FAILURE: 'FAILURE',
+  RETRY: 'RETRY',
+  REVOKED: 'REVOKED',
+  REJECTED: 'REJECTED',
+  IGNORED: 'IGNORED',
+} as const;
+export type TaskState = (typeof States)[keyof typeof States] | (string & {});
+
+export const READY_STATES: ReadonlySet<string> = new Set(['SUCCESS', 'FAILURE', 'REVOKED']);
+export const EXCEPTION_STATES: ReadonlySet<string> = new Set(['RETRY', 'FAILURE', 'REVOKED']);
+export const PROPAGATE_STATES: ReadonlySet<string> = new Set(['FAILURE', 'REVOKED']);
+
+/** An exception as Celery's JSON result serializer encodes it. */
+export interface ExceptionInfo {
+  exc_type: string;
+  exc_message: unknown[] | unknown;
+  exc_module: string;
+}
+
+/** celery-task-meta-<id>, field order as Celery emits it. */
+export interface ResultMeta {
+  status: TaskState;
+  result: unknown;
+  traceback: string | null;
+  children: unknown[] | null;
+  date_done: string | null;
+  task_id: string;
+  group_id?: string;
+  parent_id?: string;
+  name?: string;
+  args?: unknown[];
+  kwargs?: Record<string, unknown>;
+  worker?: string;
+  retries?: number;
+  queue?: string;
+  [key: string]: unknown;
+}
+
+/** What the worker knows about the request when it stores a state (rpc:// needs reply_to). */
+export interface StoreContext {
+  replyTo?: string | null;
+  correlationId?: string | null;
+}
+
+export interface WaitOptions {
+  /** Milliseconds; undefined waits forever. */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+export interface ResultBackend {
+  readonly displayUrl: string;
+  connect(): Promise<void>;
+  /** Called by the client before it publishes a task whose result it may wait for. */
+  onTaskCall?(taskId: string): Promise<void>;
+  /** The reply_to the client must put in the message (rpc:// only). */
+  readonly replyTo?: string;
+  /** Store a state. A stored SUCCESS is never overwritten. */
+  store(meta: ResultMeta, ctx?: StoreContext): Promise<void>;
+  /** The latest meta, or a PENDING meta when nothing is stored. */
+  get(taskId: string): Promise<ResultMeta>;
+  /** Resolve with the meta once the task is READY; reject with TimeoutError after opts.timeout. */
+  wait(taskId: string, opts?: WaitOptions): Promise<ResultMeta>;
+  forget(taskId: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface BackendContext {
+  settings: Settings;
+  logger: Logger;
+}
+
+export function pendingMeta(taskId: string): ResultMeta {
+  return { status: 'PENDING', result: null, traceback: null, children: [], date_done: null, task_id: taskId };
+}

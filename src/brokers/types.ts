@@ -1,0 +1,66 @@
+// The Broker interface: the few primitives every transport fills in (kombu's virtual Channel, trimmed).
+// Acknowledgement bookkeeping, prefetch and claim renewal live inside each transport; the worker only
+// sees deliveries it must ack or reject.
+import type { Message } from '../protocol/message.js';
+import type { Settings } from '../app/settings.js';
+import type { Logger } from '../app/log.js';
+
+export interface PublishTarget {
+  /** '' is the default (anonymous) exchange: the routing key names the queue. */
+  exchange: string;
+  routingKey: string;
+}
+
+export interface Delivery {
+  readonly message: Message;
+  /** The queue this delivery was taken from. */
+  readonly queue: string;
+  readonly exchange: string;
+  readonly routingKey: string;
+  /** kombu's delivery_tag (virtual transports) or the channel's integer tag as a string (AMQP). */
+  readonly deliveryTag: string;
+  readonly redelivered: boolean;
+  /** Acknowledge: the message is done and will never come back. Idempotent. */
+  ack(): Promise<void>;
+  /** requeue=true: back on the queue for another worker; false: drop it (or dead-letter it). Idempotent. */
+  reject(requeue: boolean): Promise<void>;
+}
+
+export type DeliveryHandler = (delivery: Delivery) => void;
+
+export interface ConsumeOptions {
+  /** Most unacknowledged deliveries outstanding at once; 0 means no limit. */
+  prefetch: number;
+}
+
+export interface Consumer {
+  /** Change the prefetch limit (Celery raises it by one for every ETA message held). */
+  setPrefetch(n: number): void;
+  /** Stop fetching. Deliveries already handed out stay valid until acked or rejected. */
+  stop(): Promise<void>;
+  /** Put back every delivery that was handed out and not yet acked or rejected (warm shutdown). */
+  restoreUnacked(): Promise<number>;
+}
+
+export interface Broker {
+  /** 'redis', 'amqp', 'sqlite', 'memory'. */
+  readonly transport: string;
+  /** The URL with its password masked, for banners and errors. */
+  readonly displayUrl: string;
+  connect(): Promise<void>;
+  /** Resolves only once the broker has the message (Redis reply, AMQP publisher confirm, SQLite commit). */
+  publish(message: Message, target: PublishTarget): Promise<void>;
+  consume(queues: string[], handler: DeliveryHandler, opts: ConsumeOptions): Promise<Consumer>;
+  /** Remove every waiting message from the queue; returns how many were removed. */
+  purge(queue: string): Promise<number>;
+  /** Messages waiting in the queue (all priorities). */
+  queueLength(queue: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface BrokerContext {
+  settings: Settings;
+  logger: Logger;
+}
+
+export type BrokerFactory = (url: string, ctx: BrokerContext) => Broker;

@@ -1,0 +1,93 @@
+// kombu's virtual-transport envelope (Redis list items, SQLite rows, pub/sub payloads).
+import { randomUUID } from 'node:crypto';
+import { dumps, loads } from './json.js';
+import { DecodeError } from './errors.js';
+import type { Message, MessageProperties } from './message.js';
+
+export interface DeliveryInfo {
+  exchange: string;
+  routing_key: string;
+  redelivered?: boolean;
+}
+
+export interface Envelope {
+  message: Message;
+  deliveryTag: string;
+  deliveryInfo: DeliveryInfo;
+  /** The parsed JSON object, kept so a restore can write it back with its own fields. */
+  raw: Record<string, unknown>;
+}
+
+/** Serialize a message for a virtual transport: base64 body plus delivery_info and delivery_tag. */
+export function encodeEnvelope(message: Message, deliveryInfo: DeliveryInfo, deliveryTag: string = randomUUID()): string {
+  const { correlation_id, reply_to, delivery_mode, expiration, priority, ...rest } = message.properties;
+  const properties: Record<string, unknown> = {};
+  if (correlation_id !== undefined) properties.correlation_id = correlation_id;
+  if (reply_to !== undefined) properties.reply_to = reply_to;
+  properties.delivery_mode = delivery_mode ?? 2;
+  if (expiration !== undefined) properties.expiration = expiration;
+  properties.delivery_info = { exchange: deliveryInfo.exchange, routing_key: deliveryInfo.routing_key };
+  properties.priority = priority ?? 0;
+  for (const [k, v] of Object.entries(rest)) if (!(k in properties) && k !== 'body_encoding' && k !== 'delivery_tag') properties[k] = v;
+  properties.body_encoding = 'base64';
+  properties.delivery_tag = deliveryTag;
+  return dumps({
+    body: message.body.toString('base64'),
+    'content-encoding': message.contentEncoding,
+    'content-type': message.contentType,
+    headers: message.headers,
+    properties,
+  });
+}
+
+/** Parse a virtual-transport envelope. Throws DecodeError on anything that is not one. */
+export function decodeEnvelope(text: string): Envelope {
+  let raw: unknown;
+  try {
+    raw = loads(text);
+  } catch (err) {
+    throw new DecodeError(`Message is not a kombu envelope (invalid JSON: ${(err as Error).message})`);
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new DecodeError('Message is not a kombu envelope (expected a JSON object)');
+  const o = raw as Record<string, unknown>;
+  const props = (o.properties && typeof o.properties === 'object' ? o.properties : {}) as Record<string, unknown>;
+  const di = (props.delivery_info && typeof props.delivery_info === 'object' ? props.delivery_info : {}) as Record<string, unknown>;
+  const bodyText = o.body;
+  let body: Buffer;
+  const encoding = props.body_encoding;
+  if (typeof bodyText !== 'string') {
+    body = Buffer.from(bodyText === undefined ? '' : JSON.stringify(bodyText), 'utf8');
+  } else if (encoding === 'base64') {
+    if (!/^[A-Za-z0-9+/=\s_-]*$/.test(bodyText)) throw new DecodeError('Message body is marked base64 but is not valid base64');
+    body = Buffer.from(bodyText, 'base64');
+  } else {
+    body = Buffer.from(bodyText, 'utf8');
+  }
+  const { delivery_info: _di, body_encoding: _be, delivery_tag: _dt, ...properties } = props;
+  const deliveryTag = typeof props.delivery_tag === 'string' ? props.delivery_tag : String(props.delivery_tag ?? randomUUID());
+  const headers = (o.headers && typeof o.headers === 'object' ? o.headers : {}) as Record<string, unknown>;
+  return {
+    message: {
+      headers,
+      properties: properties as MessageProperties,
+      body,
+      contentType: typeof o['content-type'] === 'string' ? (o['content-type'] as string) : 'application/json',
+      contentEncoding: typeof o['content-encoding'] === 'string' ? (o['content-encoding'] as string) : 'utf-8',
+    },
+    deliveryTag,
+    deliveryInfo: {
+      exchange: typeof di.exchange === 'string' ? di.exchange : '',
+      routing_key: typeof di.routing_key === 'string' ? di.routing_key : '',
+      redelivered: di.redelivered === true || headers.redelivered === true,
+    },
+    raw: o,
+  };
+}
+
+/** Mark an envelope redelivered, as kombu does before a restore. */
+export function markRedelivered(raw: Record<string, unknown>): string {
+  const headers = { ...((raw.headers as Record<string, unknown>) ?? {}), redelivered: true };
+  const props = { ...((raw.properties as Record<string, unknown>) ?? {}) };
+  props.delivery_info = { ...((props.delivery_info as Record<string, unknown>) ?? {}), redelivered: true };
+  return dumps({ ...raw, headers, properties: props });
+}

@@ -1,0 +1,6 @@
+export * from './json.js';
+export * from './repr.js';
+export * from './errors.js';
+export * from './compression.js';
+export * from './message.js';
+export * from './envelope.js';

@@ -1,0 +1,152 @@
+// Python-compatible JSON: the bytes kombu's `json` serializer writes and the values it reads.
+
+const NON_ASCII = /[\u0080-\uffff]/g;
+
+function escapeNonAscii(s: string): string {
+  return s.replace(NON_ASCII, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+}
+
+/** Encode a JS string as Python's json.dumps does with ensure_ascii=True. */
+export function quote(s: string): string {
+  const q = JSON.stringify(s);
+  return NON_ASCII.test(q) ? escapeNonAscii(q) : q;
+}
+
+/** Python's datetime.isoformat() for an aware UTC datetime: microseconds and +00:00. */
+export function isoformat(d: Date): string {
+  const iso = d.toISOString(); // 2026-11-24T18:30:57.235Z
+  return iso.slice(0, 23) + '000+00:00';
+}
+
+function encodeNumber(n: number): string {
+  if (Number.isFinite(n)) return JSON.stringify(n);
+  if (Number.isNaN(n)) return 'NaN';
+  return n > 0 ? 'Infinity' : '-Infinity';
+}
+
+function encodeObject(o: Record<string, unknown>, seen: Set<object>): string {
+  const parts: string[] = [];
+  for (const key of Object.keys(o)) {
+    const v = o[key];
+    if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
+    parts.push(quote(key) + ': ' + encode(v, seen));
+  }
+  if (parts.length === 2 && '__type__' in o && '__value__' in o) {
+    throw new TypeError('An object with exactly the keys __type__ and __value__ would be read back by kombu as a tagged value; rename one of its keys.');
+  }
+  return '{' + parts.join(', ') + '}';
+}
+
+function encode(v: unknown, seen: Set<object>): string {
+  switch (typeof v) {
+    case 'string': return quote(v);
+    case 'number': return encodeNumber(v);
+    case 'boolean': return v ? 'true' : 'false';
+    case 'bigint': return v.toString();
+    case 'undefined': case 'function': case 'symbol': return 'null';
+  }
+  if (v === null) return 'null';
+  const obj = v as object;
+  if (seen.has(obj)) throw new TypeError('Cannot serialize a circular structure to JSON');
+  if (v instanceof Date) return quote(isoformat(v));
+  if (Buffer.isBuffer(v) || v instanceof Uint8Array) {
+    return '{"__type__": "bytes", "__value__": ' + quote(Buffer.from(v).toString('utf8')) + '}';
+  }
+  seen.add(obj);
+  try {
+    if (Array.isArray(v)) return '[' + v.map((x) => encode(x, seen)).join(', ') + ']';
+    if (v instanceof Set) return '[' + [...v].map((x) => encode(x, seen)).join(', ') + ']';
+    if (v instanceof Map) return encodeObject(Object.fromEntries(v), seen);
+    const withToJSON = v as { toJSON?: () => unknown };
+    if (typeof withToJSON.toJSON === 'function') return encode(withToJSON.toJSON(), seen);
+    return encodeObject(v as Record<string, unknown>, seen);
+  } finally {
+    seen.delete(obj);
+  }
+}
+
+/** json.dumps(value) as Python writes it: ", " and ": " separators, ASCII only, NaN allowed. */
+export function dumps(value: unknown): string {
+  return encode(value, new Set());
+}
+
+const NAN = '\u0000NaN';
+const POS_INF = '\u0000Infinity';
+const NEG_INF = '\u0000-Infinity';
+
+/** Replace bare NaN / Infinity / -Infinity tokens (outside strings) by sentinel strings. */
+function quoteNonFinite(text: string): string {
+  let out = '';
+  let last = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inString = false;
+      continue;
+    }
+    if (c === 34) { inString = true; continue; }
+    let token: string | null = null;
+    let sentinel = '';
+    if (c === 78 /* N */ && text.startsWith('NaN', i)) { token = 'NaN'; sentinel = NAN; }
+    else if (c === 73 /* I */ && text.startsWith('Infinity', i)) { token = 'Infinity'; sentinel = POS_INF; }
+    else if (c === 45 /* - */ && text.startsWith('-Infinity', i)) { token = '-Infinity'; sentinel = NEG_INF; }
+    if (token) {
+      out += text.slice(last, i) + JSON.stringify(sentinel);
+      i += token.length - 1;
+      last = i + 1;
+    }
+  }
+  return out + text.slice(last);
+}
+
+function uuidFromHex(hex: string): string {
+  const h = hex.replace(/-/g, '').toLowerCase();
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** kombu ≥ 5.3 tagged values: {"__type__": T, "__value__": V}. */
+function untag(type: string, value: unknown): unknown {
+  switch (type) {
+    case 'datetime': {
+      const d = new Date(String(value).replace(/(\.\d{3})\d+/, '$1'));
+      return Number.isNaN(d.getTime()) ? value : d;
+    }
+    case 'date': case 'time': case 'decimal': return String(value);
+    case 'uuid': {
+      const v = value as { hex?: string } | string;
+      return uuidFromHex(typeof v === 'string' ? v : String(v?.hex ?? ''));
+    }
+    case 'bytes': return Buffer.from(String(value), 'utf8');
+    case 'base64': return Buffer.from(String(value), 'base64');
+    default: throw new SyntaxError(`Unknown kombu JSON tag __type__=${JSON.stringify(type)}`);
+  }
+}
+
+function reviver(_key: string, value: unknown): unknown {
+  if (typeof value === 'string' && value.charCodeAt(0) === 0) {
+    if (value === NAN) return NaN;
+    if (value === POS_INF) return Infinity;
+    if (value === NEG_INF) return -Infinity;
+    return value;
+  }
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const o = value as Record<string, unknown>;
+    if ('__type__' in o && '__value__' in o && Object.keys(o).length === 2) return untag(String(o.__type__), o.__value__);
+  }
+  return value;
+}
+
+const NEEDS_REVIVER = /__type__|NaN|Infinity/;
+
+/** Parse JSON as Python writes it: tolerates NaN/Infinity and decodes kombu's tagged types. */
+export function loads(text: string): unknown {
+  if (!NEEDS_REVIVER.test(text)) return JSON.parse(text);
+  try {
+    return JSON.parse(text, reviver);
+  } catch (err) {
+    if (!/NaN|Infinity/.test(text)) throw err;
+    return JSON.parse(quoteNonFinite(text), reviver);
+  }
+}
