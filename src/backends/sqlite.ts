@@ -1,0 +1,119 @@
+// sqlite:// result backend: task results in the embedded database (the broker's file, its own table).
+import { dumps, loads } from '../protocol/json.js';
+import type { Logger } from '../app/log.js';
+import { openDatabase, prepared, type Db, type SqliteDatabase } from '../brokers/sqlite/database.js';
+import { parseSqliteUrl, type SqliteLocation } from '../brokers/sqlite/url.js';
+import { pendingMeta, type BackendContext, type ResultBackend, type ResultMeta, type WaitOptions } from './types.js';
+import { resultExpiresMs, waitForReady } from './memory.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS celeriac_results (
+  task_id TEXT PRIMARY KEY,
+  status TEXT NOT NULL,
+  meta TEXT NOT NULL,          -- the celery-task-meta JSON document
+  date_done INTEGER NOT NULL,  -- ms since epoch
+  expires_at INTEGER           -- ms since epoch; NULL never expires
+);
+CREATE INDEX IF NOT EXISTS celeriac_results_expires ON celeriac_results (expires_at) WHERE expires_at IS NOT NULL;
+`;
+
+const CLEANUP_EVERY_MS = 60_000;
+
+export class SqliteBackend implements ResultBackend {
+  readonly displayUrl: string;
+  private readonly location: SqliteLocation;
+  private db: SqliteDatabase | null = null;
+  private lastCleanup = 0;
+
+  constructor(url: string, private readonly logger: Logger, private readonly expiresMs: number | null) {
+    this.location = parseSqliteUrl(url);
+    this.displayUrl = url;
+  }
+
+  private get database(): SqliteDatabase {
+    if (!this.db) throw new Error(`Result backend ${this.displayUrl} is not connected: call connect() first`);
+    return this.db;
+  }
+
+  async connect(): Promise<void> {
+    if (this.db) return;
+    const db = await openDatabase(this.location);
+    try {
+      await db.ensureSchema('results', SCHEMA);
+    } catch (err) {
+      await db.release();
+      throw err;
+    }
+    this.db = db;
+    await this.cleanup();
+  }
+
+  async store(meta: ResultMeta): Promise<void> {
+    const db = this.database;
+    const now = Date.now();
+    const expiresAt = this.expiresMs === null ? null : now + this.expiresMs;
+    const text = dumps(meta);
+    // A stored SUCCESS is final (Celery ignores later states for a task that already succeeded).
+    await db.write((d) =>
+      prepared(d, 
+        `INSERT INTO celeriac_results (task_id, status, meta, date_done, expires_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, meta = excluded.meta,
+           date_done = excluded.date_done, expires_at = excluded.expires_at
+         WHERE celeriac_results.status <> 'SUCCESS'
+            OR (celeriac_results.expires_at IS NOT NULL AND celeriac_results.expires_at <= excluded.date_done)`,
+      ).run(meta.task_id, String(meta.status), text, now, expiresAt),
+    );
+    db.events.emit('result', meta.task_id);
+    if (now - this.lastCleanup > CLEANUP_EVERY_MS) void this.cleanup();
+  }
+
+  async get(taskId: string): Promise<ResultMeta> {
+    const row = this.database.read((d) => selectLive(d, taskId, Date.now()));
+    return row ? (loads(row.meta) as ResultMeta) : pendingMeta(taskId);
+  }
+
+  wait(taskId: string, opts: WaitOptions = {}): Promise<ResultMeta> {
+    const db = this.database;
+    return waitForReady({
+      taskId,
+      opts,
+      get: () => this.get(taskId),
+      subscribe: (wake) => {
+        const on = (id: string) => { if (id === taskId) wake(); };
+        db.events.on('result', on);
+        return () => db.events.off('result', on);
+      },
+      pollMs: { min: 20, max: 250 },
+    });
+  }
+
+  async forget(taskId: string): Promise<void> {
+    await this.database.write((d) => prepared(d, 'DELETE FROM celeriac_results WHERE task_id = ?').run(taskId));
+  }
+
+  /** Delete expired results (result_expires); returns how many. */
+  async cleanup(): Promise<number> {
+    this.lastCleanup = Date.now();
+    try {
+      return await this.database.write((d) => prepared(d, 'DELETE FROM celeriac_results WHERE expires_at IS NOT NULL AND expires_at <= ?').run(Date.now()).changes);
+    } catch (err) {
+      this.logger.warning(`Result backend ${this.displayUrl}: removing expired results failed: ${(err as Error).message}`);
+      return 0;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.db) return;
+    const db = this.db;
+    this.db = null;
+    await db.release();
+  }
+}
+
+function selectLive(d: Db, taskId: string, now: number): { meta: string } | undefined {
+  return prepared(d, 'SELECT meta FROM celeriac_results WHERE task_id = ? AND (expires_at IS NULL OR expires_at > ?)').get(taskId, now) as { meta: string } | undefined;
+}
+
+export function createBackend(url: string, ctx: BackendContext): ResultBackend {
+  return new SqliteBackend(url, ctx.logger, resultExpiresMs(ctx.settings.result_expires));
+}

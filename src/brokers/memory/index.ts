@@ -1,0 +1,239 @@
+// memory:// — an in-process broker for tests and single-process apps. Every broker opened with the
+// same URL in this process shares one set of queues, so a producer and a worker meet. Nothing survives
+// the process.
+import { randomUUID } from 'node:crypto';
+import { decodeEnvelope, encodeEnvelope, markRedelivered } from '../../protocol/envelope.js';
+import type { Message } from '../../protocol/message.js';
+import type { Logger } from '../../app/log.js';
+import type { Broker, BrokerContext, ConsumeOptions, Consumer, Delivery, DeliveryHandler, PublishTarget } from '../types.js';
+
+interface Entry {
+  seq: number;
+  priority: number;
+  /** The kombu envelope, so a consumer never shares objects with the producer. */
+  payload: string;
+}
+
+/** Waiting messages of one queue: highest priority first, then oldest (a restored message keeps its place). */
+class MemoryQueue {
+  private readonly buckets = new Map<number, Entry[]>();
+  private priorities: number[] = [];
+  size = 0;
+
+  push(e: Entry): void {
+    let b = this.buckets.get(e.priority);
+    if (!b) {
+      this.buckets.set(e.priority, (b = []));
+      this.priorities = [...this.buckets.keys()].sort((x, y) => y - x);
+    }
+    if (b.length === 0 || b[b.length - 1]!.seq < e.seq) b.push(e);
+    else b.splice(lowerBound(b, e.seq), 0, e);
+    this.size++;
+  }
+
+  shift(): Entry | undefined {
+    for (const p of this.priorities) {
+      const b = this.buckets.get(p)!;
+      if (b.length > 0) {
+        this.size--;
+        return b.shift();
+      }
+    }
+    return undefined;
+  }
+
+  clear(): number {
+    const n = this.size;
+    this.buckets.clear();
+    this.priorities = [];
+    this.size = 0;
+    return n;
+  }
+}
+
+function lowerBound(b: Entry[], seq: number): number {
+  let lo = 0;
+  let hi = b.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (b[mid]!.seq < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+interface Transport {
+  queues: Map<string, MemoryQueue>;
+  consumers: Set<MemoryConsumer>;
+  seq: number;
+}
+
+const TRANSPORTS = new Map<string, Transport>();
+
+function transportFor(url: string): Transport {
+  let t = TRANSPORTS.get(url);
+  if (!t) TRANSPORTS.set(url, (t = { queues: new Map(), consumers: new Set(), seq: 0 }));
+  return t;
+}
+
+function queueOf(t: Transport, name: string): MemoryQueue {
+  let q = t.queues.get(name);
+  if (!q) t.queues.set(name, (q = new MemoryQueue()));
+  return q;
+}
+
+/** Let consumers of these queues take what they can, in turn, after the current call stack. */
+function notify(t: Transport): void {
+  queueMicrotask(() => {
+    for (const c of [...t.consumers]) c.dispatch();
+  });
+}
+
+class MemoryDelivery implements Delivery {
+  settled = false;
+  constructor(
+    readonly message: Message,
+    readonly queue: string,
+    readonly exchange: string,
+    readonly routingKey: string,
+    readonly deliveryTag: string,
+    readonly redelivered: boolean,
+    readonly entry: Entry,
+    readonly raw: Record<string, unknown>,
+    private readonly consumer: MemoryConsumer,
+  ) {}
+
+  async ack(): Promise<void> {
+    this.consumer.settle(this, false);
+  }
+
+  async reject(requeue: boolean): Promise<void> {
+    this.consumer.settle(this, requeue);
+  }
+}
+
+class MemoryConsumer implements Consumer {
+  private readonly held = new Set<MemoryDelivery>();
+  private stopped = false;
+  private turn = 0;
+
+  constructor(
+    private readonly t: Transport,
+    private readonly queues: string[],
+    private readonly handler: DeliveryHandler,
+    private prefetch: number,
+    private readonly logger: Logger,
+  ) {}
+
+  setPrefetch(n: number): void {
+    this.prefetch = Math.max(0, Math.floor(n));
+    notify(this.t);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.t.consumers.delete(this);
+  }
+
+  async restoreUnacked(): Promise<number> {
+    let n = 0;
+    for (const d of [...this.held]) if (this.settle(d, true)) n++;
+    if (n > 0) this.logger.info(`Restoring ${n} unacknowledged message(s)`);
+    return n;
+  }
+
+  /** Hand out waiting messages up to the prefetch credit, taking the queues in turn. */
+  dispatch(): void {
+    while (!this.stopped && (this.prefetch === 0 || this.held.size < this.prefetch)) {
+      const taken = this.takeOne();
+      if (!taken) return;
+      const [queue, entry] = taken;
+      let env;
+      try {
+        env = decodeEnvelope(entry.payload);
+      } catch (err) {
+        this.logger.error(`memory broker: dropping undecodable message from queue ${queue}: ${(err as Error).message}`);
+        continue;
+      }
+      const d = new MemoryDelivery(env.message, queue, env.deliveryInfo.exchange, env.deliveryInfo.routing_key || queue, env.deliveryTag, env.deliveryInfo.redelivered === true, entry, env.raw, this);
+      this.held.add(d);
+      try {
+        this.handler(d);
+      } catch (err) {
+        this.logger.error(`memory broker: delivery handler threw for message ${d.deliveryTag}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private takeOne(): [string, Entry] | undefined {
+    for (let i = 0; i < this.queues.length; i++) {
+      const name = this.queues[(this.turn + i) % this.queues.length]!;
+      const e = this.t.queues.get(name)?.shift();
+      if (e) {
+        this.turn = (this.turn + i + 1) % this.queues.length;
+        return [name, e];
+      }
+    }
+    return undefined;
+  }
+
+  /** Ack (requeue=false drops) or put back; false when the delivery was already settled. */
+  settle(d: MemoryDelivery, requeue: boolean): boolean {
+    if (d.settled) return false;
+    d.settled = true;
+    this.held.delete(d);
+    if (requeue) queueOf(this.t, d.queue).push({ ...d.entry, payload: markRedelivered(d.raw) });
+    notify(this.t);
+    return true;
+  }
+}
+
+export class MemoryBroker implements Broker {
+  readonly transport = 'memory';
+  private readonly t: Transport;
+  private readonly consumers = new Set<MemoryConsumer>();
+
+  constructor(readonly displayUrl: string, private readonly logger: Logger) {
+    this.t = transportFor(displayUrl);
+  }
+
+  async connect(): Promise<void> {}
+
+  async publish(message: Message, target: PublishTarget): Promise<void> {
+    const queue = target.routingKey;
+    if (!queue) throw new Error(`memory broker: cannot publish to exchange ${JSON.stringify(target.exchange)} without a routing key (the queue name)`);
+    const payload = encodeEnvelope(message, { exchange: target.exchange, routing_key: target.routingKey }, randomUUID());
+    queueOf(this.t, queue).push({ seq: ++this.t.seq, priority: Number(message.properties.priority ?? 0) || 0, payload });
+    notify(this.t);
+  }
+
+  async consume(queues: string[], handler: DeliveryHandler, opts: ConsumeOptions): Promise<Consumer> {
+    if (queues.length === 0) throw new Error('memory broker: consume() needs at least one queue');
+    const c = new MemoryConsumer(this.t, [...new Set(queues)], handler, opts.prefetch, this.logger);
+    this.consumers.add(c);
+    this.t.consumers.add(c);
+    notify(this.t);
+    return c;
+  }
+
+  async purge(queue: string): Promise<number> {
+    return this.t.queues.get(queue)?.clear() ?? 0;
+  }
+
+  async queueLength(queue: string): Promise<number> {
+    return this.t.queues.get(queue)?.size ?? 0;
+  }
+
+  /** Like a closed AMQP channel: unacknowledged deliveries go back to their queues. */
+  async close(): Promise<void> {
+    for (const c of this.consumers) {
+      await c.stop();
+      await c.restoreUnacked();
+    }
+    this.consumers.clear();
+  }
+}
+
+export function createBroker(url: string, ctx: BrokerContext): Broker {
+  return new MemoryBroker(url, ctx.logger);
+}

@@ -1,0 +1,104 @@
+// The embedded broker: Celery messages in a SQLite file that several processes on one machine share.
+import { encodeEnvelope } from '../../protocol/envelope.js';
+import type { Message } from '../../protocol/message.js';
+import type { Logger } from '../../app/log.js';
+import type { Settings } from '../../app/settings.js';
+import type { Broker, BrokerContext, ConsumeOptions, Consumer, DeliveryHandler, PublishTarget } from '../types.js';
+import { openDatabase, type SqliteDatabase } from './database.js';
+import { countVisible, insertMessage, MESSAGES_SCHEMA, purgeVisible } from './messages.js';
+import { SqliteConsumer } from './consumer.js';
+import { parseSqliteUrl, type SqliteLocation } from './url.js';
+
+/** Without renewal a lease would have to outlast the longest task; with it, it only bounds recovery. */
+export const DEFAULT_LEASE_SECONDS = 30;
+const MIN_POLL_MS = 20;
+const DEFAULT_MAX_POLL_MS = 250;
+
+export interface SqliteBrokerOptions {
+  leaseMs: number;
+  minPollMs: number;
+  maxPollMs: number;
+}
+
+/** broker_transport_options: visibility_timeout (s) is the lease, polling_interval (s) the longest idle poll. */
+export function brokerOptionsFrom(settings: Settings): SqliteBrokerOptions {
+  const t = settings.broker_transport_options ?? {};
+  const vt = Number(t.visibility_timeout);
+  const pi = Number(t.polling_interval);
+  return {
+    leaseMs: Number.isFinite(vt) && vt > 0 ? vt * 1000 : DEFAULT_LEASE_SECONDS * 1000,
+    minPollMs: MIN_POLL_MS,
+    maxPollMs: Number.isFinite(pi) && pi > 0 ? Math.max(MIN_POLL_MS, pi * 1000) : DEFAULT_MAX_POLL_MS,
+  };
+}
+
+export class SqliteBroker implements Broker {
+  readonly transport = 'sqlite';
+  readonly displayUrl: string;
+  private readonly location: SqliteLocation;
+  private db: SqliteDatabase | null = null;
+  private readonly consumers = new Set<SqliteConsumer>();
+
+  constructor(url: string, private readonly logger: Logger, private readonly opts: SqliteBrokerOptions) {
+    this.location = parseSqliteUrl(url);
+    this.displayUrl = url;
+  }
+
+  /** The connection, for tests and stats. */
+  get database(): SqliteDatabase {
+    if (!this.db) throw new Error(`Embedded broker ${this.displayUrl} is not connected: call connect() first`);
+    return this.db;
+  }
+
+  async connect(): Promise<void> {
+    if (this.db) return;
+    const db = await openDatabase(this.location);
+    try {
+      await db.ensureSchema('messages', MESSAGES_SCHEMA);
+    } catch (err) {
+      await db.release();
+      throw err;
+    }
+    this.db = db;
+  }
+
+  async publish(message: Message, target: PublishTarget): Promise<void> {
+    const db = this.database;
+    // Direct routing: the routing key names the queue (Celery's default exchange is direct).
+    const queue = target.routingKey;
+    if (!queue) throw new Error(`Embedded broker: cannot publish to exchange ${JSON.stringify(target.exchange)} without a routing key (the queue name)`);
+    const payload = encodeEnvelope(message, { exchange: target.exchange, routing_key: target.routingKey });
+    const priority = Number(message.properties.priority ?? 0) || 0;
+    await db.write((d) => insertMessage(d, queue, priority, payload, Date.now()));
+    db.events.emit('publish', queue);
+  }
+
+  async consume(queues: string[], handler: DeliveryHandler, opts: ConsumeOptions): Promise<Consumer> {
+    if (queues.length === 0) throw new Error('Embedded broker: consume() needs at least one queue');
+    const c = new SqliteConsumer(this.database, [...new Set(queues)], handler, { ...this.opts, prefetch: opts.prefetch }, this.logger);
+    this.consumers.add(c);
+    c.start();
+    return c;
+  }
+
+  async purge(queue: string): Promise<number> {
+    return this.database.write((d) => purgeVisible(d, queue, Date.now()));
+  }
+
+  async queueLength(queue: string): Promise<number> {
+    return this.database.read((d) => countVisible(d, queue, Date.now()));
+  }
+
+  async close(): Promise<void> {
+    if (!this.db) return;
+    await Promise.all([...this.consumers].map((c) => c.close()));
+    this.consumers.clear();
+    const db = this.db;
+    this.db = null;
+    await db.release();
+  }
+}
+
+export function createSqliteBroker(url: string, ctx: BrokerContext): SqliteBroker {
+  return new SqliteBroker(url, ctx.logger, brokerOptionsFrom(ctx.settings));
+}

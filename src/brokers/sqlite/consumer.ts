@@ -1,0 +1,258 @@
+// The embedded consumer: claims in batches up to the prefetch credit, polls adaptively, renews the
+// leases of every delivery it holds, and settles deliveries with fenced writes.
+import { randomUUID } from 'node:crypto';
+import { decodeEnvelope, markRedelivered } from '../../protocol/envelope.js';
+import type { Message } from '../../protocol/message.js';
+import type { Logger } from '../../app/log.js';
+import type { Consumer, Delivery, DeliveryHandler } from '../types.js';
+import type { SqliteDatabase } from './database.js';
+import { claimMessages, deleteHeld, hasVisible, releaseHeld, renewLease, type ClaimedRow } from './messages.js';
+
+export interface SqliteConsumerOptions {
+  prefetch: number;
+  leaseMs: number;
+  minPollMs: number;
+  maxPollMs: number;
+}
+
+export interface ConsumerStats {
+  claimed: number;
+  acked: number;
+  /** Fenced acks/rejects that found the lease gone: the message may have run twice. */
+  fencedFailures: number;
+  leasesLost: number;
+  renewals: number;
+}
+
+/** With prefetch 0 (no limit) a single claim still takes at most this many. */
+const UNLIMITED_BATCH = 256;
+
+type Settle = 'ack' | 'drop' | 'requeue' | 'restore';
+
+class SqliteDelivery implements Delivery {
+  settled: Promise<void> | null = null;
+  leaseLost = false;
+  constructor(
+    readonly message: Message,
+    readonly queue: string,
+    readonly exchange: string,
+    readonly routingKey: string,
+    readonly deliveryTag: string,
+    readonly redelivered: boolean,
+    readonly rowId: number,
+    readonly token: string,
+    readonly raw: Record<string, unknown>,
+    private readonly consumer: SqliteConsumer,
+  ) {}
+
+  ack(): Promise<void> {
+    return (this.settled ??= this.consumer.settle(this, 'ack'));
+  }
+
+  reject(requeue: boolean): Promise<void> {
+    return (this.settled ??= this.consumer.settle(this, requeue ? 'requeue' : 'drop'));
+  }
+}
+
+export class SqliteConsumer implements Consumer {
+  readonly stats: ConsumerStats = { claimed: 0, acked: 0, fencedFailures: 0, leasesLost: 0, renewals: 0 };
+  private readonly held = new Map<number, SqliteDelivery>();
+  private prefetch: number;
+  private stopped = false;
+  private closed = false;
+  private idleMs: number;
+  private wakeUp: (() => void) | null = null;
+  private loop: Promise<void> | null = null;
+  private renewTimer: NodeJS.Timeout | null = null;
+  private queueTurn = 0;
+  private readonly onPublish = (queue: string) => {
+    if (this.queues.includes(queue)) this.wake();
+  };
+
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly queues: string[],
+    private readonly handler: DeliveryHandler,
+    private readonly opts: SqliteConsumerOptions,
+    private readonly logger: Logger,
+  ) {
+    this.prefetch = opts.prefetch;
+    this.idleMs = opts.minPollMs;
+  }
+
+  start(): void {
+    this.db.events.on('publish', this.onPublish);
+    this.loop = this.run();
+    const every = Math.max(50, Math.floor(this.opts.leaseMs / 3));
+    this.renewTimer = setInterval(() => void this.renew(), every);
+    this.renewTimer.unref();
+  }
+
+  setPrefetch(n: number): void {
+    this.prefetch = Math.max(0, Math.floor(n));
+    this.wake();
+  }
+
+  /** Deliveries handed out and not yet settled. */
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.db.events.off('publish', this.onPublish);
+    this.wake();
+    await this.loop;
+  }
+
+  async restoreUnacked(): Promise<number> {
+    const pending = [...this.held.values()].filter((d) => !d.settled);
+    const restored = await Promise.all(pending.map((d) => (d.settled = this.settle(d, 'restore')).then(() => !d.leaseLost)));
+    const n = restored.filter(Boolean).length;
+    if (n > 0) this.logger.info(`Restoring ${n} unacknowledged message(s)`);
+    return n;
+  }
+
+  /** Stop fetching, put back what is still held, stop renewing. */
+  async close(): Promise<void> {
+    await this.stop();
+    await this.restoreUnacked();
+    this.closed = true;
+    if (this.renewTimer) clearInterval(this.renewTimer);
+  }
+
+  private credit(): number {
+    if (this.prefetch === 0) return UNLIMITED_BATCH;
+    return Math.min(UNLIMITED_BATCH, this.prefetch - this.held.size);
+  }
+
+  private wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    w?.();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.wakeUp = null; resolve(); }, ms);
+      this.wakeUp = () => { clearTimeout(t); resolve(); };
+    });
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      const credit = this.credit();
+      if (credit <= 0) {
+        await this.sleep(this.opts.maxPollMs); // woken by a settle or setPrefetch
+        continue;
+      }
+      let got = 0;
+      try {
+        got = await this.claim(credit);
+      } catch (err) {
+        this.logger.error(`Embedded broker: claiming from ${this.db.location.file} failed, will retry: ${(err as Error).message}`);
+      }
+      if (got > 0) {
+        this.idleMs = this.opts.minPollMs;
+        continue;
+      }
+      await this.sleep(this.idleMs);
+      this.idleMs = Math.min(this.opts.maxPollMs, this.idleMs * 2);
+    }
+  }
+
+  private async claim(credit: number): Promise<number> {
+    const now = Date.now();
+    let anything: boolean;
+    try {
+      anything = this.queues.some((q) => this.db.read((db) => hasVisible(db, q, now)));
+    } catch {
+      anything = true; // a read can meet SQLITE_BUSY during WAL recovery; let the write path retry it
+    }
+    if (!anything) return 0;
+    const token = randomUUID();
+    const start = this.queueTurn++ % this.queues.length;
+    const order = [...this.queues.slice(start), ...this.queues.slice(0, start)];
+    const rows = await this.db.write((db) => {
+      const at = Date.now(); // the lease starts at commit time, not when the claim was queued
+      const out: ClaimedRow[] = [];
+      for (const q of order) {
+        if (out.length >= credit) break;
+        out.push(...claimMessages(db, q, credit - out.length, token, at, this.opts.leaseMs));
+      }
+      return out;
+    });
+    if (this.stopped) {
+      // stop() raced the claim: hand nothing out, put the rows straight back.
+      await this.db.write((db) => { for (const r of rows) releaseHeld(db, r.id, token, r.payload); });
+      return 0;
+    }
+    this.stats.claimed += rows.length;
+    for (const row of rows) this.deliver(row, token);
+    return rows.length;
+  }
+
+  private deliver(row: ClaimedRow, token: string): void {
+    let env;
+    try {
+      env = decodeEnvelope(row.payload);
+    } catch (err) {
+      this.logger.error(`Embedded broker: dropping undecodable message ${row.id} from queue ${row.queue}: ${(err as Error).message}`);
+      void this.db.write((db) => deleteHeld(db, row.id, token));
+      return;
+    }
+    const d = new SqliteDelivery(
+      env.message, row.queue, env.deliveryInfo.exchange, env.deliveryInfo.routing_key || row.queue, env.deliveryTag,
+      row.deliveries > 1 || env.deliveryInfo.redelivered === true, row.id, token, env.raw, this,
+    );
+    this.held.set(row.id, d);
+    try {
+      this.handler(d);
+    } catch (err) {
+      this.logger.error(`Embedded broker: delivery handler threw for message ${d.deliveryTag}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Called once per delivery (Delivery caches the promise, which makes ack/reject idempotent). */
+  async settle(d: SqliteDelivery, how: Settle): Promise<void> {
+    try {
+      const ok = await this.db.write((db) =>
+        how === 'ack' || how === 'drop' ? deleteHeld(db, d.rowId, d.token) : releaseHeld(db, d.rowId, d.token, markRedelivered(d.raw)),
+      );
+      if (how === 'ack' && ok) this.stats.acked++;
+      if (!ok) {
+        d.leaseLost = true;
+        this.stats.fencedFailures++;
+        this.logger.warning(
+          `possible_duplicate: ${how} of message ${d.deliveryTag} (queue ${d.queue}) found its lease gone; ` +
+            'the lease expired and another consumer may have run it too (raise broker_transport_options.visibility_timeout if tasks block the event loop)',
+        );
+      }
+    } finally {
+      if (this.held.get(d.rowId) === d) this.held.delete(d.rowId);
+      this.wake();
+    }
+  }
+
+  private async renew(): Promise<void> {
+    if (this.closed) return;
+    const live = [...this.held.values()].filter((d) => !d.settled && !d.leaseLost);
+    if (live.length === 0) return;
+    try {
+      const results = await this.db.write((db) => {
+        const expires = Date.now() + this.opts.leaseMs;
+        return live.map((d) => renewLease(db, d.rowId, d.token, expires));
+      });
+      this.stats.renewals++;
+      results.forEach((ok, i) => {
+        const d = live[i]!;
+        if (ok || d.settled) return;
+        d.leaseLost = true;
+        this.stats.leasesLost++;
+        this.logger.warning(`Embedded broker: lost the lease on message ${d.deliveryTag} (queue ${d.queue}); another consumer may run it`);
+      });
+    } catch (err) {
+      this.logger.error(`Embedded broker: renewing ${live.length} lease(s) failed, will retry: ${(err as Error).message}`);
+    }
+  }
+}
