@@ -1,0 +1,158 @@
+// The RabbitMQ broker: Celery's topology, publisher confirms on every publish, and a consumer per worker.
+import type { ConfirmChannel } from 'amqplib';
+import type { Broker, BrokerContext, Consumer, ConsumeOptions, DeliveryHandler, PublishTarget } from '../types.js';
+import type { Message } from '../../protocol/message.js';
+import type { RetryPolicy } from '../../app/settings.js';
+import { AmqpConnection, maxConnectionRetries, sleep } from './connection.js';
+import { AmqpConsumer } from './consumer.js';
+import { declareTaskQueue, taskQueueSpec } from './topology.js';
+import { defaultDeliveryMode, publishOptions } from './message.js';
+import { BrokerConnectionError, PublishError, explainChannelError } from './errors.js';
+import { parseAmqpUrl, type AmqpEndpoint } from './url.js';
+
+const DEFAULT_CONFIRM_TIMEOUT_S = 30;
+
+/** Sleep before retry n (0-based), kombu's retry_over_time: interval_start + n * interval_step, capped. */
+function retryInterval(policy: RetryPolicy, n: number): number {
+  const start = policy.interval_start ?? 0;
+  const step = policy.interval_step ?? 0.2;
+  const max = policy.interval_max ?? 1;
+  return Math.min(start + n * step, max) * 1000;
+}
+
+export class AmqpBroker implements Broker {
+  readonly transport = 'amqp';
+  readonly displayUrl: string;
+  readonly endpoint: AmqpEndpoint;
+  private readonly conn: AmqpConnection;
+  private channel: { ch: ConfirmChannel; generation: number; declared: Set<string> } | null = null;
+  private opening: Promise<{ ch: ConfirmChannel; declared: Set<string> }> | null = null;
+  private readonly consumers = new Set<AmqpConsumer>();
+  private closed = false;
+
+  constructor(url: string, private readonly ctx: BrokerContext) {
+    this.endpoint = parseAmqpUrl(url, ctx.settings);
+    this.displayUrl = this.endpoint.displayUrl;
+    this.conn = new AmqpConnection(this.endpoint, ctx.logger, 'producer');
+  }
+
+  async connect(): Promise<void> {
+    const s = this.ctx.settings;
+    const retry = s.broker_connection_retry_on_startup !== false;
+    await this.conn.openWithRetry(retry ? maxConnectionRetries(s.broker_connection_max_retries) : 0);
+    await this.confirmChannel();
+  }
+
+  /** The confirm channel of the current connection, opened (and the connection reopened) on demand. */
+  private async confirmChannel(): Promise<{ ch: ConfirmChannel; declared: Set<string> }> {
+    const current = this.channel;
+    if (current && current.generation === this.conn.generation && this.conn.isOpen) return current;
+    this.opening ??= (async () => {
+      const model = await this.conn.open();
+      const generation = this.conn.generation;
+      const ch = await model.createConfirmChannel();
+      const entry = { ch, generation, declared: new Set<string>() };
+      ch.on('error', (err: Error) => this.ctx.logger.warning(`AMQP publish channel error on ${this.displayUrl}: ${err.message}`));
+      ch.on('close', () => { if (this.channel === entry) this.channel = null; });
+      this.channel = entry;
+      return entry;
+    })().finally(() => { this.opening = null; });
+    return this.opening;
+  }
+
+  async publish(message: Message, target: PublishTarget): Promise<void> {
+    const s = this.ctx.settings;
+    const policy: RetryPolicy = s.task_publish_retry === false ? { max_retries: 0 } : (s.task_publish_retry_policy ?? {});
+    const maxRetries = policy.max_retries == null ? Infinity : policy.max_retries;
+    const deadline = policy.timeout != null ? Date.now() + policy.timeout * 1000 : Infinity;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.publishOnce(message, target);
+        return;
+      } catch (err) {
+        const permanent = err instanceof BrokerConnectionError && err.permanent;
+        if (permanent || this.closed || attempt >= maxRetries || Date.now() >= deadline) {
+          if (permanent || attempt === 0) throw err;
+          throw new PublishError(`${(err as Error).message} (gave up after ${attempt + 1} attempts, task_publish_retry_policy)`);
+        }
+        const wait = retryInterval(policy, attempt);
+        this.ctx.logger.warning(`Publish to ${target.exchange || '(default exchange)'}/${target.routingKey} not confirmed: ${(err as Error).message}; retrying in ${(wait / 1000).toFixed(2)} s (${attempt + 1}/${maxRetries === Infinity ? '∞' : maxRetries})`);
+        await sleep(wait);
+      }
+    }
+  }
+
+  private async publishOnce(message: Message, target: PublishTarget): Promise<void> {
+    const { ch, declared } = await this.confirmChannel();
+    const key = `${target.exchange}\u0000${target.routingKey}`;
+    if (!declared.has(key)) {
+      // As Celery does before the first publish: the queue's exchange, the queue and the binding.
+      const spec = taskQueueSpec(target.routingKey, this.ctx.settings, target.exchange || undefined);
+      try {
+        await declareTaskQueue(ch, spec);
+      } catch (err) {
+        throw explainChannelError(err, this.endpoint, `declaring queue "${spec.queue}"`);
+      }
+      declared.add(key);
+    }
+    const timeoutS = Number(this.ctx.settings.broker_transport_options?.confirm_timeout ?? DEFAULT_CONFIRM_TIMEOUT_S);
+    const opts = publishOptions(message, defaultDeliveryMode(this.ctx.settings));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new PublishError(`RabbitMQ did not confirm the publish within ${timeoutS} s (broker_transport_options.confirm_timeout)`)), timeoutS * 1000);
+      try {
+        ch.publish(target.exchange, target.routingKey, message.body, opts, (err: unknown) => {
+          clearTimeout(timer);
+          if (err) reject(new PublishError(`RabbitMQ did not confirm the publish to ${this.displayUrl}: ${(err as Error)?.message ?? 'nack'}`));
+          else resolve();
+        });
+      } catch (err) {
+        clearTimeout(timer);
+        reject(new PublishError(`Publish to ${this.displayUrl} failed: ${(err as Error).message}`));
+      }
+    });
+  }
+
+  async consume(queues: string[], handler: DeliveryHandler, opts: ConsumeOptions): Promise<Consumer> {
+    const consumer = new AmqpConsumer(this.endpoint, this.ctx.settings, this.ctx.logger, queues, handler, opts.prefetch);
+    this.consumers.add(consumer);
+    try {
+      await consumer.start();
+    } catch (err) {
+      this.consumers.delete(consumer);
+      await consumer.close();
+      throw err;
+    }
+    return consumer;
+  }
+
+  /** Run one operation on a short-lived channel, so a 404 for a missing queue does not close the confirm channel. */
+  private async withChannel<T>(fn: (ch: ConfirmChannel) => Promise<T>, onNotFound: T): Promise<T> {
+    const model = await this.conn.open();
+    const ch = await model.createConfirmChannel();
+    ch.on('error', () => undefined);
+    try {
+      return await fn(ch);
+    } catch (err) {
+      if (/NOT_FOUND|NOT-FOUND/.test(String((err as Error).message))) return onNotFound;
+      throw err;
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+  }
+
+  async purge(queue: string): Promise<number> {
+    return this.withChannel(async (ch) => (await ch.purgeQueue(queue)).messageCount, 0);
+  }
+
+  async queueLength(queue: string): Promise<number> {
+    return this.withChannel(async (ch) => (await ch.checkQueue(queue)).messageCount, 0);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const c of this.consumers) await c.close();
+    this.consumers.clear();
+    this.channel = null;
+    await this.conn.close();
+  }
+}

@@ -1,0 +1,109 @@
+// One AMQP connection that can be reopened: kombu's ensure_connection, without the hidden state.
+// `open()` makes one attempt; `openWithRetry()` retries what retrying can fix (refused, timed out) and fails
+// at once on what it cannot (wrong password, missing vhost, no permission). A connection that drops emits
+// 'lost'; whoever holds channels on it decides whether and when to reopen.
+import { EventEmitter } from 'node:events';
+import type { ChannelModel } from 'amqplib';
+import amqplib from './amqplib.js';
+import type { Logger } from '../../app/log.js';
+import { connectOptions, type AmqpEndpoint } from './url.js';
+import { BrokerConnectionError, explainConnectError } from './errors.js';
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Reconnect delays: 1 s, 2 s, 3 s ... capped at 5 s (shorter than kombu's 2..30 s, so workers resume quickly). */
+export function reconnectDelay(attempt: number): number {
+  return Math.min(1000 * (attempt + 1), 5000);
+}
+
+/** broker_connection_max_retries: 0 or null means retry forever, as in Celery. */
+export function maxConnectionRetries(value: number | null | undefined): number {
+  return value == null || value <= 0 ? Infinity : value;
+}
+
+export class AmqpConnection extends EventEmitter {
+  private model: ChannelModel | null = null;
+  private opening: Promise<ChannelModel> | null = null;
+  private closing = false;
+  /** Increases on every successful (re)connect; channels remember the generation they were opened in. */
+  generation = 0;
+
+  constructor(readonly endpoint: AmqpEndpoint, private readonly logger: Logger, private readonly label: string) {
+    super();
+  }
+
+  get isOpen(): boolean {
+    return this.model !== null;
+  }
+
+  get isClosed(): boolean {
+    return this.closing;
+  }
+
+  /** The open connection, or one attempt to open it. Rejects with a BrokerConnectionError. */
+  open(): Promise<ChannelModel> {
+    if (this.closing) return Promise.reject(new BrokerConnectionError(`The connection to ${this.endpoint.displayUrl} was closed`, true, 'CLOSED'));
+    if (this.model) return Promise.resolve(this.model);
+    this.opening ??= this.dial().finally(() => { this.opening = null; });
+    return this.opening;
+  }
+
+  /** open(), retried up to `max` times (Infinity: forever) for errors a retry can fix. */
+  async openWithRetry(max: number): Promise<ChannelModel> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.open();
+      } catch (err) {
+        const e = err as BrokerConnectionError;
+        if (e.permanent || attempt >= max || this.closing) throw err;
+        const delay = reconnectDelay(attempt);
+        this.logger.warning(`${e.message}. Trying again in ${(delay / 1000).toFixed(2)} seconds... (${attempt + 1}/${max === Infinity ? '∞' : max})`);
+        await sleep(delay);
+      }
+    }
+  }
+
+  private async dial(): Promise<ChannelModel> {
+    const ep = this.endpoint;
+    let model: ChannelModel;
+    try {
+      model = await amqplib.connect(connectOptions(ep), {
+        ...ep.tlsOptions,
+        timeout: Math.max(1, ep.connectTimeout) * 1000,
+        noDelay: true,
+        clientProperties: { connection_name: `celeriac ${this.label} pid ${process.pid}` },
+      });
+    } catch (err) {
+      throw explainConnectError(err, ep);
+    }
+    if (this.closing) {
+      await model.close().catch(() => undefined);
+      throw new BrokerConnectionError(`The connection to ${ep.displayUrl} was closed`, true, 'CLOSED');
+    }
+    model.on('error', (err: Error) => this.logger.warning(`AMQP connection (${this.label}) to ${ep.displayUrl}: ${err.message}`));
+    model.on('blocked', (reason: string) => this.logger.warning(`RabbitMQ is blocking publishes on ${ep.displayUrl}: ${reason}`));
+    model.on('unblocked', () => this.logger.info(`RabbitMQ unblocked publishes on ${ep.displayUrl}`));
+    model.on('close', (err?: Error) => {
+      if (this.model !== model) return;
+      this.model = null;
+      if (!this.closing) {
+        this.logger.warning(`Lost the AMQP connection (${this.label}) to ${ep.displayUrl}${err ? `: ${err.message}` : ''}`);
+        this.emit('lost', err);
+      }
+    });
+    this.model = model;
+    this.generation++;
+    return model;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    const pending = this.opening;
+    if (pending) await pending.catch(() => undefined);
+    const model = this.model;
+    this.model = null;
+    if (model) await model.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,219 @@
+// A worker's consumer: its own connection and channel, basic.qos = prefetch, manual acks, and recovery.
+// When the channel or connection dies, RabbitMQ requeues every unacked delivery by itself; we reopen,
+// redeclare the queues and basic.consume again. A delivery from a dead channel can no longer be acked
+// (its tag means nothing on the new channel), so its ack/reject becomes a logged no-op.
+import type { Channel, ConsumeMessage } from 'amqplib';
+import type { Consumer, Delivery, DeliveryHandler } from '../types.js';
+import type { Message } from '../../protocol/message.js';
+import type { Logger } from '../../app/log.js';
+import type { Settings } from '../../app/settings.js';
+import { AmqpConnection, maxConnectionRetries, reconnectDelay, sleep } from './connection.js';
+import { declareTaskQueue, isQuorum, taskQueueSpec } from './topology.js';
+import { toMessage } from './message.js';
+import { BrokerConnectionError, explainChannelError } from './errors.js';
+import type { AmqpEndpoint } from './url.js';
+
+class AmqpDelivery implements Delivery {
+  readonly message: Message;
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly deliveryTag: string;
+  readonly redelivered: boolean;
+  private settled = false;
+
+  constructor(private readonly consumer: AmqpConsumer, private readonly raw: ConsumeMessage, readonly queue: string, readonly channelId: number) {
+    this.message = toMessage(raw);
+    this.exchange = raw.fields.exchange;
+    this.routingKey = raw.fields.routingKey;
+    this.deliveryTag = String(raw.fields.deliveryTag);
+    this.redelivered = raw.fields.redelivered;
+  }
+
+  get isSettled(): boolean {
+    return this.settled;
+  }
+
+  async ack(): Promise<void> {
+    if (this.settled) return;
+    this.settled = true;
+    this.consumer.settle(this, this.raw, 'ack');
+  }
+
+  async reject(requeue: boolean): Promise<void> {
+    if (this.settled) return;
+    this.settled = true;
+    this.consumer.settle(this, this.raw, requeue ? 'requeue' : 'drop');
+  }
+}
+
+export class AmqpConsumer implements Consumer {
+  private readonly conn: AmqpConnection;
+  private channel: Channel | null = null;
+  /** Increases with every channel; a delivery is only settled on the channel it came from. */
+  private channelId = 0;
+  private consumerTags: string[] = [];
+  private readonly unacked = new Map<number, AmqpDelivery>();
+  private stopped = false;
+  private closed = false;
+  private recovering: Promise<void> | null = null;
+  private started = false;
+
+  constructor(
+    endpoint: AmqpEndpoint,
+    private readonly settings: Settings,
+    private readonly logger: Logger,
+    private readonly queues: string[],
+    private readonly handler: DeliveryHandler,
+    private prefetch: number,
+  ) {
+    this.conn = new AmqpConnection(endpoint, logger, 'consumer');
+    this.conn.on('lost', () => this.scheduleRecovery());
+  }
+
+  private get globalQos(): boolean {
+    // Celery uses a per-channel limit on RabbitMQ, except for quorum queues, which do not support it.
+    return !isQuorum(this.settings);
+  }
+
+  /** First start: retries what can be retried (broker_connection_retry_on_startup), fails on the rest. */
+  async start(): Promise<void> {
+    const retry = this.settings.broker_connection_retry_on_startup !== false;
+    await this.conn.openWithRetry(retry ? maxConnectionRetries(this.settings.broker_connection_max_retries) : 0);
+    await this.setup();
+    this.started = true;
+  }
+
+  private async setup(): Promise<void> {
+    const model = await this.conn.open();
+    const ch = await model.createChannel();
+    const id = ++this.channelId;
+    ch.on('error', (err: Error) => this.logger.warning(`AMQP consumer channel error on ${this.conn.endpoint.displayUrl}: ${err.message}`));
+    ch.on('close', () => this.onChannelClosed(id));
+    this.channel = ch;
+    this.consumerTags = [];
+    let step = 'basic.qos';
+    try {
+      await ch.prefetch(this.prefetch, this.globalQos);
+      for (const q of this.queues) {
+        step = `declaring queue "${q}"`;
+        await declareTaskQueue(ch, taskQueueSpec(q, this.settings));
+      }
+      for (const q of this.queues) {
+        step = `consuming from queue "${q}"`;
+        const { consumerTag } = await ch.consume(q, (m) => this.onMessage(m, q, id), { noAck: false });
+        this.consumerTags.push(consumerTag);
+      }
+    } catch (err) {
+      if (this.channel === ch) this.channel = null;
+      await ch.close().catch(() => undefined);
+      throw err instanceof BrokerConnectionError ? err : explainChannelError(err, this.conn.endpoint, step);
+    }
+    if (this.stopped) await this.cancelConsumers(ch);
+  }
+
+  private onMessage(m: ConsumeMessage | null, queue: string, id: number): void {
+    if (m === null) {
+      // basic.cancel from the server: the queue was deleted. Reopen, which redeclares it.
+      this.logger.warning(`RabbitMQ cancelled the consumer of queue "${queue}" (queue deleted?); redeclaring it`);
+      if (id === this.channelId) this.channel?.close().catch(() => undefined);
+      return;
+    }
+    const d = new AmqpDelivery(this, m, queue, id);
+    this.unacked.set(m.fields.deliveryTag, d);
+    try {
+      this.handler(d);
+    } catch (err) {
+      this.logger.error(`Delivery handler threw for delivery ${d.deliveryTag} from "${queue}": ${(err as Error).message}`);
+    }
+  }
+
+  /** Called by a delivery: ack/reject on the channel it came from, or log that it will be redelivered. */
+  settle(d: AmqpDelivery, raw: ConsumeMessage, how: 'ack' | 'requeue' | 'drop'): void {
+    const ch = this.channel;
+    if (d.channelId !== this.channelId || !ch) {
+      const id = d.message.headers.id ?? d.message.properties.correlation_id ?? '?';
+      this.logger.warning(`Not sending ${how === 'ack' ? 'ack' : 'reject'} for task ${String(id)} (delivery tag ${d.deliveryTag}): the channel it arrived on is gone, so RabbitMQ will redeliver it (possible duplicate)`);
+      return;
+    }
+    this.unacked.delete(raw.fields.deliveryTag);
+    try {
+      if (how === 'ack') ch.ack(raw);
+      else ch.reject(raw, how === 'requeue');
+    } catch (err) {
+      this.logger.warning(`Could not ${how === 'ack' ? 'ack' : 'reject'} delivery ${d.deliveryTag}: ${(err as Error).message}; RabbitMQ will redeliver it`);
+    }
+  }
+
+  private onChannelClosed(id: number): void {
+    if (id !== this.channelId) return;
+    this.channel = null;
+    if (this.unacked.size) {
+      this.logger.warning(`AMQP channel closed with ${this.unacked.size} unacknowledged deliveries; RabbitMQ requeues them`);
+      this.unacked.clear();
+    }
+    this.scheduleRecovery();
+  }
+
+  private scheduleRecovery(): void {
+    if (!this.started || this.closed || this.stopped || this.recovering) return;
+    this.recovering = this.recover().finally(() => { this.recovering = null; });
+  }
+
+  private async recover(): Promise<void> {
+    const max = this.settings.broker_connection_retry === false ? 0 : maxConnectionRetries(this.settings.broker_connection_max_retries);
+    for (let attempt = 0; !this.closed && !this.stopped; attempt++) {
+      const delay = attempt === 0 && this.conn.isOpen ? 100 : reconnectDelay(attempt);
+      await sleep(delay);
+      if (this.closed || this.stopped) return;
+      if (this.channel) return;
+      try {
+        await this.setup();
+        this.logger.info(`Resumed consuming from ${this.queues.join(', ')} on ${this.conn.endpoint.displayUrl}`);
+        return;
+      } catch (err) {
+        if (attempt + 1 >= max) {
+          this.logger.critical(`Giving up reconnecting to ${this.conn.endpoint.displayUrl} after ${attempt + 1} attempts (broker_connection_max_retries): ${(err as Error).message}`);
+          return;
+        }
+        this.logger.warning(`${(err as Error).message}. Trying again in ${(reconnectDelay(attempt + 1) / 1000).toFixed(2)} seconds... (${attempt + 1}/${max === Infinity ? '∞' : max})`);
+      }
+    }
+  }
+
+  setPrefetch(n: number): void {
+    this.prefetch = n;
+    this.channel?.prefetch(n, this.globalQos).catch((err: Error) => this.logger.warning(`basic.qos(${n}) failed: ${err.message}`));
+  }
+
+  private async cancelConsumers(ch: Channel): Promise<void> {
+    const tags = this.consumerTags;
+    this.consumerTags = [];
+    for (const tag of tags) await ch.cancel(tag).catch(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.channel) await this.cancelConsumers(this.channel);
+  }
+
+  async restoreUnacked(): Promise<number> {
+    const ch = this.channel;
+    let n = 0;
+    for (const d of [...this.unacked.values()]) {
+      if (d.isSettled || d.channelId !== this.channelId || !ch) continue;
+      await d.reject(true);
+      n++;
+    }
+    return n;
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    this.closed = true;
+    const ch = this.channel;
+    this.channel = null;
+    this.channelId++;
+    if (ch) await ch.close().catch(() => undefined);
+    await this.conn.close();
+  }
+}
