@@ -114,7 +114,17 @@ export class ManagedProcess {
     }
   }
 
-  /** Count of lines matching the pattern (global flag not needed). */
+  /** Wait until at least n output lines match the pattern. */
+  async waitForLines(pattern: RegExp, n: number, timeoutMs = 20_000, what = `${n} lines matching ${pattern}`): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.count(pattern) < n) {
+      if (!this.running) throw new Error(`${this.label} exited (code ${this.exitCode}) before ${what}. Output:\n${this.tail()}`);
+      if (Date.now() > deadline) throw new Error(`${this.label}: timed out after ${timeoutMs} ms waiting for ${what}. Output:\n${this.tail()}`);
+      await sleep(50);
+    }
+  }
+
+  /** Count of output lines matching the pattern. */
   count(pattern: RegExp): number {
     return this.out.split('\n').filter((l) => pattern.test(l)).length;
   }
@@ -172,7 +182,9 @@ export interface ProducedCall {
   error: null | { type: string; module: string; args: unknown[]; repr: string; is_builtin: boolean };
 }
 
-export interface PyCall {
+export type PyCall = PySend | { get: string };
+
+export interface PySend {
   task: string;
   args?: unknown[];
   kwargs?: Record<string, unknown>;

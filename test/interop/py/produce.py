@@ -2,7 +2,8 @@
 
 Usage: /usr/bin/python3 produce.py '<spec json>'
 spec: {"calls": [{"task": name, "args": [...], "kwargs": {...}, "options": {...send_task options...},
-                  "wait": true}], "timeout": 30}
+                  "wait": true} | {"get": task_id}], "timeout": 30}
+A {"get": id} call sends nothing: it reads the result of a task someone else sent.
 Each call prints {"id", "state", "result", "error"}; error is null or
 {"type", "module", "args", "repr", "is_builtin"} describing what AsyncResult.get() raised.
 The app comes from pyapp (configured by CELERIAC_PY_* environment variables).
@@ -31,6 +32,9 @@ def main():
     timeout = spec.get('timeout', 30)
     sent = []
     for call in spec['calls']:
+        if 'get' in call:
+            sent.append((call, app.AsyncResult(call['get'])))
+            continue
         # A tuple, as task.delay(2, 2) passes, so argsrepr reads "(2, 2)" as in ordinary Python code.
         result = app.send_task(call['task'], args=tuple(call.get('args', [])), kwargs=call.get('kwargs', {}),
                                **call.get('options', {}))

@@ -15,7 +15,7 @@ export class QuotaExceeded extends Error {
   override name = 'QuotaExceeded';
 }
 
-type BoundTask = { request: Record<string, unknown> & { kwargs: Record<string, unknown> } };
+type BoundTask = { request: Record<string, unknown> & { kwargs: Record<string, unknown>; retries: number; deliveryInfo?: { redelivered?: boolean } } };
 
 function plain(v: unknown): unknown {
   return v instanceof Date ? v.toISOString() : v;
@@ -37,16 +37,16 @@ export function createInteropApp(c: InteropAppConfig): Celeriac {
   app.task('ts.quota', () => { throw new QuotaExceeded('over quota'); });
   app.task('ts.echo_request', (task: BoundTask, ...args: unknown[]) => {
     const r = task.request;
-    const pick = ['id', 'task', 'name', 'retries', 'eta', 'expires', 'rootId', 'parentId', 'root_id', 'parent_id', 'origin', 'kwargs', 'args', 'headers', 'redelivered', 'deliveryInfo', 'delivery_info', 'priority'];
+    const pick = ['id', 'task', 'retries', 'eta', 'expires', 'rootId', 'parentId', 'origin', 'kwargs', 'args', 'headers', 'deliveryInfo', 'timelimit', 'correlationId', 'replyTo'];
     const out: Record<string, unknown> = { lang: 'ts', handlerArgs: args };
     for (const k of pick) if (r[k] !== undefined) out[k] = plain(r[k]);
     return out;
   }, { bind: true });
-  app.task('interop.slow', async (tag: string, seconds: number) => {
+  app.task('interop.slow', async (task: BoundTask, tag: string, seconds: number) => {
     if (c.hold) await new Promise(() => { /* held until the process is killed */ });
     await new Promise((r) => setTimeout(r, seconds * 1000));
-    return { lang: 'ts', tag };
-  });
+    return { lang: 'ts', tag, redelivered: task.request.deliveryInfo?.redelivered === true };
+  }, { bind: true });
   app.task('interop.flaky', (task: BoundTask, tag: string) => ({ lang: 'ts', tag, retries: task.request.retries }), { bind: true });
   return app;
 }
