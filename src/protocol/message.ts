@@ -172,7 +172,7 @@ export function encodeTaskV2(name: string, args: readonly unknown[], kwargs: Rec
     stamps: opts.stamps ?? {},
   };
   if (opts.headers) for (const [k, v] of Object.entries(opts.headers)) headers[k] = v;
-  let body = Buffer.from(dumps([args, kwargs, normalizeEmbed(opts.embed)]), 'utf8');
+  let body: Buffer = Buffer.from(dumps([args, kwargs, normalizeEmbed(opts.embed)]), "utf8");
   if (opts.compression) {
     const c = compress(opts.compression, body);
     headers.compression = c.type;

@@ -1,0 +1,209 @@
+// The Celeriac application: settings, task registry, sending tasks, broker and backend connections.
+import { randomUUID } from 'node:crypto';
+import type { Broker } from '../brokers/types.js';
+import type { ResultBackend } from '../backends/types.js';
+import { createBroker } from '../brokers/registry.js';
+import { createBackend } from '../backends/registry.js';
+import { encodeTaskV1, encodeTaskV2, type EncodeTaskOptions, type Message } from '../protocol/message.js';
+import { createSettings, effectiveBackendUrl, effectiveBrokerUrl, updateSettings, type Settings } from './settings.js';
+import { createLogger, type Logger } from './log.js';
+import { Task, type BoundHandler, type Handler } from './task.js';
+import { AsyncResult } from './result.js';
+import { normalizeOptions, type ApplyOptions, type TaskOptions } from './options.js';
+import { withRetries } from '../backends/retry.js';
+import { Worker, type WorkerOptions } from '../worker/worker.js';
+
+export interface CeleriacOptions {
+  /** Broker URL (Celery's broker_url). */
+  broker?: string;
+  /** Result backend URL (Celery's result_backend). */
+  backend?: string;
+  logger?: Logger;
+  /** Any Celery setting, by its Celery name or camelCase alias. */
+  [setting: string]: unknown;
+}
+
+export class ImproperlyConfigured extends Error {
+  override name = 'ImproperlyConfigured';
+}
+
+export class Celeriac {
+  readonly conf: Settings;
+  readonly tasks = new Map<string, Task<any, any>>();
+  logger: Logger;
+  /** This client's id, sent as reply_to (Celery's app.thread_oid). */
+  readonly oid = randomUUID();
+  private brokerPromise: Promise<Broker> | undefined;
+  private backendPromise: Promise<ResultBackend | null> | undefined;
+
+  constructor(
+    readonly main: string = 'celeriac',
+    options: CeleriacOptions = {},
+  ) {
+    const { broker, backend, logger, ...settings } = options;
+    this.conf = createSettings(settings);
+    if (broker) this.conf.broker_url = broker;
+    if (backend) this.conf.result_backend = backend;
+    this.logger = logger ?? createLogger('warning');
+  }
+
+  /** Apply many settings at once (Celery's app.conf.update). */
+  configure(values: Record<string, unknown>): this {
+    updateSettings(this.conf, values);
+    return this;
+  }
+
+  /** Register a task. With { bind: true } the handler gets the running task first. */
+  task<A extends unknown[], R>(name: string, handler: BoundHandler<A, R>, options: TaskOptions & { bind: true }): Task<A, Awaited<R>>;
+  task<A extends unknown[], R>(name: string, handler: Handler<A, R>, options?: TaskOptions & { bind?: false }): Task<A, Awaited<R>>;
+  task<A extends unknown[], R>(name: string, handler: Handler<A, R> | BoundHandler<A, R>, options: TaskOptions = {}): Task<A, Awaited<R>> {
+    if (!name || typeof name !== 'string') throw new TypeError('A task needs a name, e.g. app.task("tasks.add", (x, y) => x + y)');
+    if (typeof handler !== 'function') throw new TypeError(`Task ${name}: the handler must be a function`);
+    const t = new Task<A, Awaited<R>>(this, name, handler as Handler<A, Awaited<R>>, options);
+    this.tasks.set(name, t);
+    return t;
+  }
+
+  /** A handle on the result of a task by id. */
+  AsyncResult<R = unknown>(id: string): AsyncResult<R> {
+    return new AsyncResult<R>(id, this);
+  }
+
+  get brokerUrl(): string {
+    return effectiveBrokerUrl(this.conf).url;
+  }
+
+  get usesEmbeddedDefault(): boolean {
+    return effectiveBrokerUrl(this.conf).embeddedDefault;
+  }
+
+  get backendUrl(): string | null {
+    return effectiveBackendUrl(this.conf);
+  }
+
+  /** The connected broker (created on first use). */
+  broker(): Promise<Broker> {
+    return (this.brokerPromise ??= (async () => {
+      const b = await createBroker(this.brokerUrl, { settings: this.conf, logger: this.logger });
+      await b.connect();
+      return b;
+    })().catch((err) => {
+      this.brokerPromise = undefined;
+      throw err;
+    }));
+  }
+
+  /** The connected result backend, or null when none is configured. */
+  backend(): Promise<ResultBackend | null> {
+    return (this.backendPromise ??= (async () => {
+      const url = this.backendUrl;
+      if (!url || url === 'disabled') return null;
+      const b = await createBackend(url, { settings: this.conf, logger: this.logger });
+      await b.connect();
+      return b;
+    })().catch((err) => {
+      this.backendPromise = undefined;
+      throw err;
+    }));
+  }
+
+  async requireBackend(): Promise<ResultBackend> {
+    const b = await this.backend();
+    if (!b) {
+      throw new ImproperlyConfigured(
+        "No result backend is configured. Set result_backend (e.g. app.conf.result_backend = 'redis://localhost:6379/1'), pass { backend } to new Celeriac(), or set CELERY_RESULT_BACKEND.",
+      );
+    }
+    return b;
+  }
+
+  /** The queue a task goes to: call option, then task_routes, then the task's own, then task_default_queue. */
+  routeFor(name: string, callOptions: Record<string, unknown>): { queue: string; priority?: number } {
+    const routes = this.conf.task_routes ?? {};
+    let route = routes[name];
+    if (!route) {
+      for (const [pattern, r] of Object.entries(routes)) {
+        if (pattern.includes('*') && new RegExp('^' + pattern.split('*').map(escapeRegExp).join('.*') + '$').test(name)) {
+          route = r;
+          break;
+        }
+      }
+    }
+    const task = this.tasks.get(name);
+    const queue = (callOptions.queue as string) ?? route?.queue ?? (task?.options.queue as string | undefined) ?? this.conf.task_default_queue;
+    return { queue, priority: route?.priority };
+  }
+
+  /** Build the message for a call (no I/O). */
+  buildMessage(name: string, args: readonly unknown[], kwargs: Record<string, unknown>, o: Record<string, unknown>, replyTo: string): { message: Message; id: string; queue: string; routingKey: string; exchange: string } {
+    const task = this.tasks.get(name);
+    const to = task?.options ?? {};
+    const route = this.routeFor(name, o);
+    const id = (o.task_id as string) ?? randomUUID();
+    const enc: EncodeTaskOptions = {
+      id,
+      countdown: o.countdown as number | undefined,
+      eta: o.eta as Date | string | undefined,
+      expires: (o.expires ?? to.expires) as EncodeTaskOptions['expires'],
+      retries: o.retries as number | undefined,
+      timeLimit: (o.time_limit ?? to.time_limit ?? null) as number | null,
+      softTimeLimit: (o.soft_time_limit ?? to.soft_time_limit ?? null) as number | null,
+      rootId: o.root_id as string | undefined,
+      parentId: o.parent_id as string | undefined,
+      group: (o.group_id ?? o.group) as string | undefined,
+      groupIndex: o.group_index as number | undefined,
+      shadow: o.shadow as string | undefined,
+      ignoreResult: (o.ignore_result ?? to.ignore_result ?? this.conf.task_ignore_result) as boolean,
+      replyTo: (o.reply_to as string) ?? replyTo,
+      priority: (o.priority ?? to.priority ?? route.priority ?? this.conf.task_default_priority ?? 0) as number,
+      headers: o.headers as Record<string, unknown> | undefined,
+      compression: (o.compression ?? this.conf.task_compression) as string | null,
+      embed: { callbacks: (o.link as never) ?? null, errbacks: (o.link_error as never) ?? null, chain: (o.chain as never) ?? null, chord: (o.chord as never) ?? null },
+    };
+    const message = this.conf.task_protocol === 1 ? encodeTaskV1(name, args, kwargs, enc) : encodeTaskV2(name, args, kwargs, enc);
+    const exchange = (o.exchange as string) ?? '';
+    const routingKey = (o.routing_key as string) ?? route.queue;
+    return { message, id, queue: route.queue, exchange, routingKey };
+  }
+
+  /** Send a task by name, e.g. one implemented in Python (Celery's send_task). */
+  async sendTask<R = unknown>(name: string, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: ApplyOptions = {}): Promise<AsyncResult<R>> {
+    if (!Array.isArray(args)) throw new TypeError(`sendTask(${JSON.stringify(name)}): args must be an array, got ${typeof args}`);
+    if (kwargs === null || typeof kwargs !== 'object' || Array.isArray(kwargs)) throw new TypeError(`sendTask(${JSON.stringify(name)}): kwargs must be an object`);
+    const o = normalizeOptions(options);
+    const broker = await this.broker();
+    const ignore = (o.ignore_result ?? this.tasks.get(name)?.options.ignore_result ?? this.conf.task_ignore_result) === true;
+    const backend = ignore ? null : await this.backend();
+    const { message, id, exchange, routingKey } = this.buildMessage(name, args, kwargs, o, backend?.replyTo ?? this.oid);
+    if (backend?.onTaskCall) await backend.onTaskCall(id);
+    await this.publish(broker, message, { exchange, routingKey });
+    return new AsyncResult<R>(id, this);
+  }
+
+  /** Publish with Celery's task_publish_retry_policy. */
+  async publish(broker: Broker, message: Message, target: { exchange: string; routingKey: string }): Promise<void> {
+    if (!this.conf.task_publish_retry) return broker.publish(message, target);
+    await withRetries(this.conf.task_publish_retry_policy, `publishing task ${String(message.headers.id ?? message.properties.correlation_id)}`, () => broker.publish(message, target));
+  }
+
+  /** Create a worker for this app (Celery's app.Worker). */
+  worker(options: WorkerOptions = {}): Worker {
+    return new Worker(this, options);
+  }
+
+  /** Close broker and backend connections. */
+  async close(): Promise<void> {
+    const b = this.brokerPromise;
+    const r = this.backendPromise;
+    this.brokerPromise = undefined;
+    this.backendPromise = undefined;
+    await Promise.all([
+      b?.then((x) => x.close()).catch(() => undefined),
+      r?.then((x) => x?.close()).catch(() => undefined),
+    ]);
+  }
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -1,0 +1,61 @@
+// The running task's request, reachable from anywhere inside it (Celery's current_task).
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+export interface DeliveryInfo {
+  exchange: string;
+  routingKey: string;
+  priority: number;
+  redelivered: boolean;
+}
+
+/** What a running task knows about its call (Celery's task.request). */
+export interface Request {
+  id: string;
+  task: string;
+  args: unknown[];
+  kwargs: Record<string, unknown>;
+  retries: number;
+  eta: Date | null;
+  expires: Date | null;
+  headers: Record<string, unknown>;
+  rootId: string | null;
+  parentId: string | null;
+  group: string | null;
+  groupIndex: number | null;
+  origin: string | null;
+  hostname: string;
+  replyTo: string | null;
+  correlationId: string;
+  timelimit: [number | null, number | null];
+  deliveryInfo: DeliveryInfo;
+  isEager: boolean;
+}
+
+export interface RetryOptions {
+  countdown?: number;
+  eta?: Date;
+  exc?: unknown;
+  maxRetries?: number | null;
+  max_retries?: number | null;
+  queue?: string;
+  priority?: number;
+}
+
+/** The task as its handler sees it with bind: true. */
+export interface TaskContext {
+  readonly name: string;
+  readonly request: Request;
+  /** Aborted when the soft time limit passes (or the task is revoked with terminate). */
+  readonly signal: AbortSignal;
+  /** Republish this task to run again later; always throws (use `throw task.retry(...)` for clarity). */
+  retry(opts?: RetryOptions): never;
+  /** Store a custom state (e.g. PROGRESS) with metadata, as Celery's update_state. */
+  updateState(state: string, meta?: unknown): Promise<void>;
+}
+
+export const taskStorage = new AsyncLocalStorage<TaskContext>();
+
+/** The task running in this async context, or undefined outside a task. */
+export function currentTask(): TaskContext | undefined {
+  return taskStorage.getStore();
+}

@@ -1,0 +1,83 @@
+// AsyncResult: a handle on a task's state and return value in the result backend.
+import type { Celeriac } from './celeriac.js';
+import type { ResultMeta } from '../backends/types.js';
+import { READY_STATES, PROPAGATE_STATES } from '../backends/types.js';
+import { decodeException } from './exceptions.js';
+
+export interface GetOptions {
+  /** Milliseconds to wait; undefined waits forever. */
+  timeout?: number;
+  /** Reject with the task's error on FAILURE/REVOKED (default true). */
+  propagate?: boolean;
+  signal?: AbortSignal;
+}
+
+export class AsyncResult<R = unknown> {
+  constructor(
+    readonly id: string,
+    private readonly app: Celeriac,
+  ) {}
+
+  private async backend() {
+    return this.app.requireBackend();
+  }
+
+  /** The stored meta (PENDING when nothing is stored yet). */
+  async meta(): Promise<ResultMeta> {
+    return (await this.backend()).get(this.id);
+  }
+
+  /** Wait for the task to finish and return its value; reject with its error on failure. */
+  async get(opts: GetOptions = {}): Promise<R> {
+    const backend = await this.backend();
+    const meta = await backend.wait(this.id, { timeout: opts.timeout, signal: opts.signal });
+    if (PROPAGATE_STATES.has(String(meta.status)) && opts.propagate !== false) {
+      const err = decodeException(meta.result, meta.traceback);
+      err.taskId = this.id;
+      throw err;
+    }
+    return meta.result as R;
+  }
+
+  async state(): Promise<string> {
+    return String((await this.meta()).status);
+  }
+
+  /** Alias of state(), as in Celery. */
+  status(): Promise<string> {
+    return this.state();
+  }
+
+  async ready(): Promise<boolean> {
+    return READY_STATES.has(await this.state());
+  }
+
+  async successful(): Promise<boolean> {
+    return (await this.state()) === 'SUCCESS';
+  }
+
+  async failed(): Promise<boolean> {
+    return (await this.state()) === 'FAILURE';
+  }
+
+  /** The result value, or the exception dict / progress meta for other states (Celery's .info). */
+  async info(): Promise<unknown> {
+    return (await this.meta()).result;
+  }
+
+  async traceback(): Promise<string | null> {
+    return (await this.meta()).traceback;
+  }
+
+  async forget(): Promise<void> {
+    await (await this.backend()).forget(this.id);
+  }
+
+  toString(): string {
+    return this.id;
+  }
+
+  toJSON(): string {
+    return this.id;
+  }
+}

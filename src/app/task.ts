@@ -1,0 +1,52 @@
+// A registered task: its handler, options, and the calling API (delay / applyAsync).
+import type { Celeriac } from './celeriac.js';
+import type { AsyncResult } from './result.js';
+import type { ApplyOptions, TaskOptions } from './options.js';
+import { normalizeOptions } from './options.js';
+import type { TaskContext } from './context.js';
+import { parameterNames, bindArguments } from './params.js';
+
+export type Handler<A extends unknown[], R> = (...args: A) => R | Promise<R>;
+export type BoundHandler<A extends unknown[], R> = (task: TaskContext, ...args: A) => R | Promise<R>;
+
+export class Task<A extends unknown[] = unknown[], R = unknown> {
+  /** Options with Celery's names (acks_late, max_retries, …). */
+  readonly options: Record<string, unknown>;
+  private readonly params: (string | undefined)[];
+
+  constructor(
+    readonly app: Celeriac,
+    readonly name: string,
+    private readonly handler: Handler<A, R> | BoundHandler<A, R>,
+    options: TaskOptions = {},
+  ) {
+    this.options = normalizeOptions(options);
+    const names = Array.isArray(options.params) ? options.params : parameterNames(handler as (...a: never[]) => unknown);
+    this.params = this.bound && !Array.isArray(options.params) ? names.slice(1) : names;
+  }
+
+  get bound(): boolean {
+    return this.options.bind === true;
+  }
+
+  /** Send the task with positional arguments (Celery's delay). */
+  delay(...args: A): Promise<AsyncResult<R>> {
+    return this.applyAsync(args);
+  }
+
+  /** Send the task with arguments, keyword arguments and options (Celery's apply_async). */
+  applyAsync(args: A | unknown[] = [], kwargs: Record<string, unknown> = {}, options: ApplyOptions = {}): Promise<AsyncResult<R>> {
+    return this.app.sendTask<R>(this.name, args, kwargs, options);
+  }
+
+  /** Call the handler with Python-style argument binding. Used by the worker. */
+  invoke(ctx: TaskContext, args: unknown[], kwargs: Record<string, unknown>): Promise<R> {
+    const positional = bindArguments(this.name, this.params, args, kwargs, this.bound);
+    if (this.bound) return Promise.resolve((this.handler as BoundHandler<A, R>)(ctx, ...(positional as A)));
+    return Promise.resolve((this.handler as Handler<A, R>)(...(positional as A)));
+  }
+
+  toString(): string {
+    return `<@task: ${this.name}>`;
+  }
+}

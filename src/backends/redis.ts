@@ -1,0 +1,182 @@
+// Celery's Redis result backend: celery-task-meta-<id> JSON, SETEX + PUBLISH, pub/sub waits.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import type { BackendContext, ResultBackend, ResultMeta, WaitOptions } from './types.js';
+import { READY_STATES, pendingMeta } from './types.js';
+import { dumps, loads } from '../protocol/json.js';
+import { parseRedisUrl, backendKeyPrefix, type RedisTarget } from '../brokers/redis/url.js';
+import { connectClient, closeClient } from '../brokers/redis/connection.js';
+import type { RetryPolicy, TransportOptions } from '../app/settings.js';
+import { TimeoutError, withRetries } from './retry.js';
+
+const STORE_LUA = readFileSync(fileURLToPath(new URL('./lua/store.lua', import.meta.url)), 'utf8');
+
+interface Waiter {
+  resolve: (m: ResultMeta) => void;
+  reject: (e: Error) => void;
+}
+
+export class RedisBackend implements ResultBackend {
+  readonly displayUrl: string;
+  private readonly target: RedisTarget;
+  private readonly transport: TransportOptions;
+  private readonly prefix: string;
+  private client: Redis | undefined;
+  private subscriber: Redis | undefined;
+  private connecting: Promise<void> | undefined;
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly retryPolicy: RetryPolicy;
+
+  constructor(url: string, private readonly ctx: BackendContext) {
+    this.transport = { ...(ctx.settings.result_backend_transport_options ?? {}) };
+    this.target = parseRedisUrl(url, this.transport, ctx.settings.redis_backend_use_ssl);
+    this.displayUrl = this.target.displayUrl;
+    this.prefix = backendKeyPrefix(this.transport.global_keyprefix);
+    this.retryPolicy = { max_retries: 20, interval_start: 0, interval_step: 1, interval_max: 1, ...(this.transport.retry_policy ?? {}) };
+  }
+
+  key(taskId: string): string {
+    return `${this.prefix}celery-task-meta-${taskId}`;
+  }
+
+  connect(): Promise<void> {
+    return (this.connecting ??= (async () => {
+      const timeout = this.retryPolicy.timeout;
+      this.client = await connectClient(this.target, this.transport, { connectTimeout: timeout ?? 10 });
+      this.client.on('error', (err) => this.ctx.logger.debug(`redis backend: ${err.message}`));
+      this.client.defineCommand('celeriacStoreResult', { numberOfKeys: 1, lua: STORE_LUA });
+    })().catch((err) => {
+      this.connecting = undefined;
+      throw err;
+    }));
+  }
+
+  private async cmd(): Promise<Redis> {
+    await this.connect();
+    return this.client!;
+  }
+
+  async store(meta: ResultMeta): Promise<void> {
+    const expires = this.ctx.settings.result_expires;
+    const json = dumps(meta);
+    await withRetries(this.retryPolicy, `storing the result of task ${meta.task_id} in ${this.displayUrl}`, async () => {
+      const c = await this.cmd();
+      await (c as unknown as { celeriacStoreResult: (k: string, j: string, e: number) => Promise<number> }).celeriacStoreResult(this.key(meta.task_id), json, expires ? Math.trunc(expires) : 0);
+    });
+  }
+
+  async get(taskId: string): Promise<ResultMeta> {
+    const c = await this.cmd();
+    const raw = await c.get(this.key(taskId));
+    return raw === null ? pendingMeta(taskId) : (loads(raw) as ResultMeta);
+  }
+
+  private async subscriberClient(): Promise<Redis> {
+    if (this.subscriber) return this.subscriber;
+    const sub = await connectClient(this.target, this.transport, { blocking: true });
+    sub.on('error', (err) => this.ctx.logger.debug(`redis backend (pubsub): ${err.message}`));
+    sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
+    // After a reconnect, catch up on states published while we were away (Celery does MGET).
+    sub.on('ready', () => void this.catchUp());
+    this.subscriber = sub;
+    return sub;
+  }
+
+  private onMessage(channel: string, message: string): void {
+    const id = channel.slice(this.key('').length);
+    const set = this.waiters.get(id);
+    if (!set) return;
+    let meta: ResultMeta;
+    try {
+      meta = loads(message) as ResultMeta;
+    } catch {
+      return;
+    }
+    if (READY_STATES.has(String(meta.status))) this.settle(id, meta);
+  }
+
+  private settle(id: string, meta: ResultMeta): void {
+    const set = this.waiters.get(id);
+    if (!set) return;
+    this.waiters.delete(id);
+    void this.subscriber?.unsubscribe(this.key(id)).catch(() => undefined);
+    for (const w of set) w.resolve(meta);
+  }
+
+  private async catchUp(): Promise<void> {
+    const ids = [...this.waiters.keys()];
+    if (ids.length === 0 || !this.client) return;
+    const values = await this.client.mget(ids.map((id) => this.key(id))).catch(() => []);
+    values.forEach((v, i) => {
+      if (!v) return;
+      const meta = loads(v) as ResultMeta;
+      if (READY_STATES.has(String(meta.status))) this.settle(ids[i]!, meta);
+    });
+  }
+
+  async wait(taskId: string, opts: WaitOptions = {}): Promise<ResultMeta> {
+    const sub = await this.subscriberClient();
+    return new Promise<ResultMeta>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const cleanup = () => {
+        if (timer) clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+      };
+      const waiter: Waiter = {
+        resolve: (m) => { cleanup(); resolve(m); },
+        reject: (e) => { cleanup(); reject(e); },
+      };
+      const drop = (err: Error) => {
+        const set = this.waiters.get(taskId);
+        set?.delete(waiter);
+        if (set && set.size === 0) {
+          this.waiters.delete(taskId);
+          void sub.unsubscribe(this.key(taskId)).catch(() => undefined);
+        }
+        waiter.reject(err);
+      };
+      const onAbort = () => drop(new Error('aborted'));
+      if (opts.timeout !== undefined) {
+        timer = setTimeout(() => drop(new TimeoutError(`The operation timed out after ${opts.timeout} ms waiting for task ${taskId}.`)), opts.timeout);
+      }
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      let set = this.waiters.get(taskId);
+      const first = !set;
+      if (!set) this.waiters.set(taskId, (set = new Set()));
+      set.add(waiter);
+      // Subscribe first, then read: a state stored in between is seen one way or the other.
+      (first ? sub.subscribe(this.key(taskId)) : Promise.resolve())
+        .then(() => this.get(taskId))
+        .then((meta) => {
+          if (READY_STATES.has(String(meta.status))) this.settle(taskId, meta);
+        })
+        .catch((err) => drop(err as Error));
+    });
+  }
+
+  async forget(taskId: string): Promise<void> {
+    const c = await this.cmd();
+    await c.del(this.key(taskId));
+  }
+
+  /** The raw client, for tools and tests. */
+  async commandClient(): Promise<Redis> {
+    return this.cmd();
+  }
+
+  async close(): Promise<void> {
+    for (const [, set] of this.waiters) for (const w of set) w.reject(new Error('The result backend was closed'));
+    this.waiters.clear();
+    const sub = this.subscriber;
+    this.subscriber = undefined;
+    sub?.disconnect();
+    await closeClient(this.client);
+    this.client = undefined;
+    this.connecting = undefined;
+  }
+}
+
+export function createBackend(url: string, ctx: BackendContext): ResultBackend {
+  return new RedisBackend(url, ctx);
+}

@@ -1,0 +1,373 @@
+// Fetching from kombu's queue lists without a loss window, holding deliveries, acking, restoring.
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Consumer, Delivery, DeliveryHandler } from '../types.js';
+import type { Logger } from '../../app/log.js';
+import { decodeEnvelope, markRedelivered, type Envelope } from '../../protocol/envelope.js';
+import type { Message } from '../../protocol/message.js';
+import type { KeyLayout } from './keys.js';
+import type { ScriptClient } from './scripts.js';
+
+const BATCH_MAX = 200;
+
+export interface ConsumerDeps {
+  client: Redis;
+  scripts: ScriptClient;
+  /** Creates a fresh connection for blocking reads (called again after a wedge). */
+  newBlockingClient: () => Promise<Redis>;
+  keys: KeyLayout;
+  logger: Logger;
+  visibilityTimeout: number;
+}
+
+class RedisDelivery implements Delivery {
+  settled = false;
+  constructor(
+    private readonly consumer: RedisConsumer,
+    readonly envelope: Envelope,
+    readonly queue: string,
+    readonly sourceKey: string,
+    readonly payload: string,
+  ) {}
+  get message(): Message { return this.envelope.message; }
+  get exchange(): string { return this.envelope.deliveryInfo.exchange; }
+  get routingKey(): string { return this.envelope.deliveryInfo.routing_key; }
+  get deliveryTag(): string { return this.envelope.deliveryTag; }
+  get redelivered(): boolean { return this.envelope.deliveryInfo.redelivered === true; }
+  ack(): Promise<void> { return this.consumer.settle(this, 'ack'); }
+  reject(requeue: boolean): Promise<void> { return this.consumer.settle(this, requeue ? 'requeue' : 'ack'); }
+}
+
+export class RedisConsumer implements Consumer {
+  readonly id = randomUUID();
+  private readonly outstanding = new Map<string, RedisDelivery>();
+  private prefetch: number;
+  private running = true;
+  private loopDone: Promise<void> = Promise.resolve();
+  private creditWaiter: (() => void) | null = null;
+  private blocking: Redis | null = null;
+  private readonly dirtySources = new Set<string>();
+  private rotation = 0;
+  private pendingAcks: { tag: string; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private ackScheduled = false;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly renewMs: number;
+
+  constructor(
+    private readonly deps: ConsumerDeps,
+    private readonly queues: string[],
+    private readonly handler: DeliveryHandler,
+    prefetch: number,
+  ) {
+    this.prefetch = prefetch;
+    // Renew held messages well inside the visibility timeout; kombu only restores entries older than it.
+    this.renewMs = Math.max(200, Math.min(10_000, (deps.visibilityTimeout * 1000) / 3));
+  }
+
+  async start(): Promise<void> {
+    await this.renew();
+    await this.restoreVisible().catch((err) => this.deps.logger.warning(`Restore of unacknowledged messages failed: ${(err as Error).message}`));
+    this.timers.push(setInterval(() => void this.renew().catch(() => undefined), this.renewMs));
+    const sweepMs = Math.max(1000, Math.min(60_000, (this.deps.visibilityTimeout * 1000) / 2));
+    this.timers.push(setInterval(() => void this.restoreVisible().catch(() => undefined), sweepMs));
+    for (const t of this.timers) t.unref();
+    this.loopDone = this.loop();
+  }
+
+  setPrefetch(n: number): void {
+    this.prefetch = Math.max(0, n);
+    this.wakeCredit();
+  }
+
+  private credit(): number {
+    if (this.prefetch === 0) return BATCH_MAX;
+    return Math.min(BATCH_MAX, this.prefetch - this.outstanding.size);
+  }
+
+  private wakeCredit(): void {
+    const w = this.creditWaiter;
+    this.creditWaiter = null;
+    w?.();
+  }
+
+  private fetchKeys(): string[] {
+    // Priority outer, queue inner, rotating the queue order for fairness (kombu's round robin).
+    const n = this.queues.length;
+    const start = this.rotation++ % n;
+    const order = [...this.queues.slice(start), ...this.queues.slice(0, start)];
+    const keys: string[] = [];
+    for (const step of this.deps.keys.steps) for (const q of order) keys.push(this.deps.keys.queueKey(q, step));
+    return keys;
+  }
+
+  private async loop(): Promise<void> {
+    const { keys, logger } = this.deps;
+    let backoff = 0;
+    while (this.running) {
+      try {
+        const credit = this.credit();
+        if (credit <= 0) {
+          await new Promise<void>((r) => (this.creditWaiter = r));
+          continue;
+        }
+        const source = this.dirtySources.values().next().value ?? keys.queueKey(this.queues[0]!);
+        const reply = (await this.deps.scripts.run(
+          'fetch',
+          [keys.unacked, keys.unackedIndex, keys.inflightKey(this.id, source), ...this.fetchKeys()],
+          [credit, Date.now() / 1000, keys.deadLetterSuffix(), source],
+        )) as string[];
+        this.dirtySources.delete(source);
+        backoff = 0;
+        if (reply.length > 0) {
+          this.deliver(reply);
+          continue;
+        }
+        if (this.dirtySources.size > 0) continue;
+        await this.blockForMessage();
+      } catch (err) {
+        if (!this.running) break;
+        backoff = Math.min(5000, backoff ? backoff * 2 : 100);
+        logger.warning(`consumer: Connection to broker lost, retrying in ${(backoff / 1000).toFixed(1)}s: ${(err as Error).message}`);
+        await sleep(backoff);
+      }
+    }
+  }
+
+  /** Wait for a message with a blocking move into our inflight list; a watchdog replaces a wedged connection. */
+  private async blockForMessage(): Promise<void> {
+    const { keys } = this.deps;
+    const n = this.queues.length;
+    const queue = this.queues[this.rotation % n]!;
+    const source = keys.queueKey(queue);
+    const timeoutSec = n > 1 ? 0.25 : 1;
+    const client = (this.blocking ??= await this.deps.newBlockingClient());
+    this.dirtySources.add(source);
+    let timer: NodeJS.Timeout | undefined;
+    const watchdog = new Promise<'wedged'>((resolve) => {
+      timer = setTimeout(() => resolve('wedged'), timeoutSec * 1000 + 5000);
+    });
+    try {
+      const result = await Promise.race([client.blmove(source, keys.inflightKey(this.id, source), 'RIGHT', 'LEFT', timeoutSec), watchdog]);
+      if (result === 'wedged') {
+        this.deps.logger.warning('consumer: blocking read got no reply in time; replacing the connection');
+        this.blocking = null;
+        client.disconnect();
+        return;
+      }
+      if (result === null) this.dirtySources.delete(source);
+    } catch (err) {
+      if (this.blocking === client && this.running) {
+        this.blocking = null;
+        client.disconnect();
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private deliver(reply: string[]): void {
+    const { keys, logger } = this.deps;
+    for (let i = 0; i < reply.length; i += 3) {
+      const key = reply[i]!;
+      const payload = reply[i + 1]!;
+      const tag = reply[i + 2]!;
+      const queue = keys.queueOfKey(key);
+      if (tag === '') {
+        logger.error(`Received a message on queue '${queue}' that is not a kombu envelope; its raw bytes were moved to the list '${key}${keys.deadLetterSuffix()}'.`);
+        continue;
+      }
+      let envelope: Envelope;
+      try {
+        envelope = decodeEnvelope(payload);
+      } catch (err) {
+        logger.error(`Discarding undecodable message on queue '${queue}': ${(err as Error).message}`);
+        void this.deps.client.lpush(key + keys.deadLetterSuffix(), payload).then(() => this.deps.scripts.run('ack', [keys.unacked, keys.unackedIndex], [tag]));
+        continue;
+      }
+      const delivery = new RedisDelivery(this, envelope, queue, key, payload);
+      this.outstanding.set(tag, delivery);
+      try {
+        this.handler(delivery);
+      } catch (err) {
+        logger.error(`Delivery handler threw for message ${tag}: ${(err as Error).stack ?? err}`);
+      }
+    }
+  }
+
+  async settle(d: RedisDelivery, how: 'ack' | 'requeue'): Promise<void> {
+    if (d.settled) return;
+    d.settled = true;
+    this.outstanding.delete(d.deliveryTag);
+    this.wakeCredit();
+    if (how === 'requeue') {
+      const { keys } = this.deps;
+      const dest = keys.queueKey(d.queue, keys.stepFor(d.message.properties.priority));
+      await this.deps.scripts.run('restore', [keys.unacked, keys.unackedIndex, dest], [d.deliveryTag, markRedelivered(d.envelope.raw), 'tail', '+inf']);
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.pendingAcks.push({ tag: d.deliveryTag, resolve, reject });
+      if (!this.ackScheduled) {
+        this.ackScheduled = true;
+        setImmediate(() => void this.flushAcks());
+      }
+    });
+  }
+
+  private async flushAcks(): Promise<void> {
+    this.ackScheduled = false;
+    const batch = this.pendingAcks;
+    this.pendingAcks = [];
+    if (batch.length === 0) return;
+    const { keys, logger } = this.deps;
+    try {
+      const missing = (await this.deps.scripts.run('ack', [keys.unacked, keys.unackedIndex], batch.map((b) => b.tag))) as string[];
+      for (const tag of missing) logger.warning(`Message ${tag} was restored to its queue before it was acknowledged (visibility_timeout too short?): it may run twice.`);
+      for (const b of batch) b.resolve();
+    } catch (err) {
+      for (const b of batch) b.reject(err as Error);
+    }
+  }
+
+  /** Refresh our heartbeat and the delivery time of every message we hold. */
+  private async renew(): Promise<void> {
+    const { keys } = this.deps;
+    const tags = [...this.outstanding.keys()];
+    const now = Date.now() / 1000;
+    const ttl = this.renewMs * 3 + 1000;
+    for (let i = 0; i === 0 || i < tags.length; i += 5000) {
+      await this.deps.scripts.run('renew', [keys.unackedIndex, keys.heartbeatKey(this.id)], [now, ttl, ...tags.slice(i, i + 5000)]);
+    }
+  }
+
+  /** kombu's restore_visible: return messages unacknowledged for longer than visibility_timeout. */
+  async restoreVisible(): Promise<number> {
+    const { client, keys, logger, visibilityTimeout } = this.deps;
+    const token = randomUUID().replace(/-/g, '');
+    const locked = await client.set(keys.unackedMutex, token, 'PX', 300_000, 'NX');
+    if (locked !== 'OK') return 0;
+    let restored = 0;
+    try {
+      const cutoff = Date.now() / 1000 - visibilityTimeout;
+      const tags = await client.zrevrangebyscore(keys.unackedIndex, cutoff, 0, 'LIMIT', 0, 1000);
+      for (const tag of tags) {
+        const value = await client.hget(keys.unacked, tag);
+        if (value === null) {
+          await client.zrem(keys.unackedIndex, tag);
+          continue;
+        }
+        if (await this.restoreOne(tag, value, 'head', String(cutoff))) restored++;
+      }
+      restored += await this.recoverDeadInflight();
+    } finally {
+      await client.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0", 1, keys.unackedMutex, token);
+    }
+    if (restored > 0) logger.warning(`Restored ${restored} unacknowledged message(s) older than the visibility timeout (${visibilityTimeout}s).`);
+    return restored;
+  }
+
+  /** Put one unacked entry ([payload, exchange, routing_key]) back on its queue. */
+  private async restoreOne(tag: string, value: string, end: 'head' | 'tail', maxScore: string): Promise<boolean> {
+    const { keys, client } = this.deps;
+    let entry: unknown;
+    try {
+      entry = JSON.parse(value);
+    } catch {
+      return false;
+    }
+    if (!Array.isArray(entry) || typeof entry[0] !== 'object' || entry[0] === null) return false;
+    const raw = entry[0] as Record<string, unknown>;
+    const exchange = String(entry[1] ?? '');
+    const routingKey = String(entry[2] ?? '');
+    const queues = await resolveQueues(client, keys, exchange, routingKey);
+    const props = (raw.properties ?? {}) as Record<string, unknown>;
+    const payload = markRedelivered(raw);
+    let ok = false;
+    for (const q of queues) {
+      const dest = keys.queueKey(q, keys.stepFor(props.priority));
+      ok = (await this.deps.scripts.run('restore', [keys.unacked, keys.unackedIndex, dest], [tag, payload, end, maxScore])) === 1 || ok;
+    }
+    return ok;
+  }
+
+  private async recoverDeadInflight(): Promise<number> {
+    const { client, keys } = this.deps;
+    let n = 0;
+    const prefix = keys.inflightPattern().slice(0, -1);
+    let cursor = '0';
+    do {
+      const [next, found] = await client.scan(cursor, 'MATCH', keys.inflightPattern(), 'COUNT', 200);
+      cursor = next;
+      for (const key of found) {
+        const rest = key.slice(prefix.length);
+        const slash = rest.indexOf('/');
+        if (slash < 0) continue;
+        const owner = rest.slice(0, slash);
+        const source = rest.slice(slash + 1);
+        n += Number(await this.deps.scripts.run('recover-inflight', [key, keys.heartbeatKey(owner), source], []));
+      }
+    } while (cursor !== '0');
+    return n;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.wakeCredit();
+    for (const t of this.timers) clearInterval(t);
+    await Promise.race([this.loopDone, sleep(7000)]);
+    const b = this.blocking;
+    this.blocking = null;
+    b?.disconnect();
+    // Anything a last blocking move left in our inflight lists goes straight back to its queue.
+    const { keys } = this.deps;
+    for (const q of this.queues) {
+      const source = keys.queueKey(q);
+      await this.deps.scripts.run('recover-inflight', [keys.inflightKey(this.id, source), keys.heartbeatKey(this.id) + '/gone', source], []).catch(() => undefined);
+    }
+  }
+
+  async restoreUnacked(): Promise<number> {
+    const held = [...this.outstanding.values()];
+    let n = 0;
+    for (const d of held) {
+      d.settled = true;
+      this.outstanding.delete(d.deliveryTag);
+      if (await this.restoreOne(d.deliveryTag, `[${d.payload}, ${JSON.stringify(d.exchange)}, ${JSON.stringify(d.routingKey)}]`, 'head', '+inf')) n++;
+    }
+    if (n > 0) this.deps.logger.info(`Restoring ${n} unacknowledged message(s)`);
+    return n;
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    await this.deps.client.del(this.deps.keys.heartbeatKey(this.id)).catch(() => undefined);
+  }
+}
+
+/** The queues a message for (exchange, routing_key) goes to: '' routes by name, others by binding. */
+export async function resolveQueues(client: Redis, keys: KeyLayout, exchange: string, routingKey: string): Promise<string[]> {
+  if (exchange === '') return [routingKey];
+  const members = await client.smembers(keys.bindingKey(exchange));
+  if (members.length === 0) {
+    throw new InconsistencyError(
+      `Cannot route message for exchange '${exchange}': Table empty or key no longer exists. Probably the key ('${keys.bindingKey(exchange)}') has been removed from the Redis database. ` +
+        `Set maxmemory-policy to noeviction (and raise maxmemory) so Redis never evicts queue keys, then restart the workers to re-declare their queues.`,
+    );
+  }
+  const out: string[] = [];
+  for (const m of members) {
+    const [rk, , queue] = m.split(keys.sep);
+    if (queue !== undefined && (rk === routingKey || rk === '')) out.push(queue);
+  }
+  return out.length ? out : [routingKey];
+}
+
+export class InconsistencyError extends Error {
+  override name = 'InconsistencyError';
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

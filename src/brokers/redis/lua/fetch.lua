@@ -1,0 +1,57 @@
+-- Take up to ARGV[1] messages and register each in kombu's unacked hash and index in the same
+-- atomic step, so no crash can lose a message between the pop and the registration.
+-- KEYS[1] unacked, KEYS[2] unacked_index, KEYS[3] this consumer's inflight list,
+-- KEYS[4..] queue lists in fetch order. ARGV[1] max count, ARGV[2] now (unix seconds),
+-- ARGV[3] dead-letter suffix for payloads that are not kombu envelopes.
+local max = tonumber(ARGV[1])
+local now = ARGV[2]
+local out = {}
+local count = 0
+
+local function register(key, payload)
+  local ok, msg = pcall(cjson.decode, payload)
+  local tag, ex, rk
+  if ok and type(msg) == 'table' and type(msg.properties) == 'table' then
+    tag = msg.properties.delivery_tag
+    local di = msg.properties.delivery_info
+    if type(di) == 'table' then ex = di.exchange; rk = di.routing_key end
+  end
+  if type(tag) ~= 'string' then
+    -- Not an envelope we can track: keep the raw bytes for a person to inspect.
+    redis.call('LPUSH', key .. ARGV[3], payload)
+    out[#out + 1] = key
+    out[#out + 1] = payload
+    out[#out + 1] = ''
+    return
+  end
+  if type(ex) ~= 'string' then ex = '' end
+  if type(rk) ~= 'string' then rk = '' end
+  redis.call('HSET', KEYS[1], tag, '[' .. payload .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']')
+  redis.call('ZADD', KEYS[2], now, tag)
+  out[#out + 1] = key
+  out[#out + 1] = payload
+  out[#out + 1] = tag
+end
+
+-- First anything a blocking move left in our inflight list.
+local inflight = redis.call('LRANGE', KEYS[3], 0, -1)
+if #inflight > 0 then
+  redis.call('DEL', KEYS[3])
+  local source = ARGV[4] or KEYS[4]
+  for i = #inflight, 1, -1 do
+    register(source, inflight[i])
+    count = count + 1
+  end
+end
+
+for k = 4, #KEYS do
+  if count >= max then break end
+  local items = redis.call('RPOP', KEYS[k], max - count)
+  if items then
+    for _, payload in ipairs(items) do
+      register(KEYS[k], payload)
+      count = count + 1
+    end
+  end
+end
+return out

@@ -1,0 +1,17 @@
+// Celeriac's public API.
+export { Celeriac, ImproperlyConfigured, type CeleriacOptions } from './app/celeriac.js';
+export { Task, type Handler, type BoundHandler } from './app/task.js';
+export { AsyncResult, type GetOptions } from './app/result.js';
+export type { TaskOptions, ApplyOptions } from './app/options.js';
+export { currentTask, type TaskContext, type Request, type RetryOptions } from './app/context.js';
+export {
+  TaskError, NotRegistered, TaskRevokedError, TimeLimitExceeded, SoftTimeLimitExceeded, WorkerLostError,
+  MaxRetriesExceededError, Retry, Reject, Ignore,
+} from './app/exceptions.js';
+export { createSettings, defaultSettings, DEFAULT_BROKER_URL, type CelerySettings, type Settings, type TransportOptions, type RetryPolicy } from './app/settings.js';
+export { createLogger, type Logger, type LogLevel } from './app/log.js';
+export { Worker, type WorkerOptions, type TaskEvent } from './worker/worker.js';
+export { States, READY_STATES, type ResultMeta, type ResultBackend, type TaskState } from './backends/types.js';
+export { TimeoutError, BackendUnavailable } from './backends/retry.js';
+export type { Broker, Delivery, Consumer, PublishTarget } from './brokers/types.js';
+export * as protocol from './protocol/index.js';

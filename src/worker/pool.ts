@@ -1,0 +1,64 @@
+// The async execution pool: runs at most `concurrency` jobs at once on the event loop.
+
+export class AsyncPool {
+  private running = 0;
+  private readonly waiting: (() => Promise<void>)[] = [];
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(public concurrency: number) {}
+
+  get active(): number {
+    return this.running;
+  }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /** Queue a job; it starts as soon as a slot is free. */
+  submit(job: () => Promise<void>): void {
+    this.waiting.push(job);
+    this.pump();
+  }
+
+  /** Drop jobs that have not started; returns how many were dropped. */
+  drain(): number {
+    const n = this.waiting.length;
+    this.waiting.length = 0;
+    this.checkIdle();
+    return n;
+  }
+
+  private pump(): void {
+    while (this.running < this.concurrency && this.waiting.length > 0) {
+      const job = this.waiting.shift()!;
+      this.running++;
+      job()
+        .catch(() => undefined)
+        .finally(() => {
+          this.running--;
+          this.pump();
+          this.checkIdle();
+        });
+    }
+  }
+
+  private checkIdle(): void {
+    if (this.running === 0 && this.waiting.length === 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  /** Resolves when nothing is running (jobs still queued are not waited for if drained first). */
+  onIdle(): Promise<void> {
+    if (this.running === 0 && this.waiting.length === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  /** Resolves when no job is running (ignores queued jobs). */
+  async onNoneRunning(): Promise<void> {
+    while (this.running > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+  }
+}
