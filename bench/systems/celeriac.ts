@@ -1,0 +1,79 @@
+// Celeriac child, written against docs/API-CONTRACT.md. Counted on the worker's taskPostrun event,
+// which fires after the message was acknowledged and (when results are on) the result stored.
+import { createRequire } from 'node:module';
+import { Celeriac } from '../../src/index.js';
+import {
+  parseSpec, emitResult, failAndExit, CompletionClock, timePublishing, timeRoundTrips, inFlightWindow,
+  exitOnSignal, sleep, READY_LINE, type ChildSpec,
+} from '../lib/spec.js';
+
+const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+
+function makeApp(spec: ChildSpec): Celeriac {
+  const withResults = spec.results || spec.role === 'latency';
+  return new Celeriac('bench', {
+    broker: spec.brokerUrl,
+    ...(withResults ? { backend: spec.backendUrl } : {}),
+    task_ignore_result: !withResults,
+    task_default_queue: spec.queue,
+  });
+}
+
+function registerTasks(app: Celeriac, spec: ChildSpec) {
+  const noop = app.task('bench.noop', () => null);
+  const io = app.task('bench.io', async () => {
+    await sleep(spec.ioMs);
+    return null;
+  });
+  return spec.task === 'io' ? io : noop;
+}
+
+async function main(): Promise<void> {
+  const spec = parseSpec(process.argv);
+  const notes = { celeriac: version };
+  const app = makeApp(spec);
+  const task = registerTasks(app, spec);
+
+  switch (spec.role) {
+    case 'publish-single': {
+      emitResult(await timePublishing(spec.n, async () => {
+        for (let i = 0; i < spec.n; i++) await task.applyAsync([], {});
+      }, notes));
+      break;
+    }
+    case 'publish-bulk':
+    case 'prefill': {
+      // The public API has no bulk call: keep `batch` publishes in flight.
+      emitResult(await timePublishing(spec.n, () => inFlightWindow(spec.n, spec.batch, () => task.applyAsync([], {})), { ...notes, inFlight: spec.batch }));
+      break;
+    }
+    case 'drain': {
+      const clock = new CompletionClock(spec.n);
+      const worker = app.worker({ queues: [spec.queue], concurrency: spec.concurrency, loglevel: 'warning' });
+      worker.on('taskPostrun', () => clock.tick());
+      await worker.start();
+      await clock.wait();
+      emitResult(clock.result({ ...notes, concurrency: spec.concurrency }));
+      break;
+    }
+    case 'worker': {
+      const worker = app.worker({ queues: [spec.queue], concurrency: spec.concurrency, loglevel: 'warning' });
+      await worker.start();
+      exitOnSignal(async () => { await worker.close(); await app.close(); });
+      process.stdout.write(READY_LINE + '\n');
+      await new Promise(() => {});
+      break;
+    }
+    case 'latency': {
+      emitResult(await timeRoundTrips(spec.n, spec.warmup, async () => {
+        const r = await task.applyAsync([], {});
+        await r.get({ timeout: 30_000 });
+      }, notes));
+      break;
+    }
+  }
+  // Exit without a warm shutdown: the measured window is over, and drains have nothing left queued.
+  process.exit(0);
+}
+
+main().catch(failAndExit);
