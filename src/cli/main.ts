@@ -1,0 +1,208 @@
+// The celeriac command line, modelled on celery's: global options before the subcommand.
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { loadApp, UsageError } from './load-app.js';
+import { createLogger, parseLogLevel, LOG_LEVELS, maskUrl } from '../app/log.js';
+import type { Celeriac } from '../app/celeriac.js';
+import { loads, dumps } from '../protocol/json.js';
+import { progressLine } from './progress.js';
+
+interface GlobalOpts {
+  app?: string;
+  broker?: string;
+  resultBackend?: string;
+}
+
+function positiveInt(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} takes a whole number of at least 1, got ${JSON.stringify(v)}`);
+    return n;
+  };
+}
+
+function nonNegativeNumber(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${flag} takes a number of seconds, got ${JSON.stringify(v)}`);
+    return n;
+  };
+}
+
+function jsonArg<T>(flag: string, check: (v: unknown) => boolean, shape: string) {
+  return (v: string): T => {
+    let parsed: unknown;
+    try {
+      parsed = loads(v);
+    } catch (err) {
+      throw new InvalidArgumentError(`${flag} must be JSON ${shape}: ${(err as Error).message}`);
+    }
+    if (!check(parsed)) throw new InvalidArgumentError(`${flag} must be JSON ${shape}, got ${v}`);
+    return parsed as T;
+  };
+}
+
+async function setup(cmd: Command): Promise<Celeriac> {
+  const g = cmd.optsWithGlobals() as GlobalOpts;
+  // As celery does: -b / --result-backend win over the app's configuration.
+  if (g.broker) process.env.CELERY_BROKER_URL = g.broker;
+  if (g.resultBackend) process.env.CELERY_RESULT_BACKEND = g.resultBackend;
+  return loadApp(g.app);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('celeriac')
+    .description('Celery for TypeScript: run workers, send tasks and read results over Redis, RabbitMQ or an embedded SQLite database.')
+    .option('-A, --app <module>', 'the .ts/.js/.mjs module that exports your app (named `app` or default)')
+    .option('-b, --broker <url>', 'broker URL (overrides broker_url and CELERY_BROKER_URL)')
+    .option('--result-backend <url>', 'result backend URL (overrides result_backend and CELERY_RESULT_BACKEND)')
+    .showHelpAfterError('(run celeriac --help for usage)')
+    .exitOverride();
+
+  program
+    .command('worker')
+    .description('start a worker')
+    .option('-c, --concurrency <n>', 'how many tasks run at once', positiveInt('-c/--concurrency'))
+    .option('-Q, --queues <list>', 'comma-separated queues to consume from (default: task_default_queue)')
+    .addOption(new Option('-l, --loglevel <level>', 'logging level').choices([...LOG_LEVELS, 'DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL']).default('warning'))
+    .option('-n, --hostname <name>', 'node name, e.g. w1@%h')
+    .addOption(new Option('-P, --pool <pool>', 'execution pool').choices(['async']).default('async'))
+    .option('--prefetch-multiplier <n>', 'worker_prefetch_multiplier', positiveInt('--prefetch-multiplier'))
+    .option('--soft-shutdown-timeout <seconds>', 'worker_soft_shutdown_timeout', nonNegativeNumber('--soft-shutdown-timeout'))
+    .action(async (opts, cmd: Command) => {
+      const app = await setup(cmd);
+      const level = parseLogLevel(opts.loglevel);
+      app.logger = createLogger(level);
+      const hostname = opts.hostname ? String(opts.hostname).replace('%h', (await import('node:os')).hostname()) : undefined;
+      const worker = app.worker({
+        concurrency: opts.concurrency,
+        queues: opts.queues ? String(opts.queues).split(',').map((q: string) => q.trim()).filter(Boolean) : undefined,
+        hostname,
+        logger: app.logger,
+        prefetchMultiplier: opts.prefetchMultiplier,
+      });
+      process.stdout.write(worker.banner() + '\n');
+      let signals = 0;
+      const stop = (cold: boolean) => {
+        signals++;
+        const isCold = cold || signals > 1;
+        worker.close({ cold: isCold }).then(
+          () => app.close().then(() => process.exit(isCold ? 1 : 0)),
+          () => process.exit(1),
+        );
+        if (isCold) worker.close().finally(() => setTimeout(() => process.exit(1), 3000).unref());
+      };
+      process.on('SIGTERM', () => stop(false));
+      process.on('SIGINT', () => stop(false));
+      process.on('SIGQUIT', () => stop(true));
+      await worker.start();
+      await new Promise(() => undefined); // run until a signal
+    });
+
+  program
+    .command('call <task>')
+    .description('send a task by name; prints the task id')
+    .option('-a, --args <json>', 'positional arguments as a JSON list', jsonArg('--args', Array.isArray, 'list, e.g. [2, 3]'), [])
+    .option('-k, --kwargs <json>', 'keyword arguments as a JSON object', jsonArg('--kwargs', (v) => !!v && typeof v === 'object' && !Array.isArray(v), "object, e.g. '{\"y\": 3}'"), {})
+    .option('--countdown <seconds>', 'run no earlier than this many seconds from now', nonNegativeNumber('--countdown'))
+    .option('--eta <iso>', 'run no earlier than this ISO-8601 time')
+    .option('--expires <seconds>', 'discard the task if not started within this many seconds', nonNegativeNumber('--expires'))
+    .option('-Q, --queue <name>', 'queue to send to')
+    .option('--priority <n>', 'message priority', (v) => Number(v))
+    .option('--wait', 'wait for the result and print it after the id')
+    .option('--timeout <seconds>', 'with --wait: give up after this many seconds', nonNegativeNumber('--timeout'))
+    .action(async (task: string, opts, cmd: Command) => {
+      const app = await setup(cmd);
+      try {
+        const r = await app.sendTask(task, opts.args, opts.kwargs, {
+          countdown: opts.countdown, eta: opts.eta, expires: opts.expires, queue: opts.queue, priority: opts.priority,
+        });
+        if (opts.wait) {
+          const stopProgress = progressLine(`waiting for ${task}[${r.id}]`);
+          try {
+            const value = await r.get({ timeout: opts.timeout != null ? opts.timeout * 1000 : undefined });
+            stopProgress();
+            process.stdout.write(dumps(value) + '\n');
+          } finally {
+            stopProgress();
+          }
+        }
+        process.stdout.write(r.id + '\n');
+      } finally {
+        await app.close();
+      }
+    });
+
+  program
+    .command('result <task_id>')
+    .description('wait for a task and print its result')
+    .option('--timeout <seconds>', 'give up after this many seconds', nonNegativeNumber('--timeout'))
+    .option('--traceback', 'print the traceback of a failed task instead')
+    .action(async (id: string, opts, cmd: Command) => {
+      const app = await setup(cmd);
+      try {
+        const r = app.AsyncResult(id);
+        if (opts.traceback) {
+          await r.get({ timeout: opts.timeout != null ? opts.timeout * 1000 : undefined, propagate: false });
+          process.stdout.write(String((await r.traceback()) ?? '') + '\n');
+          return;
+        }
+        const value = await r.get({ timeout: opts.timeout != null ? opts.timeout * 1000 : undefined });
+        process.stdout.write((typeof value === 'string' ? value : dumps(value)) + '\n');
+      } finally {
+        await app.close();
+      }
+    });
+
+  program
+    .command('purge')
+    .description('remove all waiting messages from the task queues')
+    .option('-f, --force', "don't ask for confirmation")
+    .option('-Q, --queues <list>', 'comma-separated queues to purge (default: task_default_queue)')
+    .action(async (opts, cmd: Command) => {
+      const app = await setup(cmd);
+      try {
+        const queues: string[] = opts.queues ? String(opts.queues).split(',').map((q: string) => q.trim()).filter(Boolean) : [app.conf.task_default_queue];
+        if (!opts.force) {
+          if (!process.stdin.isTTY) throw new UsageError('purge removes messages for good: pass -f to confirm (no terminal to ask on)');
+          const rl = (await import('node:readline/promises')).createInterface({ input: process.stdin, output: process.stdout });
+          const answer = await rl.question(`You're about to remove all waiting messages from ${queues.length} queue(s) (${queues.join(', ')}). Are you sure? [y/N] `);
+          rl.close();
+          if (!/^y(es)?$/i.test(answer.trim())) {
+            process.stdout.write('Nothing purged.\n');
+            return;
+          }
+        }
+        const broker = await app.broker();
+        let total = 0;
+        for (const [i, q] of queues.entries()) {
+          const stopProgress = progressLine(`purging ${q} (${i + 1}/${queues.length})`);
+          total += await broker.purge(q);
+          stopProgress();
+        }
+        process.stdout.write(total ? `Purged ${total} message${total === 1 ? '' : 's'} from ${queues.length} known task queue${queues.length === 1 ? '' : 's'}.\n` : `No messages purged from ${queues.length} queue${queues.length === 1 ? '' : 's'}.\n`);
+      } finally {
+        await app.close();
+      }
+    });
+
+  return program;
+}
+
+export async function main(argv: string[] = process.argv): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander already printed the message; help and version exit 0.
+      process.exit(err.exitCode === 0 ? 0 : 2);
+    }
+    const e = err as Error;
+    const text = maskUrl(e.message || String(e)).split('\n')[0];
+    process.stderr.write(`Error: ${e.name && e.name !== 'Error' ? `${e.name}: ` : ''}${text}\n`);
+    process.exit(e instanceof UsageError ? 2 : 1);
+  }
+}
+
+const invokedDirectly = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop()!);
+if (invokedDirectly) void main();
