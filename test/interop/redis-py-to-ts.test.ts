@@ -116,7 +116,7 @@ test('priority messages from Python land in kombu\'s priority lists and the TS w
 test('a countdown message from Python is held unacknowledged by the TS worker and run at its ETA', async () => {
   const [s] = await runPythonProducer(py(), [{ task: 'ts.echo_request', args: ['later'], options: { countdown: 2 }, wait: false }]);
   const held = await eventually(async () => (await readUnacked(redis)).find((u) => u.envelope.headers.id === s.id), 'the ETA message in unacked', 5000);
-  const eta = Date.parse(String(held.envelope.headers.eta));
+  const eta = Date.parse(String(held!.envelope.headers.eta));
   assert.ok(eta > Date.now() - 500, 'ETA is in the future while the message is held');
   assert.equal((await readQueue(redis, QUEUE)).length, 0, 'the message left the queue list');
   assert.ok(!started.some((x) => x.id === s.id), 'not run before its ETA');

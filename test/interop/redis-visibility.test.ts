@@ -43,10 +43,11 @@ async function sendSlow(queue: string, n: number): Promise<string[]> {
 
 /** Wait until every id is in `unacked`, i.e. taken by a consumer and not acknowledged. */
 async function waitUnacked(ids: string[], holder: ManagedProcess): Promise<UnackedEntry[]> {
-  return eventually(async () => {
+  // eventually() only resolves with a truthy value, so the result is never null.
+  return eventually<UnackedEntry[] | null>(async () => {
     const entries = (await readUnacked(redis)).filter((u) => ids.includes(String(u.envelope.headers.id)));
     return entries.length === ids.length ? entries : null;
-  }, `${ids.length} messages held unacked by ${holder.label}. Its output:\n${holder.tail(20)}`, 15_000);
+  }, `${ids.length} messages held unacked by ${holder.label}. Its output:\n${holder.tail(20)}`, 15_000) as Promise<UnackedEntry[]>;
 }
 
 /** Wait until the oldest delivery is older than the visibility timeout (what restore looks at). */
@@ -107,10 +108,10 @@ test('a message put back by a Python worker\'s visibility-timeout restore is run
   await waitPastVisibility(entries);
   // This Python worker consumes another queue: it only restores (at startup), it cannot run the message.
   const restorer = await track(startPythonWorker({ broker: url, queues: [uniqueName('vt-idle')], visibilityTimeout: VISIBILITY, pool: 'solo', concurrency: 1 }));
-  const [item] = await eventually(async () => {
+  const [item] = (await eventually(async () => {
     const items = await readQueue(redis, q);
     return items.length ? items : null;
-  }, 'the Python worker to RPUSH the message back onto its queue', 10_000);
+  }, 'the Python worker to RPUSH the message back onto its queue', 10_000))!;
   await restorer.stop();
   assert.equal(item.envelope.headers.id, ids[0]);
   assert.equal(item.envelope.headers.redelivered, true, 'kombu marks the headers redelivered');

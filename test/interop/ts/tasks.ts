@@ -1,5 +1,5 @@
 // The Celeriac side of the interop tests: tasks Python calls, and tasks shared with test/interop/py/pyapp.py.
-import { Celeriac } from '../../../src/index.js';
+import { Celeriac, type TaskContext } from '../../../src/index.js';
 
 export interface InteropAppConfig {
   broker: string;
@@ -15,7 +15,7 @@ export class QuotaExceeded extends Error {
   override name = 'QuotaExceeded';
 }
 
-type BoundTask = { request: Record<string, unknown> & { kwargs: Record<string, unknown>; retries: number; deliveryInfo?: { redelivered?: boolean } } };
+type BoundTask = TaskContext;
 
 function plain(v: unknown): unknown {
   return v instanceof Date ? v.toISOString() : v;
@@ -36,7 +36,7 @@ export function createInteropApp(c: InteropAppConfig): Celeriac {
   app.task('ts.type_error', (msg: string) => { throw new TypeError(msg); });
   app.task('ts.quota', () => { throw new QuotaExceeded('over quota'); });
   app.task('ts.echo_request', (task: BoundTask, ...args: unknown[]) => {
-    const r = task.request;
+    const r = task.request as unknown as Record<string, unknown>;
     const pick = ['id', 'task', 'retries', 'eta', 'expires', 'rootId', 'parentId', 'origin', 'kwargs', 'args', 'headers', 'deliveryInfo', 'timelimit', 'correlationId', 'replyTo'];
     const out: Record<string, unknown> = { lang: 'ts', handlerArgs: args };
     for (const k of pick) if (r[k] !== undefined) out[k] = plain(r[k]);
