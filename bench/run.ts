@@ -8,7 +8,8 @@ import path from 'node:path';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { parseArgs, type BenchOptions } from './lib/cli.js';
 import { buildPlan, type Case } from './lib/plan.js';
-import { launch, REPO_DIR, SYSTEM_PYTHON } from './lib/child.js';
+import { launch, REPO_DIR, SYSTEM_PYTHON, useCompiledChildren } from './lib/child.js';
+import { compileChildren, COMPILED_DIR } from './lib/compile.js';
 import { BenchRedis, BenchRabbit, diff, probe, startOwnRedis } from './lib/services.js';
 import { summarize, tableRows, textTable, TABLE_HEADER, checkTargets, type RunRecord, type Summary } from './lib/report.js';
 import { throughputChart } from './lib/svg.js';
@@ -96,6 +97,12 @@ async function main(): Promise<number> {
     redisBroker: redis.url(opts.brokerDb), redisBackend: redis.url(opts.resultsDb), amqpBroker: rabbit ? rabbit.url() : null,
   });
   if (cases.length === 0) throw new Error('nothing to run: check --only and --systems');
+
+  if (!opts.tsx) {
+    await compileChildren();
+    useCompiledChildren(COMPILED_DIR);
+  }
+  env.nodeChildren = opts.tsx ? 'TypeScript through tsx' : 'JavaScript compiled by esbuild (no loader)';
 
   const profileDir = path.join(os.tmpdir(), 'celeriac-bench-profiles');
   if (opts.profile) fs.mkdirSync(profileDir, { recursive: true });

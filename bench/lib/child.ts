@@ -17,9 +17,16 @@ export interface LaunchOptions {
   timeoutMs: number;
 }
 
+/** Where Node children run from: compiled JavaScript (default) or the TypeScript sources through tsx. */
+let compiledDir: string | null = null;
+export function useCompiledChildren(dir: string | null): void {
+  compiledDir = dir;
+}
+
 function command(system: SystemId, spec: ChildSpec, nodeFlags: string[] = []): [string, string[]] {
   const json = JSON.stringify(spec);
   if (system === 'celery') return [SYSTEM_PYTHON, [path.join(BENCH_DIR, 'python', 'celery_peer.py'), json]];
+  if (compiledDir) return [process.execPath, [...nodeFlags, path.join(compiledDir, 'bench', 'systems', `${system}.js`), json]];
   return [process.execPath, [...nodeFlags, '--import', 'tsx', path.join(BENCH_DIR, 'systems', `${system}.ts`), json]];
 }
 

@@ -16,6 +16,8 @@ export interface BenchOptions {
   writeDocs: boolean;
   jsonOut: string | null;
   profile: boolean;
+  /** Run Node children through tsx instead of compiled JavaScript. */
+  tsx: boolean;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -30,13 +32,14 @@ export const USAGE = `usage: npm run bench -- [options]
   --vhost NAME         RabbitMQ vhost the bench creates and owns (default celeriac-bench)
   --no-docs            do not write docs/benchmarks.md and docs/benchmarks/ (smoke never writes them)
   --json PATH          also write the raw results there
-  --profile            run Celeriac's timed children with --cpu-prof (profiles under the OS temp dir)`;
+  --profile            run Celeriac's timed children with --cpu-prof (profiles under the OS temp dir)
+  --tsx                run Node children through tsx instead of compiling them to JavaScript first`;
 
 export function parseArgs(argv: string[]): BenchOptions {
   const o: BenchOptions = {
     smoke: false, runs: 5, scenarios: ALL_SCENARIOS, systems: ALL_SYSTEMS, redisUrl: 'redis://127.0.0.1:6379',
     brokerDb: 14, resultsDb: 15, ownRedisPort: null, amqpUrl: 'amqp://guest:guest@127.0.0.1:5672', vhost: 'celeriac-bench',
-    writeDocs: true, jsonOut: null, profile: false,
+    writeDocs: true, jsonOut: null, profile: false, tsx: false,
   };
   let runsGiven = false;
   let onlyGiven = false;
@@ -77,6 +80,7 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--no-docs': o.writeDocs = false; break;
       case '--json': o.jsonOut = value(i++, a); break;
       case '--profile': o.profile = true; break;
+      case '--tsx': o.tsx = true; break;
       case '--help': case '-h': console.log(USAGE); process.exit(0); break;
       default: throw new Error(`unknown option ${a}\n${USAGE}`);
     }
