@@ -38,8 +38,9 @@ async function main(): Promise<void> {
   process.stdout.write('ready\n');
   process.on('SIGTERM', () => {
     void (async () => {
+      const busyRetries = broker.database.stats.busyRetries;
       await broker.close();
-      process.stdout.write(JSON.stringify({ ...consumer.stats, busyRetries: broker.database.stats.busyRetries }) + '\n');
+      process.stdout.write(JSON.stringify({ ...consumer.stats, busyRetries }) + '\n');
       process.exit(0);
     })();
   });
