@@ -21,10 +21,12 @@ function plain(v: unknown): unknown {
   return v instanceof Date ? v.toISOString() : v;
 }
 
-export function createInteropApp(c: InteropAppConfig): Celeriac {
-  const settings: Record<string, unknown> = { broker: c.broker, backend: c.backend ?? c.broker, result_expires: 3600 };
-  if (c.acksLate) settings.task_acks_late = true;
-  if (c.visibilityTimeout != null) settings.broker_transport_options = { visibility_timeout: c.visibilityTimeout };
+// The config is not called `c`: esbuild (tsx) renames a handler parameter that shadows an outer name
+// (c → c2), and Celeriac reads kwargs names from the handler's source.
+export function createInteropApp(cfg: InteropAppConfig): Celeriac {
+  const settings: Record<string, unknown> = { broker: cfg.broker, backend: cfg.backend ?? cfg.broker, result_expires: 3600 };
+  if (cfg.acksLate) settings.task_acks_late = true;
+  if (cfg.visibilityTimeout != null) settings.broker_transport_options = { visibility_timeout: cfg.visibilityTimeout };
   const app = new Celeriac('interop', settings);
 
   app.task('ts.add', (x: number, y: number) => x + y);
@@ -43,7 +45,7 @@ export function createInteropApp(c: InteropAppConfig): Celeriac {
     return out;
   }, { bind: true });
   app.task('interop.slow', async (task: BoundTask, tag: string, seconds: number) => {
-    if (c.hold) await new Promise(() => { /* held until the process is killed */ });
+    if (cfg.hold) await new Promise(() => { /* held until the process is killed */ });
     await new Promise((r) => setTimeout(r, seconds * 1000));
     return { lang: 'ts', tag, redelivered: task.request.deliveryInfo?.redelivered === true };
   }, { bind: true });
