@@ -22,6 +22,8 @@ export interface ConsumerStats {
   fencedFailures: number;
   leasesLost: number;
   renewals: number;
+  /** Deliveries whose previous lease expired (holder died or stalled). */
+  expiredRedeliveries: number;
 }
 
 /** With prefetch 0 (no limit) a single claim still takes at most this many. */
@@ -55,7 +57,7 @@ class SqliteDelivery implements Delivery {
 }
 
 export class SqliteConsumer implements Consumer {
-  readonly stats: ConsumerStats = { claimed: 0, acked: 0, fencedFailures: 0, leasesLost: 0, renewals: 0 };
+  readonly stats: ConsumerStats = { claimed: 0, acked: 0, fencedFailures: 0, leasesLost: 0, renewals: 0, expiredRedeliveries: 0 };
   private readonly held = new Map<number, SqliteDelivery>();
   private prefetch: number;
   private stopped = false;
@@ -205,6 +207,14 @@ export class SqliteConsumer implements Consumer {
       env.message, row.queue, env.deliveryInfo.exchange, env.deliveryInfo.routing_key || row.queue, env.deliveryTag,
       row.deliveries > 1 || env.deliveryInfo.redelivered === true, row.id, token, env.raw, this,
     );
+    if (row.deliveries > 1 && env.deliveryInfo.redelivered !== true) {
+      // Not put back by a restore or requeue: its lease ran out, so its previous holder may have run it.
+      this.stats.expiredRedeliveries++;
+      this.logger.warning(
+        `possible_duplicate: ${String(env.message.headers.task ?? 'message')}[${String(env.message.headers.id ?? d.deliveryTag)}] ` +
+          `came back after its lease expired (delivery ${row.deliveries}); its previous holder may have run it`,
+      );
+    }
     this.held.set(row.id, d);
     try {
       this.handler(d);
@@ -224,7 +234,8 @@ export class SqliteConsumer implements Consumer {
         d.leaseLost = true;
         this.stats.fencedFailures++;
         this.logger.warning(
-          `possible_duplicate: ${how} of message ${d.deliveryTag} (queue ${d.queue}) found its lease gone; ` +
+          `possible_duplicate: ${how} of ${String(d.message.headers.task ?? 'message')}[${String(d.message.headers.id ?? '')}] ` +
+            `(delivery_tag ${d.deliveryTag}, queue ${d.queue}) found its lease gone; ` +
             'the lease expired and another consumer may have run it too (raise broker_transport_options.visibility_timeout if tasks block the event loop)',
         );
       }
