@@ -6,7 +6,7 @@ import type { BackendContext, ResultBackend, ResultMeta, WaitOptions } from './t
 import { READY_STATES, pendingMeta } from './types.js';
 import { dumps, loads } from '../protocol/json.js';
 import { parseRedisUrl, backendKeyPrefix, type RedisTarget } from '../brokers/redis/url.js';
-import { connectClient, closeClient } from '../brokers/redis/connection.js';
+import { connectClient, closeClient, ConnectionBudget } from '../brokers/redis/connection.js';
 import type { RetryPolicy, TransportOptions } from '../app/settings.js';
 import { TimeoutError, withRetries } from './retry.js';
 
@@ -27,10 +27,20 @@ export class RedisBackend implements ResultBackend {
   private connecting: Promise<void> | undefined;
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly retryPolicy: RetryPolicy;
+  private readonly budget: ConnectionBudget;
 
   constructor(url: string, private readonly ctx: BackendContext) {
-    this.transport = { ...(ctx.settings.result_backend_transport_options ?? {}) };
-    this.target = parseRedisUrl(url, this.transport, ctx.settings.redis_backend_use_ssl);
+    const s = ctx.settings;
+    // Celery's redis_* backend settings, overridden by the same names in result_backend_transport_options.
+    this.transport = {
+      ...(s.redis_socket_timeout != null ? { socket_timeout: s.redis_socket_timeout } : {}),
+      ...(s.redis_socket_connect_timeout != null ? { socket_connect_timeout: s.redis_socket_connect_timeout } : {}),
+      ...(s.redis_backend_health_check_interval ? { health_check_interval: s.redis_backend_health_check_interval } : {}),
+      ...(s.redis_max_connections != null ? { max_connections: s.redis_max_connections } : {}),
+      ...(s.result_backend_transport_options ?? {}),
+    };
+    this.budget = new ConnectionBudget(this.transport.max_connections != null ? Number(this.transport.max_connections) : undefined, 'redis_max_connections');
+    this.target = parseRedisUrl(url, this.transport, ctx.settings.redis_backend_use_ssl, 'backend');
     this.displayUrl = this.target.displayUrl;
     this.prefix = backendKeyPrefix(this.transport.global_keyprefix);
     this.retryPolicy = { max_retries: 20, interval_start: 0, interval_step: 1, interval_max: 1, ...(this.transport.retry_policy ?? {}) };
@@ -43,7 +53,14 @@ export class RedisBackend implements ResultBackend {
   connect(): Promise<void> {
     return (this.connecting ??= (async () => {
       const timeout = this.retryPolicy.timeout;
-      this.client = await connectClient(this.target, this.transport, { connectTimeout: timeout ?? 10 });
+      this.budget.take('result backend');
+      try {
+        // failFast: while Redis is away commands fail at once and retry_policy decides what happens next.
+        this.client = await connectClient(this.target, this.transport, { connectTimeout: timeout ?? 10, failFast: true });
+      } catch (err) {
+        this.budget.give();
+        throw err;
+      }
       this.client.on('error', (err) => this.ctx.logger.debug(`redis backend: ${err.message}`));
       this.client.defineCommand('celeriacStoreResult', { numberOfKeys: 1, lua: STORE_LUA });
     })().catch((err) => {
@@ -67,14 +84,28 @@ export class RedisBackend implements ResultBackend {
   }
 
   async get(taskId: string): Promise<ResultMeta> {
-    const c = await this.cmd();
-    const raw = await c.get(this.key(taskId));
+    const raw = await withRetries(this.retryPolicy, `reading the result of task ${taskId} from ${this.displayUrl}`, async () => (await this.cmd()).get(this.key(taskId)));
     return raw === null ? pendingMeta(taskId) : (loads(raw) as ResultMeta);
   }
 
-  private async subscriberClient(): Promise<Redis> {
-    if (this.subscriber) return this.subscriber;
-    const sub = await connectClient(this.target, this.transport, { blocking: true });
+  private subscribing: Promise<Redis> | undefined;
+
+  private subscriberClient(): Promise<Redis> {
+    return (this.subscribing ??= this.openSubscriber().catch((err) => {
+      this.subscribing = undefined;
+      throw err;
+    }));
+  }
+
+  private async openSubscriber(): Promise<Redis> {
+    this.budget.take('result subscriber');
+    let sub: Redis;
+    try {
+      sub = await connectClient(this.target, this.transport, { blocking: true });
+    } catch (err) {
+      this.budget.give();
+      throw err;
+    }
     sub.on('error', (err) => this.ctx.logger.debug(`redis backend (pubsub): ${err.message}`));
     sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
     // After a reconnect, catch up on states published while we were away (Celery does MGET).
@@ -170,7 +201,10 @@ export class RedisBackend implements ResultBackend {
     this.waiters.clear();
     const sub = this.subscriber;
     this.subscriber = undefined;
+    this.subscribing = undefined;
+    if (sub) this.budget.give();
     sub?.disconnect();
+    if (this.client) this.budget.give();
     await closeClient(this.client);
     this.client = undefined;
     this.connecting = undefined;

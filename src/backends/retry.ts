@@ -9,6 +9,11 @@ export class BackendUnavailable extends Error {
   override name = 'BackendUnavailable';
 }
 
+/** Errors that retrying cannot fix (e.g. InconsistencyError) carry `permanent = true`. */
+function isPermanent(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { permanent?: unknown }).permanent === true;
+}
+
 /** Run fn, retrying with Celery's interval schedule; give up after max_retries or timeout seconds. */
 export async function withRetries<T>(policy: RetryPolicy, what: string, fn: () => Promise<T>): Promise<T> {
   const start = Date.now();
@@ -19,9 +24,10 @@ export async function withRetries<T>(policy: RetryPolicy, what: string, fn: () =
     try {
       return await withDeadline(fn(), deadline, what);
     } catch (err) {
+      if (isPermanent(err)) throw err;
       const now = Date.now();
       if (attempt >= maxRetries || now >= deadline) {
-        throw new BackendUnavailable(`Gave up ${what} after ${attempt + 1} attempt(s) in ${((now - start) / 1000).toFixed(1)}s: ${(err as Error).message}`);
+        throw new BackendUnavailable(`Gave up ${what} after ${attempt + 1} attempt(s) in ${((now - start) / 1000).toFixed(1)}s: ${(err as Error).message}`, { cause: err });
       }
       const wait = Math.min(interval, policy.interval_max ?? 1) * 1000;
       await new Promise((r) => setTimeout(r, Math.max(0, Math.min(wait, deadline - now))));

@@ -5,10 +5,12 @@ import type { Message } from '../../protocol/message.js';
 import { encodeEnvelope } from '../../protocol/envelope.js';
 import type { TransportOptions } from '../../app/settings.js';
 import { parseRedisUrl, type RedisTarget } from './url.js';
-import { connectClient, closeClient } from './connection.js';
+import { connectClient, closeClient, ConnectionBudget } from './connection.js';
 import { KeyLayout } from './keys.js';
 import { scriptsFor, type ScriptClient } from './scripts.js';
 import { RedisConsumer, resolveQueues } from './consumer.js';
+import { RedisFanout } from './fanout.js';
+import type { BroadcastSubscription } from '../types.js';
 
 export class RedisBroker implements Broker {
   readonly transport = 'redis';
@@ -22,6 +24,9 @@ export class RedisBroker implements Broker {
   private readonly declared = new Set<string>();
   private readonly consumers = new Set<RedisConsumer>();
   private readonly blockingClients = new Set<Redis>();
+  private readonly fanout: RedisFanout;
+  private readonly budget: ConnectionBudget;
+  private evictionChecked = false;
 
   constructor(url: string, private readonly ctx: BrokerContext) {
     this.transportOptions = { ...(ctx.settings.broker_transport_options ?? {}) };
@@ -31,6 +36,11 @@ export class RedisBroker implements Broker {
     this.target = parseRedisUrl(url, t, ctx.settings.broker_use_ssl);
     this.displayUrl = this.target.displayUrl;
     this.keys = new KeyLayout(t);
+    this.fanout = new RedisFanout({
+      commandClient: () => this.commandClient(), db: this.target.db, transportOptions: t, logger: ctx.logger,
+      newSubscriber: () => connectClient(this.target, this.transportOptions, { blocking: true }),
+    });
+    this.budget = new ConnectionBudget(t.max_connections != null ? Number(t.max_connections) : undefined, 'broker_transport_options.max_connections');
   }
 
   get visibilityTimeout(): number {
@@ -40,10 +50,12 @@ export class RedisBroker implements Broker {
   connect(): Promise<void> {
     return (this.connecting ??= (async () => {
       const connectTimeout = Number(this.ctx.settings.broker_connection_timeout ?? 4);
+      this.budget.take('command');
       this.client = await connectClient(this.target, this.transportOptions, { connectTimeout: Math.max(connectTimeout, 2) });
       this.client.on('error', (err) => this.ctx.logger.debug(`redis: ${err.message}`));
       this.scripts = scriptsFor(this.client);
     })().catch((err) => {
+      this.budget.give();
       this.connecting = undefined;
       throw err;
     }));
@@ -82,6 +94,7 @@ export class RedisBroker implements Broker {
   async consume(queues: string[], handler: DeliveryHandler, opts: ConsumeOptions): Promise<Consumer> {
     if (queues.length === 0) throw new Error('consume() needs at least one queue');
     const { client, scripts } = await this.ready();
+    await this.warnIfKeysCanBeEvicted(client);
     for (const q of queues) await this.declareQueue(client, q);
     const consumer = new RedisConsumer(
       {
@@ -91,10 +104,19 @@ export class RedisBroker implements Broker {
         logger: this.ctx.logger,
         visibilityTimeout: this.visibilityTimeout,
         newBlockingClient: async () => {
-          const b = await connectClient(this.target, this.transportOptions, { blocking: true });
+          this.budget.take('blocking (consumer)');
+          let b: Redis;
+          try {
+            b = await connectClient(this.target, this.transportOptions, { blocking: true, blockSeconds: 1 });
+          } catch (err) {
+            this.budget.give();
+            throw err;
+          }
           b.on('error', (err) => this.ctx.logger.debug(`redis (blocking): ${err.message}`));
           this.blockingClients.add(b);
-          b.once('end', () => this.blockingClients.delete(b));
+          b.once('end', () => {
+            if (this.blockingClients.delete(b)) this.budget.give();
+          });
           return b;
         },
       },
@@ -105,6 +127,40 @@ export class RedisBroker implements Broker {
     this.consumers.add(consumer);
     await consumer.start();
     return consumer;
+  }
+
+  /**
+   * Redis may delete queue lists, bindings and unacked entries when maxmemory is reached under any
+   * policy but noeviction: say so once, when a worker starts consuming (CONFIG may be disabled).
+   */
+  private async warnIfKeysCanBeEvicted(client: Redis): Promise<void> {
+    if (this.evictionChecked) return;
+    this.evictionChecked = true;
+    let policy: string | undefined;
+    try {
+      const reply = (await client.call('CONFIG', 'GET', 'maxmemory-policy')) as string[];
+      policy = reply[1];
+    } catch (err) {
+      this.ctx.logger.debug(`Could not read maxmemory-policy from ${this.displayUrl}: ${(err as Error).message}`);
+      return;
+    }
+    if (!policy || policy === 'noeviction') return;
+    const what = policy.startsWith('volatile')
+      ? 'keys with an expiry (results, consumer heartbeats)'
+      : 'any key, including queues, _kombu.binding.* and unacked messages';
+    this.ctx.logger.warning(
+      `Redis at ${this.displayUrl} has maxmemory-policy '${policy}': when maxmemory is reached it evicts ${what}, which loses tasks ` +
+        `or raises InconsistencyError. Set maxmemory-policy to noeviction (redis.conf or CONFIG SET maxmemory-policy noeviction) and size maxmemory for your backlog.`,
+    );
+  }
+
+  /** Fanout (celery.pidbox) over pub/sub: see fanout.ts. */
+  broadcast(exchange: string, message: Message): Promise<void> {
+    return this.fanout.broadcast(exchange, message);
+  }
+
+  subscribeBroadcast(exchange: string, _queueName: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+    return this.fanout.subscribe(exchange, handler);
   }
 
   async purge(queue: string): Promise<number> {
@@ -124,11 +180,13 @@ export class RedisBroker implements Broker {
   }
 
   async close(): Promise<void> {
+    this.fanout.close();
     for (const c of this.consumers) await c.close().catch(() => undefined);
     this.consumers.clear();
     for (const b of this.blockingClients) b.disconnect();
     this.blockingClients.clear();
     await closeClient(this.client);
+    if (this.client) this.budget.give();
     this.client = undefined;
     this.connecting = undefined;
   }

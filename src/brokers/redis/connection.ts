@@ -14,14 +14,24 @@ export interface ClientRole {
   failFast?: boolean;
   /** Seconds to keep retrying the first connection (broker_connection_timeout-ish). */
   connectTimeout?: number;
+  /** Longest blocking read this connection issues, in seconds (its socket timeout must exceed it). */
+  blockSeconds?: number;
 }
 
 function retryStrategy(times: number): number {
   return Math.min(2000, 50 * 2 ** Math.min(times, 6)) + Math.floor(Math.random() * 100);
 }
 
+/** After a Sentinel failover the old master turns replica: reconnect (through the sentinels) and resend. */
+function reconnectOnError(err: Error): 2 | false {
+  return /^(READONLY|LOADING|MASTERDOWN)/.test(err.message) ? 2 : false;
+}
+
 export function clientOptions(target: RedisTarget, transport: TransportOptions, role: ClientRole = {}): RedisOptions {
-  const socketTimeout = transport.socket_timeout != null ? Number(transport.socket_timeout) * 1000 : undefined;
+  let socketTimeout = transport.socket_timeout != null && Number(transport.socket_timeout) > 0 ? Number(transport.socket_timeout) * 1000 : undefined;
+  // A blocking read legitimately stays silent for its whole timeout: never count that as a dead socket.
+  if (socketTimeout !== undefined && role.blocking) socketTimeout = Math.max(socketTimeout, (role.blockSeconds ?? 1) * 1000 + 3000);
+  const sentinel = target.options.sentinels !== undefined;
   return {
     ...target.options,
     protocol: 2,
@@ -30,15 +40,66 @@ export function clientOptions(target: RedisTarget, transport: TransportOptions, 
     maxRetriesPerRequest: role.blocking ? null : 20,
     enableOfflineQueue: !role.failFast,
     retryStrategy,
+    reconnectOnError,
+    ...(sentinel ? { failoverDetector: true, sentinelRetryStrategy: retryStrategy } : {}),
     connectTimeout: target.options.connectTimeout ?? (role.connectTimeout ?? 4) * 1000,
     ...(socketTimeout ? { socketTimeout } : {}),
     keepAlive: 30_000,
   } as RedisOptions;
 }
 
+/**
+ * health_check_interval (redis-py checks a connection idle that long before using it): we PING on
+ * that period and drop the connection when no reply comes, so a half-open socket is found early.
+ */
+export function startHealthCheck(client: Redis, seconds: number | undefined, onDead: (why: string) => void): () => void {
+  const s = Number(seconds ?? 0);
+  if (!(s > 0)) return () => undefined;
+  let inFlight = false;
+  const timer = setInterval(() => {
+    if (inFlight || client.status !== 'ready') return;
+    inFlight = true;
+    let answered = false;
+    const deadline = setTimeout(() => {
+      if (answered) return;
+      onDead(`no reply to PING within ${s}s (health_check_interval)`);
+      // Destroy the socket (not a polite QUIT, which a dead peer never answers); ioredis reconnects.
+      (client as unknown as { stream?: { destroy(): void } }).stream?.destroy();
+    }, s * 1000);
+    client.ping().then(
+      () => { answered = true; },
+      () => { answered = true; },
+    ).finally(() => {
+      clearTimeout(deadline);
+      inFlight = false;
+    });
+  }, s * 1000);
+  timer.unref();
+  client.once('end', () => clearInterval(timer));
+  return () => clearInterval(timer);
+}
+
+/** max_connections: Celeriac opens a fixed set of connections; refuse to open more than allowed. */
+export class ConnectionBudget {
+  private used = 0;
+  constructor(private readonly max: number | undefined, private readonly setting: string) {}
+
+  take(what: string): void {
+    if (this.max != null && this.max > 0 && this.used >= this.max) {
+      throw new BrokerConnectionError(`Cannot open a ${what} connection: ${this.setting} = ${this.max} and ${this.used} connection(s) are open. Raise ${this.setting} (Celeriac needs 1 command connection, plus 1 per consumer or result subscriber).`);
+    }
+    this.used++;
+  }
+
+  give(): void {
+    this.used = Math.max(0, this.used - 1);
+  }
+}
+
 /** Connect and wait until ready; one clear error (URL without password) if Redis cannot be reached. */
 export async function connectClient(target: RedisTarget, transport: TransportOptions, role: ClientRole = {}): Promise<Redis> {
   const client = new Redis(clientOptions(target, transport, role));
+  if (!role.blocking) startHealthCheck(client, transport.health_check_interval, () => undefined);
   let lastError: Error | undefined;
   const onError = (err: Error) => {
     lastError = err;

@@ -50,8 +50,12 @@ export class RedisConsumer implements Consumer {
   private rotation = 0;
   private pendingAcks: { tag: string; resolve: () => void; reject: (e: Error) => void }[] = [];
   private ackScheduled = false;
-  private timers: NodeJS.Timeout[] = [];
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
   private readonly renewMs: number;
+  readonly sweepMs: number;
+  /** Tags we could not route back to a queue; logged once each, kept in unacked. */
+  private readonly parked = new Set<string>();
 
   constructor(
     private readonly deps: ConsumerDeps,
@@ -62,15 +66,24 @@ export class RedisConsumer implements Consumer {
     this.prefetch = prefetch;
     // Renew held messages well inside the visibility timeout; kombu only restores entries older than it.
     this.renewMs = Math.max(200, Math.min(10_000, (deps.visibilityTimeout * 1000) / 3));
+    // How often we look for stale entries: a dead worker's messages come back within vt + sweepMs.
+    this.sweepMs = Math.max(1000, Math.min(60_000, (deps.visibilityTimeout * 1000) / 2));
+  }
+
+  get renewIntervalMs(): number {
+    return this.renewMs;
   }
 
   async start(): Promise<void> {
+    // Open the blocking connection now, so a refused connection (or max_connections) fails start().
+    this.blocking = await this.deps.newBlockingClient();
     await this.renew();
     await this.restoreVisible().catch((err) => this.deps.logger.warning(`Restore of unacknowledged messages failed: ${(err as Error).message}`));
-    this.timers.push(setInterval(() => void this.renew().catch(() => undefined), this.renewMs));
-    const sweepMs = Math.max(1000, Math.min(60_000, (this.deps.visibilityTimeout * 1000) / 2));
-    this.timers.push(setInterval(() => void this.restoreVisible().catch(() => undefined), sweepMs));
-    for (const t of this.timers) t.unref();
+    // Renewal runs until close(): tasks still running during a warm shutdown stay claimed.
+    this.renewTimer = setInterval(() => void this.renew().catch((err) => this.deps.logger.debug(`consumer: renewing held messages failed: ${(err as Error).message}`)), this.renewMs);
+    this.sweepTimer = setInterval(() => void this.restoreVisible().catch((err) => this.deps.logger.warning(`Restore of unacknowledged messages failed: ${(err as Error).message}`)), this.sweepMs);
+    this.renewTimer.unref();
+    this.sweepTimer.unref();
     this.loopDone = this.loop();
   }
 
@@ -257,7 +270,12 @@ export class RedisConsumer implements Consumer {
           await client.zrem(keys.unackedIndex, tag);
           continue;
         }
-        if (await this.restoreOne(tag, value, 'head', String(cutoff))) restored++;
+        try {
+          if (await this.restoreOne(tag, value, 'head', String(cutoff))) restored++;
+        } catch (err) {
+          if (!(err instanceof InconsistencyError)) throw err;
+          await this.park(tag, err);
+        }
       }
       restored += await this.recoverDeadInflight();
     } finally {
@@ -265,6 +283,19 @@ export class RedisConsumer implements Consumer {
     }
     if (restored > 0) logger.warning(`Restored ${restored} unacknowledged message(s) older than the visibility timeout (${visibilityTimeout}s).`);
     return restored;
+  }
+
+  /**
+   * A held message whose exchange has no binding left stays in unacked (never deleted). Its index
+   * score is refreshed so a Python worker's restore (which would drop it silently) leaves it alone;
+   * we try again one visibility timeout later, e.g. after a worker restart re-declared the binding.
+   */
+  private async park(tag: string, err: Error): Promise<void> {
+    const { client, keys, logger } = this.deps;
+    await client.zadd(keys.unackedIndex, 'XX', Date.now() / 1000, tag);
+    if (this.parked.has(tag)) return;
+    this.parked.add(tag);
+    logger.error(`Could not restore message ${tag}: ${err.message} The message is kept in the '${keys.unacked}' hash and will be restored once the binding exists again.`);
   }
 
   /** Put one unacked entry ([payload, exchange, routing_key]) back on its queue. */
@@ -315,7 +346,7 @@ export class RedisConsumer implements Consumer {
     if (!this.running) return;
     this.running = false;
     this.wakeCredit();
-    for (const t of this.timers) clearInterval(t);
+    clearInterval(this.sweepTimer);
     await Promise.race([this.loopDone, sleep(7000)]);
     const b = this.blocking;
     this.blocking = null;
@@ -334,7 +365,12 @@ export class RedisConsumer implements Consumer {
     for (const d of held) {
       d.settled = true;
       this.outstanding.delete(d.deliveryTag);
-      if (await this.restoreOne(d.deliveryTag, `[${d.payload}, ${JSON.stringify(d.exchange)}, ${JSON.stringify(d.routingKey)}]`, 'head', '+inf')) n++;
+      try {
+        if (await this.restoreOne(d.deliveryTag, `[${d.payload}, ${JSON.stringify(d.exchange)}, ${JSON.stringify(d.routingKey)}]`, 'head', '+inf')) n++;
+      } catch (err) {
+        // Left in unacked: it comes back after the visibility timeout, or when the binding exists again.
+        this.deps.logger.error(`Could not restore message ${d.deliveryTag} at shutdown: ${(err as Error).message}`);
+      }
     }
     if (n > 0) this.deps.logger.info(`Restoring ${n} unacknowledged message(s)`);
     return n;
@@ -342,30 +378,54 @@ export class RedisConsumer implements Consumer {
 
   async close(): Promise<void> {
     await this.stop();
+    clearInterval(this.renewTimer);
     await this.deps.client.del(this.deps.keys.heartbeatKey(this.id)).catch(() => undefined);
   }
 }
 
-/** The queues a message for (exchange, routing_key) goes to: '' routes by name, others by binding. */
+/**
+ * The queues a message for (exchange, routing_key) goes to: '' routes by name, others by the bindings
+ * in _kombu.binding.<exchange>. A missing binding set or a routing key no binding matches is an
+ * error, never a silent drop (kombu >= 5.2 drops such messages).
+ */
 export async function resolveQueues(client: Redis, keys: KeyLayout, exchange: string, routingKey: string): Promise<string[]> {
   if (exchange === '') return [routingKey];
-  const members = await client.smembers(keys.bindingKey(exchange));
+  const bindingKey = keys.bindingKey(exchange);
+  const members = await client.smembers(bindingKey);
   if (members.length === 0) {
     throw new InconsistencyError(
-      `Cannot route message for exchange '${exchange}': Table empty or key no longer exists. Probably the key ('${keys.bindingKey(exchange)}') has been removed from the Redis database. ` +
-        `Set maxmemory-policy to noeviction (and raise maxmemory) so Redis never evicts queue keys, then restart the workers to re-declare their queues.`,
+      `Cannot route message for exchange '${exchange}': Table empty or key no longer exists. Probably the key ('${bindingKey}') has been removed from the Redis database. ` +
+        `If Redis evicts keys, set maxmemory-policy to noeviction and raise maxmemory (redis.conf or CONFIG SET), then restart the workers to re-declare their queues.`,
     );
   }
-  const out: string[] = [];
+  const out = new Set<string>();
   for (const m of members) {
-    const [rk, , queue] = m.split(keys.sep);
-    if (queue !== undefined && (rk === routingKey || rk === '')) out.push(queue);
+    const [rk = '', pattern = '', queue] = m.split(keys.sep);
+    if (queue === undefined) continue;
+    if (pattern !== '' ? safeMatch(pattern, routingKey) : rk === routingKey || rk === '') out.add(queue);
   }
-  return out.length ? out : [routingKey];
+  if (out.size === 0) {
+    throw new InconsistencyError(
+      `Cannot route message for exchange '${exchange}' with routing key '${routingKey}': no binding in '${bindingKey}' matches it. ` +
+        `Bind a queue to it (start a worker that consumes it) or publish to the queue by name.`,
+    );
+  }
+  return [...out];
 }
 
+function safeMatch(pattern: string, routingKey: string): boolean {
+  try {
+    return new RegExp(pattern).test(routingKey);
+  } catch {
+    return false;
+  }
+}
+
+/** kombu's InconsistencyError: routing state in Redis is missing (evicted or flushed). Not retried. */
 export class InconsistencyError extends Error {
   override name = 'InconsistencyError';
+  /** Retrying cannot help: withRetries rethrows it at once. */
+  readonly permanent = true;
 }
 
 function sleep(ms: number): Promise<void> {

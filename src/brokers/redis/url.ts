@@ -49,7 +49,7 @@ export function tlsOptions(query: URLSearchParams, ssl: SslOptions | boolean | n
 }
 
 /** Parse one URL of the forms redis://, rediss://, redis+socket://, socket://, sentinel://h1;sentinel://h2. */
-export function parseRedisUrl(url: string, transport: TransportOptions = {}, ssl?: SslOptions | boolean | null): RedisTarget {
+export function parseRedisUrl(url: string, transport: TransportOptions = {}, ssl?: SslOptions | boolean | null, role: 'broker' | 'backend' = 'broker'): RedisTarget {
   const trimmed = url.trim();
   const scheme = trimmed.slice(0, trimmed.indexOf(':')).toLowerCase();
   const displayUrl = maskUrl(trimmed);
@@ -113,6 +113,10 @@ export function parseRedisUrl(url: string, transport: TransportOptions = {}, ssl
   };
   if (u.password) options.password = decode(u.password);
   if (u.username) options.username = decode(u.username);
+  if (scheme === 'rediss' && role === 'backend' && !u.searchParams.has('ssl_cert_reqs') && !(typeof ssl === 'object' && ssl?.ssl_cert_reqs)) {
+    // Celery refuses this too: a result backend over TLS must say whether it verifies the server.
+    throw new Error(`A rediss:// result_backend needs ssl_cert_reqs: add ?ssl_cert_reqs=required (with ssl_ca_certs=/path/ca.pem), optional or none to ${displayUrl}, or set redis_backend_use_ssl = { ssl_cert_reqs: 'required', ... }`);
+  }
   if (scheme === 'rediss' || ssl) options.tls = tlsOptions(u.searchParams, ssl) as RedisOptions['tls'];
   return { options, db, displayUrl };
 }

@@ -1,0 +1,69 @@
+// Fanout over Redis pub/sub, as kombu does it: PUBLISH/PSUBSCRIBE on '/{db}.<exchange>' (fanout_prefix).
+// Used for celery.pidbox remote control (revoke, ping). Owned by the worker; wired into RedisBroker.
+import type { Redis } from 'ioredis';
+import type { Message } from '../../protocol/message.js';
+import { decodeEnvelope, encodeEnvelope } from '../../protocol/envelope.js';
+import type { TransportOptions } from '../../app/settings.js';
+import type { Logger } from '../../app/log.js';
+import type { BroadcastSubscription } from '../types.js';
+
+export interface FanoutDeps {
+  commandClient: () => Promise<Redis>;
+  /** A fresh connection: a subscribed connection cannot run other commands. */
+  newSubscriber: () => Promise<Redis>;
+  db: number;
+  transportOptions: TransportOptions;
+  logger: Logger;
+}
+
+/** kombu's keyprefix_fanout: '/{db}.' by default, a custom string, or '' when fanout_prefix is false. */
+export function fanoutPrefix(db: number, opts: TransportOptions): string {
+  const p = (opts as Record<string, unknown>).fanout_prefix;
+  if (p === false) return '';
+  if (typeof p === 'string') return p;
+  return `/${db}.`;
+}
+
+export class RedisFanout {
+  private readonly subscribers = new Set<Redis>();
+
+  constructor(private readonly deps: FanoutDeps) {}
+
+  private channel(exchange: string): string {
+    return fanoutPrefix(this.deps.db, this.deps.transportOptions) + exchange;
+  }
+
+  async broadcast(exchange: string, message: Message): Promise<void> {
+    const client = await this.deps.commandClient();
+    await client.publish(this.channel(exchange), encodeEnvelope(message, { exchange, routing_key: '' }));
+  }
+
+  async subscribe(exchange: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+    const sub = await this.deps.newSubscriber();
+    this.subscribers.add(sub);
+    const pattern = this.channel(exchange);
+    sub.on('pmessage', (_pattern: string, _channel: string, text: string) => {
+      let message: Message;
+      try {
+        message = decodeEnvelope(text).message;
+      } catch (err) {
+        this.deps.logger.warning(`Discarding an unreadable ${exchange} broadcast: ${(err as Error).message}`);
+        return;
+      }
+      handler(message);
+    });
+    // ioredis re-subscribes by itself after a reconnect.
+    await sub.psubscribe(pattern);
+    return {
+      close: async () => {
+        this.subscribers.delete(sub);
+        sub.disconnect();
+      },
+    };
+  }
+
+  close(): void {
+    for (const s of this.subscribers) s.disconnect();
+    this.subscribers.clear();
+  }
+}
