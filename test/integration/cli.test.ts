@@ -1,0 +1,95 @@
+// The celeriac command line against a real Redis: call, worker, result, purge, and bad input.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { requireRedis, redisDb, uniqueName, eventually } from '../helpers/services.js';
+
+const run = promisify(execFile);
+const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
+const BROKER = redisDb(1);
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  return run(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env }, timeout: 30_000 }).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
+}
+
+before(requireRedis);
+
+test('call prints the task id last; a worker runs it; result prints the value; purge -f empties the queue', async () => {
+  const q = uniqueName('cli');
+  const env = { CELERIAC_TEST_QUEUE: q };
+  const common = ['-A', 'test/fixtures/cli-app.ts', '-b', BROKER, '--result-backend', BROKER];
+  const called = await cli([...common, 'call', 'tasks.add', '--args', '[2, 3]'], env);
+  assert.equal(called.code, 0, called.stderr);
+  const id = called.stdout.trim().split('\n').pop()!;
+  assert.match(id, /^[0-9a-f-]{36}$/);
+
+  const worker = spawn(process.execPath, [...CLI, ...common, 'worker', '-c', '2', '-l', 'info', '-n', 'cli@test'], { env: { ...process.env, ...env } });
+  let log = '';
+  worker.stderr.on('data', (d) => (log += d));
+  let banner = '';
+  worker.stdout.on('data', (d) => (banner += d));
+  try {
+    const res = await cli([...common, 'result', id, '--timeout', '20'], env);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout.trim(), '5');
+    await eventually(() => log.includes(`Task tasks.add[${id}] succeeded in`), 'the worker to log success');
+    assert.match(log, new RegExp(`Task tasks\\.add\\[${id}\\] received`));
+    assert.match(banner, /\.> app:\s+cli-test/);
+    assert.match(banner, /\. tasks\.add/);
+    const failed = await cli([...common, 'call', 'tasks.fail', '--args', '["boom"]', '--wait', '--timeout', '20'], env);
+    assert.equal(failed.code, 1);
+    assert.equal(failed.stderr.trim(), 'Error: TypeError: boom');
+  } finally {
+    worker.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => worker.once('exit', (c) => r(c)));
+    assert.equal(code, 0, 'a warm shutdown exits 0');
+  }
+  assert.match(log, /Warm shutdown/);
+
+  for (let i = 0; i < 3; i++) await cli([...common, 'call', 'tasks.add', '--args', '[1, 1]'], env);
+  const purged = await cli([...common, 'purge', '-f'], env);
+  assert.equal(purged.code, 0, purged.stderr);
+  assert.equal(purged.stdout.trim(), 'Purged 3 messages from 1 known task queue.');
+  const redis = new Redis(BROKER);
+  assert.equal(await redis.llen(q), 0);
+  await redis.del(`_kombu.binding.${q}`);
+  redis.disconnect();
+});
+
+test('bad flags, bad JSON, a missing app export and an unreachable broker each give one clear line and a non-zero exit', async () => {
+  const bad = await cli(['-A', 'test/fixtures/cli-app.ts', 'worker', '--bogus']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /unknown option '--bogus'/);
+
+  const conc = await cli(['-A', 'test/fixtures/cli-app.ts', 'worker', '-c', 'zero']);
+  assert.equal(conc.code, 2);
+  assert.match(conc.stderr, /-c\/--concurrency takes a whole number/);
+
+  const json = await cli(['-b', BROKER, 'call', 'tasks.add', '--args', '{not json']);
+  assert.equal(json.code, 2);
+  assert.match(json.stderr, /--args must be JSON list/);
+
+  const noApp = await cli(['-A', 'test/fixtures/no-app.ts', 'worker']);
+  assert.equal(noApp.code, 2);
+  assert.equal(noApp.stderr.trim().split('\n').length, 1);
+  assert.match(noApp.stderr, /does not export an app/);
+
+  const missing = await cli(['-A', 'test/fixtures/nope.ts', 'worker']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /no such file/);
+
+  const down = await cli(['-b', 'redis://:secret@127.0.0.1:1/0', 'call', 'tasks.add']);
+  assert.equal(down.code, 1);
+  assert.equal(down.stderr.trim().split('\n').length, 1, `one line, got: ${down.stderr}`);
+  assert.match(down.stderr, /Cannot connect to redis:\/\/:\*\*@127\.0\.0\.1:1\/0/);
+  assert.ok(!down.stderr.includes('secret'), 'the password is masked');
+
+  const scheme = await cli(['-b', 'kafka://x', 'call', 'tasks.add']);
+  assert.equal(scheme.code, 1);
+  assert.match(scheme.stderr, /Unsupported broker URL scheme "kafka"/);
+});
