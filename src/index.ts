@@ -11,6 +11,8 @@ export {
 export { createSettings, defaultSettings, DEFAULT_BROKER_URL, type CelerySettings, type Settings, type TransportOptions, type RetryPolicy } from './app/settings.js';
 export { createLogger, type Logger, type LogLevel } from './app/log.js';
 export { Worker, type WorkerOptions, type TaskEvent } from './worker/worker.js';
+export { Control, type RevokeOptions } from './control/control.js';
+export type { PoolKind } from './worker/executor.js';
 export { States, READY_STATES, type ResultMeta, type ResultBackend, type TaskState } from './backends/types.js';
 export { TimeoutError, BackendUnavailable } from './backends/retry.js';
 export type { Broker, Delivery, Consumer, PublishTarget } from './brokers/types.js';

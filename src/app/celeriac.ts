@@ -12,6 +12,7 @@ import { AsyncResult } from './result.js';
 import { normalizeOptions, type ApplyOptions, type TaskOptions } from './options.js';
 import { withRetries } from '../backends/retry.js';
 import { Worker, type WorkerOptions } from '../worker/worker.js';
+import { Control } from '../control/control.js';
 
 export interface CeleriacOptions {
   /** Broker URL (Celery's broker_url). */
@@ -33,6 +34,8 @@ export class Celeriac {
   logger: Logger;
   /** This client's id, sent as reply_to (Celery's app.thread_oid). */
   readonly oid = randomUUID();
+  /** Remote control of workers (Celery's app.control): revoke, terminate, rateLimit, timeLimit, shutdown. */
+  readonly control: Control = new Control(this);
   private brokerPromise: Promise<Broker> | undefined;
   private backendPromise: Promise<ResultBackend | null> | undefined;
 

@@ -21,9 +21,13 @@ export interface TaskOptions {
   expires?: number | Date | null;
   autoretryFor?: (new (...a: never[]) => Error)[] | string[];
   retryBackoff?: boolean | number;
-  retryBackoffMax?: number;
   retryJitter?: boolean;
   retryKwargs?: { maxRetries?: number; countdown?: number; max_retries?: number };
+  retryBackoffMax?: number;
+  dontAutoretryFor?: (new (...a: never[]) => Error)[] | string[];
+  acksOnFailureOrTimeout?: boolean;
+  /** How often a message may be requeued after its executor died (reject_on_worker_lost); default 3. */
+  maxRedeliveries?: number;
   [celeryName: string]: unknown;
 }
 

@@ -3,6 +3,7 @@ import type { Celeriac } from './celeriac.js';
 import type { ResultMeta } from '../backends/types.js';
 import { READY_STATES, PROPAGATE_STATES } from '../backends/types.js';
 import { decodeException } from './exceptions.js';
+import type { RevokeOptions } from '../control/control.js';
 
 export interface GetOptions {
   /** Milliseconds to wait; undefined waits forever. */
@@ -67,6 +68,11 @@ export class AsyncResult<R = unknown> {
 
   async traceback(): Promise<string | null> {
     return (await this.meta()).traceback;
+  }
+
+  /** Revoke this task on every worker (Celery's AsyncResult.revoke); terminate also stops it if running. */
+  revoke(opts: RevokeOptions = {}): Promise<void> {
+    return this.app.control.revoke(this.id, opts);
   }
 
   async forget(): Promise<void> {

@@ -56,6 +56,18 @@ export interface Broker {
   /** Messages waiting in the queue (all priorities). */
   queueLength(queue: string): Promise<number>;
   close(): Promise<void>;
+  /**
+   * Optional fanout primitives (Celery's celery.pidbox remote control). Redis: PUBLISH/PSUBSCRIBE on
+   * `/{db}.<exchange>`; AMQP: a non-durable fanout exchange with one auto-delete queue per subscriber.
+   * Fire-and-forget: a subscriber that is not connected misses the message.
+   */
+  broadcast?(exchange: string, message: Message): Promise<void>;
+  /** `queueName` names the subscriber's own queue where the transport needs one (AMQP: `<node>.celery.pidbox`). */
+  subscribeBroadcast?(exchange: string, queueName: string, handler: (message: Message) => void): Promise<BroadcastSubscription>;
+}
+
+export interface BroadcastSubscription {
+  close(): Promise<void>;
 }
 
 export interface BrokerContext {

@@ -1,4 +1,5 @@
 // The celeriac command line, modelled on celery's: global options before the subcommand.
+import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { loadApp, UsageError } from './load-app.js';
 import { createLogger, parseLogLevel, LOG_LEVELS, maskUrl } from '../app/log.js';
@@ -65,11 +66,21 @@ export function buildProgram(): Command {
     .option('-Q, --queues <list>', 'comma-separated queues to consume from (default: task_default_queue)')
     .addOption(new Option('-l, --loglevel <level>', 'logging level').choices([...LOG_LEVELS, 'DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL']).default('warning'))
     .option('-n, --hostname <name>', 'node name, e.g. w1@%h')
-    .addOption(new Option('-P, --pool <pool>', 'execution pool').choices(['async']).default('async'))
+    .addOption(new Option('-P, --pool <pool>', 'execution pool: async (I/O-bound), thread (worker_threads) or process (child processes)').choices(['async', 'thread', 'threads', 'process', 'prefork']).default('async'))
+    .option('--autoscale <max,min>', 'grow the pool up to max while work waits, shrink to min when idle', (v: string) => {
+      const [max, min] = v.split(',').map((x) => Number(x.trim()));
+      if (!Number.isInteger(max) || max! < 1 || (min !== undefined && (!Number.isInteger(min) || min < 1 || min > max!))) throw new InvalidArgumentError(`--autoscale takes max,min (e.g. 10,3), got ${JSON.stringify(v)}`);
+      return [max!, min ?? max!] as [number, number];
+    })
+    .option('--statedb <file>', 'keep revoked task ids in this file across restarts')
+    .option('--max-tasks-per-child <n>', 'replace a thread/process child after this many tasks', positiveInt('--max-tasks-per-child'))
+    .option('--max-memory-per-child <KiB>', 'replace a child after a task leaves it above this many KiB', positiveInt('--max-memory-per-child'))
+    .option('--without-control', 'do not listen for remote control commands (revoke, ping)')
     .option('--prefetch-multiplier <n>', 'worker_prefetch_multiplier', positiveInt('--prefetch-multiplier'))
     .option('--soft-shutdown-timeout <seconds>', 'worker_soft_shutdown_timeout', nonNegativeNumber('--soft-shutdown-timeout'))
     .action(async (opts, cmd: Command) => {
       const app = await setup(cmd);
+      const g = cmd.optsWithGlobals() as GlobalOpts;
       const level = parseLogLevel(opts.loglevel);
       app.logger = createLogger(level);
       const hostname = opts.hostname ? String(opts.hostname).replace('%h', (await import('node:os')).hostname()) : undefined;
@@ -79,21 +90,38 @@ export function buildProgram(): Command {
         hostname,
         logger: app.logger,
         prefetchMultiplier: opts.prefetchMultiplier,
+        pool: ({ threads: 'thread', prefork: 'process' } as Record<string, string>)[opts.pool] ?? opts.pool,
+        module: g.app ? path.resolve(process.cwd(), g.app) : undefined,
+        autoscale: opts.autoscale,
+        statedb: opts.statedb,
+        softShutdownTimeout: opts.softShutdownTimeout,
+        maxTasksPerChild: opts.maxTasksPerChild,
+        maxMemoryPerChild: opts.maxMemoryPerChild,
+        remoteControl: opts.withoutControl ? false : undefined,
       });
       process.stdout.write(worker.banner() + '\n');
+      // Exit codes: 0 after a warm shutdown, 1 after a cold one (second signal or SIGQUIT) or a failure.
       let signals = 0;
+      let exitCode = 0;
       const stop = (cold: boolean) => {
         signals++;
         const isCold = cold || signals > 1;
-        worker.close({ cold: isCold }).then(
-          () => app.close().then(() => process.exit(isCold ? 1 : 0)),
-          () => process.exit(1),
-        );
-        if (isCold) worker.close().finally(() => setTimeout(() => process.exit(1), 3000).unref());
+        if (isCold) exitCode = 1;
+        if (signals === 1) {
+          worker.close({ cold: isCold }).then(
+            () => app.close().then(() => process.exit(exitCode)),
+            () => process.exit(1),
+          );
+        } else {
+          process.stderr.write('worker: Cold shutdown (second signal)\n');
+          void worker.close({ cold: true });
+          setTimeout(() => process.exit(1), 10_000 + (opts.softShutdownTimeout ?? 0) * 1000).unref();
+        }
       };
       process.on('SIGTERM', () => stop(false));
       process.on('SIGINT', () => stop(false));
       process.on('SIGQUIT', () => stop(true));
+      worker.on('shutdownRequested', () => stop(false));
       await worker.start();
       await new Promise(() => undefined); // run until a signal
     });

@@ -9,13 +9,20 @@ import { ContentDisallowed, DecodeError, InvalidTaskError } from '../protocol/er
 import { repr } from '../protocol/repr.js';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from '../app/log.js';
 import type { Task } from '../app/task.js';
-import { taskStorage, type Request, type RetryOptions, type TaskContext } from '../app/context.js';
+import type { Request, RetryOptions } from '../app/context.js';
 import {
   encodeException, exceptionRepr, formatTraceback, Ignore, MaxRetriesExceededError, Reject, Retry,
-  SoftTimeLimitExceeded, TimeLimitExceeded,
+  SoftTimeLimitExceeded, TaskError, TaskRevokedError, TimeLimitExceeded, WorkerLostError,
 } from '../app/exceptions.js';
 import { AsyncPool } from './pool.js';
 import { buildMeta } from './meta.js';
+import { InlineExecutor, POOL_KINDS, type Executor, type PoolKind } from './executor.js';
+import { ChildExecutor, PoolClosed } from './child-executor.js';
+import type { Job, JobHooks } from './job.js';
+import { parseRate, RateLimiter } from './rate-limit.js';
+import { autoretryOptions } from './retry-policy.js';
+import { RevokedSet } from './revoked.js';
+import { WorkerControl, type ControlTarget } from '../control/worker-control.js';
 
 export interface WorkerOptions {
   queues?: string[];
@@ -24,7 +31,21 @@ export interface WorkerOptions {
   hostname?: string;
   loglevel?: LogLevel | string;
   logger?: Logger;
-  pool?: string;
+  /** 'async' (default, I/O-bound tasks), 'thread' (worker_threads) or 'process' (child processes). */
+  pool?: PoolKind | string;
+  /** The app module thread/process children import (the -A path); required for those pools. */
+  module?: string;
+  /** [max, min]: grow the pool up to max when work is waiting, shrink back to min when idle. */
+  autoscale?: [number, number];
+  /** File that keeps revoked task ids across restarts (Celery's --statedb). */
+  statedb?: string;
+  /** Seconds a cold shutdown still gives running tasks (worker_soft_shutdown_timeout). */
+  softShutdownTimeout?: number;
+  maxTasksPerChild?: number;
+  /** KiB (worker_max_memory_per_child). */
+  maxMemoryPerChild?: number;
+  /** Listen for revoke/ping/rate_limit on celery.pidbox (worker_enable_remote_control, default true). */
+  remoteControl?: boolean;
 }
 
 export interface TaskEvent {
@@ -43,20 +64,40 @@ interface Held {
   task: Task<any, any>;
 }
 
+interface RunningJob {
+  held: Held;
+  key: string;
+  started: number;
+  terminated?: boolean;
+}
+
+/** Custom header counting how often a message was requeued after its executor died (bounds poison loops). */
+export const REDELIVERIES_HEADER = 'celeriac_redeliveries';
+
 export class Worker extends EventEmitter {
   readonly hostname: string;
   readonly queues: string[];
-  readonly concurrency: number;
+  concurrency: number;
   readonly prefetchMultiplier: number;
   readonly logger: Logger;
   readonly pool: AsyncPool;
-  readonly revoked = new Set<string>();
+  readonly poolKind: PoolKind;
+  readonly executor: Executor;
+  readonly revoked: RevokedSet;
+  readonly rateLimiter = new RateLimiter();
   processed = 0;
+  private readonly running = new Map<string, RunningJob>();
+  private readonly timeLimits = new Map<string, { soft: number | null; hard: number | null }>();
+  private readonly totals = new Map<string, number>();
+  private control: WorkerControl | undefined;
+  private autoscaleTimer: NodeJS.Timeout | undefined;
+  private readonly startedAt = Date.now();
+  private readonly softShutdownTimeout: number;
   private broker: Broker | undefined;
   private backend: ResultBackend | null = null;
   private consumer: Consumer | undefined;
-  private readonly etaTimers = new Map<string, NodeJS.Timeout>();
-  private readonly prefetch: number;
+  private readonly etaTimers = new Map<string, { timer: NodeJS.Timeout; held: Held; release: () => void }>();
+  private prefetch: number;
   private heldForEta = 0;
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private closing: Promise<void> | undefined;
@@ -73,8 +114,41 @@ export class Worker extends EventEmitter {
     this.prefetchMultiplier = opts.prefetchMultiplier ?? conf.worker_prefetch_multiplier ?? 4;
     this.prefetch = this.prefetchMultiplier > 0 ? this.concurrency * this.prefetchMultiplier : 0;
     this.logger = opts.logger ?? (opts.loglevel ? createLogger(parseLogLevel(String(opts.loglevel))) : app.logger);
-    this.pool = new AsyncPool(this.concurrency);
+    const kind = String(opts.pool ?? conf.worker_pool ?? 'async');
+    if (!POOL_KINDS.includes(kind as PoolKind)) throw new Error(`Unknown pool '${kind}': use one of ${POOL_KINDS.join(', ')} (-P/--pool, worker_pool)`);
+    this.poolKind = kind as PoolKind;
+    const [maxC, minC] = opts.autoscale ?? [this.concurrency, this.concurrency];
+    if (opts.autoscale && (!(maxC >= 1) || !(minC >= 1) || minC > maxC)) throw new Error(`autoscale must be max,min with 1 <= min <= max, got ${opts.autoscale.join(',')}`);
+    if (opts.autoscale) {
+      this.concurrency = maxC;
+      this.prefetch = this.prefetchMultiplier > 0 ? maxC * this.prefetchMultiplier : 0;
+    }
+    const initial = opts.autoscale ? minC : this.concurrency;
+    this.pool = new AsyncPool(initial);
+    this.autoscale = opts.autoscale ? { max: maxC, min: minC } : undefined;
+    if (this.poolKind === 'async') this.executor = new InlineExecutor(app);
+    else {
+      const module = opts.module ?? (conf.worker_app_module as string | undefined);
+      if (!module) throw new Error(`The ${this.poolKind} pool runs tasks in ${this.poolKind === 'thread' ? 'worker threads' : 'child processes'} that import your app module: pass { module: '/path/to/app.ts' } to app.worker() (the CLI passes -A).`);
+      this.executor = new ChildExecutor({
+        kind: this.poolKind, module, size: initial, brokerUrl: app.brokerUrl, backendUrl: app.backendUrl, logger: this.logger,
+        maxTasksPerChild: opts.maxTasksPerChild ?? conf.worker_max_tasks_per_child,
+        maxMemoryPerChild: opts.maxMemoryPerChild ?? conf.worker_max_memory_per_child,
+      });
+    }
+    this.revoked = new RevokedSet(opts.statedb ?? conf.worker_state_db ?? null);
+    this.softShutdownTimeout = opts.softShutdownTimeout ?? conf.worker_soft_shutdown_timeout ?? 0;
+    this.remoteControl = opts.remoteControl ?? conf.worker_enable_remote_control !== false;
+    if (!conf.worker_disable_rate_limits) {
+      for (const t of app.tasks.values()) {
+        const r = parseRate(t.options.rate_limit as string | number | null | undefined);
+        if (r > 0) this.rateLimiter.set(t.name, r);
+      }
+    }
   }
+
+  private readonly autoscale: { max: number; min: number } | undefined;
+  private readonly remoteControl: boolean;
 
   /** Connect, start consuming, and resolve once the worker is ready. */
   async start(): Promise<void> {
@@ -82,7 +156,13 @@ export class Worker extends EventEmitter {
     this.state = 'running';
     this.broker = await this.app.broker();
     this.backend = await this.app.backend();
+    await this.executor.start();
+    if (this.remoteControl) {
+      this.control = new WorkerControl(this.broker, this.controlTarget(), this.logger);
+      await this.control.start();
+    }
     this.consumer = await this.broker.consume(this.queues, (d) => this.onDelivery(d), { prefetch: this.prefetch });
+    if (this.autoscale) this.startAutoscale(this.autoscale);
     this.logger.info(`${this.hostname} ready.`);
     this.emit('workerReady', this);
   }
@@ -100,7 +180,7 @@ export class Worker extends EventEmitter {
       `- ** ---------- .> app:         ${app.main}`,
       `- ** ---------- .> transport:   ${maskedUrl(app.brokerUrl)}${app.usesEmbeddedDefault ? '  (embedded default: no broker configured)' : ''}`,
       `- ** ---------- .> results:     ${backend}`,
-      `- *** --- * --- .> concurrency: ${this.concurrency} (async)`,
+      `- *** --- * --- .> concurrency: ${this.autoscale ? `{min=${this.autoscale.min}, max=${this.autoscale.max}}` : this.concurrency} (${this.poolKind})`,
       `-- ******* ---- .> prefetch:    ${this.prefetch || 'unlimited'}`,
       `--- ***** ----- `,
       ` -------------- [queues]`,
@@ -140,24 +220,37 @@ export class Worker extends EventEmitter {
     const held: Held = { delivery: d, req, task };
     const delay = req.eta ? req.eta.getTime() - Date.now() : 0;
     if (delay > 0) this.holdUntilEta(held, delay);
-    else this.pool.submit(() => this.execute(held));
+    else this.dispatch(held);
+  }
+
+  /** Hand a due request to the pool, after its rate-limit token (kept unacked while it waits, as Celery). */
+  private dispatch(held: Held): void {
+    const submit = () => {
+      if (this.state === 'running') this.pool.submit(() => this.execute(held));
+    };
+    if (this.rateLimiter.has(held.task.name)) this.rateLimiter.schedule(held.task.name, submit);
+    else submit();
   }
 
   /** Keep an ETA message unacked until it is due; it does not count against prefetch (as Celery). */
   private holdUntilEta(held: Held, delay: number): void {
     this.heldForEta++;
     this.consumer?.setPrefetch(this.prefetch === 0 ? 0 : this.prefetch + this.heldForEta);
-    const fire = () => {
-      this.etaTimers.delete(held.req.id + held.delivery.deliveryTag);
+    const key = held.req.id + held.delivery.deliveryTag;
+    const release = () => {
+      this.etaTimers.delete(key);
       this.heldForEta--;
       this.consumer?.setPrefetch(this.prefetch === 0 ? 0 : this.prefetch + this.heldForEta);
-      if (this.state === 'running') this.pool.submit(() => this.execute(held));
+    };
+    const fire = () => {
+      release();
+      if (this.state === 'running') this.dispatch(held);
     };
     // setTimeout holds at most ~24.8 days; re-arm in steps for longer ETAs.
     const arm = (ms: number) => {
       const step = Math.min(ms, 2 ** 31 - 1);
-      const t = setTimeout(() => (ms > step ? arm(ms - step) : fire()), step);
-      this.etaTimers.set(held.req.id + held.delivery.deliveryTag, t);
+      const timer = setTimeout(() => (ms > step ? arm(ms - step) : fire()), step);
+      this.etaTimers.set(key, { timer, held, release });
     };
     arm(delay);
   }
@@ -217,7 +310,7 @@ export class Worker extends EventEmitter {
     }
   }
 
-  /** Run one task and settle its message (Celery's trace + Request.on_success/on_failure). */
+  /** Run one task and settle its message (Celery's trace + Request.on_success/on_failure/on_timeout). */
   private async execute(held: Held): Promise<void> {
     const { delivery: d, req, task } = held;
     if (this.revoked.has(req.id)) return this.discardRevoked(d, req, 'revoked');
@@ -231,19 +324,30 @@ export class Worker extends EventEmitter {
     if (this.taskOption<boolean>(task, 'track_started', 'task_track_started') === true && !ignoreResult) {
       await this.storeSafely(buildMeta(req, 'STARTED', { pid: process.pid, hostname: this.hostname }, null, extras), req);
     }
-    const abort = new AbortController();
-    const ctx = this.contextFor(held, abort.signal);
+    const key = `${req.id}:${d.deliveryTag}`;
+    const job: Job = { key, taskName: task.name, args: req.args, kwargs: req.kwargs, request: this.requestFor(held) };
+    const hooks: JobHooks = {
+      retry: (opts) => this.retryTask(held, opts),
+      updateState: async (state, meta) => {
+        await this.storeSafely(buildMeta(req, state, meta, null, extras), req);
+      },
+    };
+    const running: RunningJob = { held, key, started: Date.now() };
+    this.running.set(key, running);
     this.emit('taskPrerun', { id: req.id, name: req.task, request: req } satisfies TaskEvent);
     const started = performance.now();
     let outcome: { ok: true; value: unknown } | { ok: false; error: unknown };
     try {
-      const value = await this.runWithLimits(task, req, ctx, abort);
+      const value = await this.runWithLimits(job, hooks, task, req);
       outcome = { ok: true, value };
     } catch (error) {
       outcome = { ok: false, error };
+    } finally {
+      this.running.delete(key);
     }
     const runtime = (performance.now() - started) / 1000;
     this.processed++;
+    this.totals.set(req.task, (this.totals.get(req.task) ?? 0) + 1);
 
     if (outcome.ok) {
       let stored = true;
@@ -262,7 +366,15 @@ export class Worker extends EventEmitter {
       return;
     }
 
-    const error = outcome.error;
+    let error = outcome.error;
+    if (error instanceof PoolClosed) {
+      // Cold shutdown killed the child: leave the message to restoreUnacked (acks_late) and store nothing.
+      this.logger.warning(`Task ${req.task}[${req.id}] was stopped by the cold shutdown`);
+      return;
+    }
+    const auto = autoretryOptions(task.options, error, req.retries);
+    if (auto) error = this.retryTask(held, auto);
+
     if (error instanceof Retry) {
       try {
         await (error as Retry & { published?: Promise<void> }).published;
@@ -276,7 +388,8 @@ export class Worker extends EventEmitter {
         return;
       }
       const info = encodeException(error.exc ?? error);
-      await this.storeSafely(buildMeta(req, 'RETRY', info, formatTraceback(error.exc ?? error), { ...extras, children: [[[req.id, null], null]] }), req);
+      const tb = error.exc instanceof TaskError && error.exc.traceback ? error.exc.traceback : formatTraceback(error.exc ?? error);
+      await this.storeSafely(buildMeta(req, 'RETRY', info, tb, { ...extras, children: [[[req.id, null], null]] }), req);
       if (acksLate) await this.settle(d, 'ack', req);
       await earlyAck;
       this.logger.info(`Task ${req.task}[${req.id}] retry: ${error.message}`);
@@ -297,16 +410,63 @@ export class Worker extends EventEmitter {
       this.emit('taskPostrun', { id: req.id, name: req.task, state: 'IGNORED', runtime } satisfies TaskEvent);
       return;
     }
+    if (error instanceof TaskRevokedError) {
+      // revoke(terminate=True): REVOKED 'terminated', message acked (Celery's on_failure for a revoked request).
+      const exc = { exc_type: 'TaskRevokedError', exc_message: ['terminated'], exc_module: 'celery.exceptions' };
+      await this.storeSafely(buildMeta(req, 'REVOKED', exc, null, { ...extras, children: null }), req);
+      if (acksLate) await this.settle(d, 'ack', req);
+      await earlyAck;
+      this.logger.info(`Task ${req.task}[${req.id}] terminated (revoked)`);
+      this.emit('taskRevoked', { id: req.id, name: req.task, state: 'REVOKED', runtime } satisfies TaskEvent);
+      this.emit('taskPostrun', { id: req.id, name: req.task, state: 'REVOKED', runtime } satisfies TaskEvent);
+      return;
+    }
+    if (error instanceof WorkerLostError && acksLate && this.taskOption<boolean>(task, 'reject_on_worker_lost', 'task_reject_on_worker_lost') === true) {
+      if (await this.requeueAfterWorkerLost(held, error)) {
+        await earlyAck;
+        this.emit('taskPostrun', { id: req.id, name: req.task, state: 'REQUEUED', error, runtime } satisfies TaskEvent);
+        return;
+      }
+    }
     const info = encodeException(error);
-    if (!ignoreResult || storeErrors) await this.storeSafely(buildMeta(req, 'FAILURE', info, formatTraceback(error), extras), req);
+    const tb = error instanceof TaskError && error.traceback ? error.traceback : formatTraceback(error);
+    if (!ignoreResult || storeErrors) await this.storeSafely(buildMeta(req, 'FAILURE', info, tb, extras), req);
     if (acksLate) {
+      const timeout = error instanceof TimeLimitExceeded;
       const ackOnFailure = this.taskOption<boolean>(task, 'acks_on_failure_or_timeout', 'task_acks_on_failure_or_timeout') !== false;
-      await this.settle(d, ackOnFailure ? 'ack' : 'reject', req);
+      // A lost worker with reject_on_worker_lost false is acked, as Celery does.
+      await this.settle(d, ackOnFailure || (error instanceof WorkerLostError && !timeout) ? 'ack' : 'reject', req);
     }
     await earlyAck;
-    this.logger.error(`Task ${req.task}[${req.id}] raised unexpected: ${exceptionRepr(info)}\n${formatTraceback(error)}`);
+    this.logger.error(`Task ${req.task}[${req.id}] raised unexpected: ${exceptionRepr(info)}\n${tb}`);
     this.emit('taskFailure', { id: req.id, name: req.task, state: 'FAILURE', error, runtime } satisfies TaskEvent);
     this.emit('taskPostrun', { id: req.id, name: req.task, state: 'FAILURE', error, runtime } satisfies TaskEvent);
+  }
+
+  /**
+   * acks_late + reject_on_worker_lost: put the message back, counting requeues in a header so a poison
+   * message that keeps killing its executor ends as FAILURE (WorkerLostError) after task_max_redeliveries.
+   * Returns false when the budget is spent (the caller stores FAILURE and rejects without requeue).
+   */
+  private async requeueAfterWorkerLost(held: Held, error: Error): Promise<boolean> {
+    const { delivery: d, req, task } = held;
+    const max = Number(this.taskOption<number>(task, 'max_redeliveries', 'task_max_redeliveries') ?? 3);
+    const count = Number(d.message.headers[REDELIVERIES_HEADER] ?? 0);
+    if (count >= max) {
+      this.logger.error(`Task ${req.task}[${req.id}] lost its executor ${count + 1} times; giving up (task_max_redeliveries=${max})`);
+      return false;
+    }
+    const message = { ...d.message, headers: { ...d.message.headers, [REDELIVERIES_HEADER]: count + 1 } };
+    try {
+      await this.app.publish(this.broker!, message, { exchange: '', routingKey: d.queue });
+    } catch (err) {
+      this.logger.error(`Could not requeue ${req.task}[${req.id}] after ${error.message}: ${(err as Error).message}; requeueing the original`);
+      await this.settle(d, 'requeue', req);
+      return true;
+    }
+    await this.settle(d, 'ack', req);
+    this.logger.warning(`Task ${req.task}[${req.id}] requeued after ${error.message} (redelivery ${count + 1} of ${max})`);
+    return true;
   }
 
   private async settle(d: Delivery, how: 'ack' | 'reject' | 'requeue', req: TaskRequest): Promise<void> {
@@ -318,67 +478,62 @@ export class Worker extends EventEmitter {
     }
   }
 
-  /** Soft limit: abort the signal and fail with SoftTimeLimitExceeded; hard: stop waiting, TimeLimitExceeded. */
-  private runWithLimits(task: Task<any, any>, req: TaskRequest, ctx: TaskContext, abort: AbortController): Promise<unknown> {
-    const hard = req.timelimit[0] ?? (task.options.time_limit as number | null | undefined) ?? this.app.conf.task_time_limit;
-    const soft = req.timelimit[1] ?? (task.options.soft_time_limit as number | null | undefined) ?? this.app.conf.task_soft_time_limit;
-    const run = taskStorage.run(ctx, () => task.invoke(ctx, req.args, req.kwargs));
-    if (!hard && !soft) return run;
-    return new Promise((resolve, reject) => {
-      const timers: NodeJS.Timeout[] = [];
-      const done = () => timers.forEach(clearTimeout);
-      if (soft) {
-        timers.push(setTimeout(() => {
-          const e = new SoftTimeLimitExceeded(`SoftTimeLimitExceeded(${soft})`);
-          abort.abort(e);
-        }, soft * 1000));
-      }
-      if (hard) {
-        timers.push(setTimeout(() => {
-          this.logger.error(`Hard time limit (${hard}s) exceeded for ${req.task}[${req.id}]`);
-          abort.abort(new TimeLimitExceeded(String(hard)));
-          const e = new TimeLimitExceeded(String(hard));
-          (e as { excArgs?: unknown[] }).excArgs = [hard];
-          reject(e);
-        }, hard * 1000));
-      }
-      run.then((v) => { done(); resolve(v); }, (e) => { done(); reject(e); });
-    });
+  /** The limits that apply: header [hard, soft], then a time_limit control command, then the task, then the settings. */
+  private limitsFor(task: Task<any, any>, req: TaskRequest): { hard: number | null; soft: number | null } {
+    const ctl = this.timeLimits.get(task.name);
+    const hard = req.timelimit[0] ?? ctl?.hard ?? (task.options.time_limit as number | null | undefined) ?? this.app.conf.task_time_limit ?? null;
+    const soft = req.timelimit[1] ?? ctl?.soft ?? (task.options.soft_time_limit as number | null | undefined) ?? this.app.conf.task_soft_time_limit ?? null;
+    return { hard, soft };
   }
 
-  private contextFor(held: Held, signal: AbortSignal): TaskContext {
-    const { req, delivery: d, task } = held;
-    const request: Request = {
+  /**
+   * Soft limit: the task's AbortSignal fires with SoftTimeLimitExceeded (catchable). Hard limit: the executor
+   * stops the task (thread terminated / process killed and replaced; the async pool stops waiting).
+   */
+  private runWithLimits(job: Job, hooks: JobHooks, task: Task<any, any>, req: TaskRequest): Promise<unknown> {
+    const { hard, soft } = this.limitsFor(task, req);
+    const run = this.executor.run(job, hooks);
+    if (!hard && !soft) return run;
+    const timers: NodeJS.Timeout[] = [];
+    if (soft) {
+      timers.push(setTimeout(() => {
+        this.logger.warning(`Soft time limit (${soft}s) exceeded for ${req.task}[${req.id}]`);
+        this.executor.interrupt(job.key, new SoftTimeLimitExceeded(`SoftTimeLimitExceeded(${soft})`));
+      }, soft * 1000));
+    }
+    if (hard) {
+      timers.push(setTimeout(() => {
+        this.logger.error(`Hard time limit (${hard}s) exceeded for ${req.task}[${req.id}]`);
+        const e = new TimeLimitExceeded(String(hard));
+        (e as { excArgs?: unknown[] }).excArgs = [hard];
+        this.executor.kill(job.key, e);
+      }, hard * 1000));
+    }
+    return run.finally(() => timers.forEach(clearTimeout));
+  }
+
+  private requestFor(held: Held): Request {
+    const { req, delivery: d } = held;
+    return {
       id: req.id, task: req.task, args: req.args, kwargs: req.kwargs, retries: req.retries, eta: req.eta,
       expires: req.expires, headers: req.headers, rootId: req.rootId, parentId: req.parentId, group: req.group,
       groupIndex: req.groupIndex, origin: req.origin, hostname: this.hostname, replyTo: req.replyTo,
       correlationId: req.correlationId, timelimit: req.timelimit, isEager: false,
       deliveryInfo: { exchange: d.exchange, routingKey: d.routingKey, priority: req.priority, redelivered: d.redelivered },
     };
-    const worker = this;
-    return {
-      name: task.name,
-      request,
-      signal,
-      retry(opts: RetryOptions = {}): never {
-        throw worker.retryTask(held, opts);
-      },
-      updateState: async (state: string, meta?: unknown) => {
-        await worker.storeSafely(buildMeta(req, state, meta ?? null, null, worker.metaExtras(d)), req);
-      },
-    };
   }
 
   /** Celery's Task.retry: republish the same id with retries + 1 and an ETA; returns the Retry to throw. */
   private retryTask(held: Held, opts: RetryOptions): Error {
     const { req, task, delivery: d } = held;
-    const max = opts.maxRetries ?? opts.max_retries ?? (task.options.max_retries as number | null | undefined) ?? this.app.conf.task_max_retries;
+    const max = opts.maxRetries !== undefined ? opts.maxRetries : opts.max_retries !== undefined ? opts.max_retries
+      : (task.options.max_retries as number | null | undefined) !== undefined ? (task.options.max_retries as number | null) : this.app.conf.task_max_retries;
     if (max !== null && max !== undefined && req.retries >= max) {
       if (opts.exc instanceof Error) return opts.exc;
       return new MaxRetriesExceededError(`Can't retry ${req.task}[${req.id}] args:${repr(req.args)} kwargs:${repr(req.kwargs)}`);
     }
     const countdown = opts.countdown ?? (opts.eta ? undefined : ((task.options.default_retry_delay as number | undefined) ?? this.app.conf.task_default_retry_delay));
-    const eta = opts.eta ?? new Date(Date.now() + (countdown ?? 0) * 1000);
+    const eta = opts.eta ? new Date(opts.eta) : new Date(Date.now() + (countdown ?? 0) * 1000);
     const message = encodeTaskV2(req.task, req.args, req.kwargs, {
       id: req.id, eta, expires: req.expires, retries: req.retries + 1, timeLimit: req.timelimit[0], softTimeLimit: req.timelimit[1],
       rootId: req.rootId, parentId: req.id, group: req.group, groupIndex: req.groupIndex, origin: req.origin ?? undefined,
@@ -396,13 +551,111 @@ export class Worker extends EventEmitter {
     return retry;
   }
 
+  /** Revoke (remote control): remember, store REVOKED, drop held ETA messages, optionally stop running ones. */
+  async revoke(ids: string[], opts: { terminate?: boolean; signal?: string } = {}): Promise<{ ok: string }> {
+    for (const id of ids) this.revoked.add(id);
+    const terminated: string[] = [];
+    for (const id of ids) {
+      for (const [key, h] of [...this.etaTimers]) {
+        if (h.held.req.id !== id) continue;
+        clearTimeout(h.timer);
+        h.release();
+        this.etaTimers.delete(key);
+        await this.discardRevoked(h.held.delivery, h.held.req, 'revoked');
+      }
+      if (opts.terminate) {
+        for (const r of this.running.values()) {
+          if (r.held.req.id !== id) continue;
+          this.logger.info(`Terminating ${r.held.req.task}[${id}] (${opts.signal ?? 'SIGTERM'})`);
+          if (this.executor.kill(r.key, new TaskRevokedError('terminated'))) terminated.push(id);
+        }
+      } else if (this.backend && ![...this.running.values()].some((r) => r.held.req.id === id)) {
+        // Celery >= 5.6.2 marks the task REVOKED at once; a task that already finished keeps its result.
+        const cur = await this.backend.get(id).catch(() => null);
+        if (cur && (cur.status === 'PENDING' || cur.status === 'RETRY' || cur.status === 'STARTED' || cur.status === 'RECEIVED')) {
+          const exc = { exc_type: 'TaskRevokedError', exc_message: ['revoked'], exc_module: 'celery.exceptions' };
+          await this.backend.store({ status: 'REVOKED', result: exc, traceback: null, children: null, date_done: new Date().toISOString().replace('Z', '+00:00'), task_id: id } as ResultMeta, {}).catch(() => undefined);
+        }
+      }
+    }
+    this.logger.info(`Tasks flagged as revoked: ${ids.join(', ')}`);
+    if (opts.terminate) return { ok: terminated.length ? `terminate: ${terminated.join(', ')}` : 'terminate: tasks unknown' };
+    return { ok: `tasks {${ids.map((i) => `'${i}'`).join(', ')}} flagged as revoked` };
+  }
+
+  private controlTarget(): ControlTarget {
+    return {
+      hostname: this.hostname,
+      revoke: (ids, terminate, signal) => this.revoke(ids, { terminate, signal }),
+      setRateLimit: (name, rate) => {
+        if (!this.app.tasks.has(name)) return { error: `unknown task ${name}` };
+        this.rateLimiter.set(name, parseRate(rate));
+        return { ok: 'new rate limit set successfully' };
+      },
+      setTimeLimit: (name, soft, hard) => {
+        if (!this.app.tasks.has(name)) return { error: `unknown task ${name}` };
+        this.timeLimits.set(name, { soft, hard });
+        return { ok: 'time limits set successfully' };
+      },
+      shutdown: () => this.emit('shutdownRequested'),
+      ping: () => ({ ok: 'pong' }),
+      stats: () => ({ total: Object.fromEntries(this.totals), pid: process.pid, uptime: Math.round((Date.now() - this.startedAt) / 1000),
+        pool: { 'max-concurrency': this.concurrency, implementation: this.poolKind, processes: [] }, prefetch_count: this.prefetch }),
+      active: () => [...this.running.values()].map((r) => ({
+        id: r.held.req.id, name: r.held.req.task, args: r.held.req.args, kwargs: r.held.req.kwargs, type: r.held.req.task,
+        hostname: this.hostname, time_start: r.started / 1000, acknowledged: true, worker_pid: process.pid,
+        delivery_info: { exchange: r.held.delivery.exchange, routing_key: r.held.delivery.routingKey, priority: r.held.req.priority, redelivered: r.held.delivery.redelivered },
+      })),
+      registered: () => [...this.app.tasks.keys()].sort(),
+      revokedIds: () => this.revoked.list(),
+    };
+  }
+
+  /** Autoscale: one more slot while work waits, one fewer after 5 s without any (Celery's Autoscaler, simplified). */
+  private startAutoscale(a: { max: number; min: number }): void {
+    let idleSince = Date.now();
+    this.autoscaleTimer = setInterval(() => {
+      const cur = this.pool.concurrency;
+      if (this.pool.queued > 0 && cur < a.max) {
+        const n = Math.min(a.max, cur + this.pool.queued);
+        this.logger.info(`Scaling up the pool to ${n}`);
+        this.pool.concurrency = n;
+        this.executor.resize(n);
+        this.pool.submit(async () => undefined); // kick the pump
+        idleSince = Date.now();
+      } else if (this.pool.queued === 0 && this.pool.active < cur) {
+        if (cur > a.min && Date.now() - idleSince > 5000) {
+          const n = Math.max(a.min, this.pool.active, cur - 1);
+          this.logger.info(`Scaling down the pool to ${n}`);
+          this.pool.concurrency = n;
+          this.executor.resize(n);
+          idleSince = Date.now();
+        }
+      } else idleSince = Date.now();
+    }, 500);
+    this.autoscaleTimer.unref();
+  }
+
+  /** How many tasks are running now (for tests, stats and shutdown). */
+  get activeCount(): number {
+    return this.running.size;
+  }
+
   /**
    * Warm shutdown: stop fetching, let running tasks finish, put unstarted and ETA-held messages
-   * back on their queues. `cold` skips waiting for running tasks.
+   * back on their queues. `cold` stops running tasks after `softShutdownTimeout` seconds (0: at once);
+   * with acks_late their messages are restored too.
    */
   close(opts: { cold?: boolean; timeout?: number } = {}): Promise<void> {
+    if (opts.cold && this.closing && !this.coldRequested) {
+      this.coldRequested = true;
+      this.coldNow?.();
+    }
     return (this.closing ??= this.shutdown(opts));
   }
+
+  private coldRequested = false;
+  private coldNow: (() => void) | undefined;
 
   private async shutdown(opts: { cold?: boolean; timeout?: number }): Promise<void> {
     if (this.state === 'new') {
@@ -410,17 +663,38 @@ export class Worker extends EventEmitter {
       return;
     }
     this.state = 'stopping';
+    if (opts.cold) this.coldRequested = true;
     this.logger.info(`${opts.cold ? 'Cold' : 'Warm'} shutdown (${this.hostname})`);
+    if (this.autoscaleTimer) clearInterval(this.autoscaleTimer);
     await this.consumer?.stop().catch(() => undefined);
-    for (const t of this.etaTimers.values()) clearTimeout(t);
+    await this.control?.stop();
+    for (const h of this.etaTimers.values()) clearTimeout(h.timer);
     this.etaTimers.clear();
+    this.rateLimiter.clear();
     this.pool.drain();
-    if (!opts.cold) {
-      const waiting = this.pool.onNoneRunning();
-      if (opts.timeout) await Promise.race([waiting, new Promise((r) => setTimeout(r, opts.timeout).unref())]);
-      else await waiting;
+    const waiting = this.pool.onNoneRunning();
+    const cold = new Promise<void>((r) => { this.coldNow = r; if (this.coldRequested) r(); });
+    const limits: Promise<unknown>[] = [waiting];
+    if (opts.timeout) limits.push(new Promise((r) => setTimeout(r, opts.timeout).unref()));
+    // A cold shutdown first gives running tasks worker_soft_shutdown_timeout seconds (Celery 5.5's soft shutdown).
+    limits.push(cold.then(() => {
+      if (this.running.size === 0) return;
+      const grace = this.softShutdownTimeout;
+      if (grace > 0) this.logger.warning(`Cold shutdown: giving ${this.running.size} running task(s) ${grace}s (worker_soft_shutdown_timeout)`);
+      return Promise.race([waiting, new Promise((r) => setTimeout(r, grace * 1000).unref())]);
+    }));
+    await Promise.race(limits);
+    if (this.running.size > 0) {
+      this.logger.warning(`Terminating ${this.running.size} running task(s)`);
+      for (const r of [...this.running.values()]) this.executor.kill(r.key, new PoolClosed('cold shutdown'));
     }
-    await this.consumer?.restoreUnacked().catch((err) => this.logger.error(`Could not restore unacknowledged messages: ${(err as Error).message}`));
+    await this.executor.close().catch(() => undefined);
+    const n = await this.consumer?.restoreUnacked().catch((err) => {
+      this.logger.error(`Could not restore unacknowledged messages: ${(err as Error).message}`);
+      return 0;
+    });
+    if (n) this.logger.info(`Restoring ${n} unacknowledged message(s)`);
+    this.revoked.save();
     this.state = 'stopped';
     this.emit('workerShutdown', this);
   }

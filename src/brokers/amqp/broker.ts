@@ -9,6 +9,8 @@ import { declareTaskQueue, taskQueueSpec } from './topology.js';
 import { defaultDeliveryMode, publishOptions } from './message.js';
 import { BrokerConnectionError, PublishError, explainChannelError } from './errors.js';
 import { parseAmqpUrl, type AmqpEndpoint } from './url.js';
+import { AmqpFanout } from './fanout.js';
+import type { BroadcastSubscription } from '../types.js';
 
 const DEFAULT_CONFIRM_TIMEOUT_S = 30;
 
@@ -29,11 +31,22 @@ export class AmqpBroker implements Broker {
   private opening: Promise<{ ch: ConfirmChannel; declared: Set<string> }> | null = null;
   private readonly consumers = new Set<AmqpConsumer>();
   private closed = false;
+  private readonly fanout: AmqpFanout;
 
   constructor(url: string, private readonly ctx: BrokerContext) {
     this.endpoint = parseAmqpUrl(url, ctx.settings);
     this.displayUrl = this.endpoint.displayUrl;
     this.conn = new AmqpConnection(this.endpoint, ctx.logger, 'producer');
+    this.fanout = new AmqpFanout(() => this.conn.open(), ctx.logger);
+  }
+
+  /** Fanout (celery.pidbox remote control): see fanout.ts. */
+  broadcast(exchange: string, message: Message): Promise<void> {
+    return this.fanout.broadcast(exchange, message);
+  }
+
+  subscribeBroadcast(exchange: string, queueName: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+    return this.fanout.subscribe(exchange, queueName, handler);
   }
 
   async connect(): Promise<void> {
@@ -150,6 +163,7 @@ export class AmqpBroker implements Broker {
 
   async close(): Promise<void> {
     this.closed = true;
+    await this.fanout.close();
     for (const c of this.consumers) await c.close();
     this.consumers.clear();
     this.channel = null;

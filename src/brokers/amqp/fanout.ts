@@ -1,0 +1,75 @@
+// Fanout for remote control (celery.pidbox): a non-durable fanout exchange, one auto-delete queue per subscriber,
+// declared as kombu's pidbox declares them so Python and TypeScript nodes share the exchange.
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import type { Message } from '../../protocol/message.js';
+import type { Logger } from '../../app/log.js';
+import type { BroadcastSubscription } from '../types.js';
+import { publishOptions, toMessage } from './message.js';
+
+/** celery.app.control: control_queue_ttl 300 s, control_queue_expires 10 s. */
+const CONTROL_QUEUE_ARGS = { 'x-message-ttl': 300_000, 'x-expires': 10_000 };
+
+export class AmqpFanout {
+  private channel: Promise<Channel> | null = null;
+  private readonly subscriptions = new Set<{ close(): Promise<void> }>();
+  private closed = false;
+
+  constructor(private readonly open: () => Promise<ChannelModel>, private readonly logger: Logger) {}
+
+  private publishChannel(): Promise<Channel> {
+    this.channel ??= (async () => {
+      const ch = await (await this.open()).createChannel();
+      ch.on('error', (err: Error) => this.logger.warning(`AMQP fanout channel error: ${err.message}`));
+      ch.on('close', () => { this.channel = null; });
+      return ch;
+    })().catch((err) => {
+      this.channel = null;
+      throw err;
+    });
+    return this.channel;
+  }
+
+  async broadcast(exchange: string, message: Message): Promise<void> {
+    const ch = await this.publishChannel();
+    await ch.assertExchange(exchange, 'fanout', { durable: false, autoDelete: false });
+    ch.publish(exchange, '', message.body, publishOptions(message, 1));
+  }
+
+  async subscribe(exchange: string, queueName: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+    let ch: Channel | null = null;
+    let stopped = false;
+    const attach = async (): Promise<void> => {
+      const c = await (await this.open()).createChannel();
+      ch = c;
+      c.on('error', (err: Error) => this.logger.warning(`AMQP ${exchange} subscription channel error: ${err.message}`));
+      c.on('close', () => {
+        // Resubscribe after a connection loss; broadcasts sent meanwhile are missed, as with kombu.
+        if (!stopped && !this.closed) setTimeout(() => void attach().catch((err) => this.logger.warning(`Could not resubscribe to ${exchange}: ${(err as Error).message}`)), 1000).unref();
+      });
+      await c.assertExchange(exchange, 'fanout', { durable: false, autoDelete: false });
+      await c.assertQueue(queueName, { durable: false, autoDelete: true, arguments: CONTROL_QUEUE_ARGS });
+      await c.bindQueue(queueName, exchange, '');
+      await c.consume(queueName, (raw: ConsumeMessage | null) => {
+        if (raw) handler(toMessage(raw));
+      }, { noAck: true });
+    };
+    await attach();
+    const sub = {
+      close: async () => {
+        stopped = true;
+        this.subscriptions.delete(sub);
+        await ch?.close().catch(() => undefined);
+      },
+    };
+    this.subscriptions.add(sub);
+    return sub;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const s of [...this.subscriptions]) await s.close();
+    const ch = this.channel;
+    this.channel = null;
+    if (ch) await ch.then((c) => c.close()).catch(() => undefined);
+  }
+}

@@ -1,0 +1,66 @@
+// Executors run task handlers: on the event loop (async), in worker threads (thread) or child processes (process).
+import type { Celeriac } from '../app/celeriac.js';
+import { taskStorage } from '../app/context.js';
+import { NotRegistered } from '../app/exceptions.js';
+import { effectiveError, makeContext, type Job, type JobHooks } from './job.js';
+
+export type PoolKind = 'async' | 'thread' | 'process';
+export const POOL_KINDS: readonly PoolKind[] = ['async', 'thread', 'process'];
+
+export interface Executor {
+  readonly kind: PoolKind;
+  start(): Promise<void>;
+  /** Run one job; resolves with the return value or rejects with what the task raised. */
+  run(job: Job, hooks: JobHooks): Promise<unknown>;
+  /** Soft stop: fire the task's AbortSignal with this reason (the task decides what to do). */
+  interrupt(key: string, reason: Error): void;
+  /** Hard stop: the task stops now and run() rejects with reason. False when the job is not running. */
+  kill(key: string, reason: Error): boolean;
+  /** Change how many jobs may run at once (autoscale). */
+  resize(n: number): void;
+  close(): Promise<void>;
+}
+
+/** The async pool: handlers run on the worker's event loop; a hard limit stops waiting but cannot stop CPU work. */
+export class InlineExecutor implements Executor {
+  readonly kind = 'async' as const;
+  private readonly running = new Map<string, { abort: AbortController; fail: (e: Error) => void }>();
+
+  constructor(private readonly app: Celeriac) {}
+
+  async start(): Promise<void> {}
+
+  run(job: Job, hooks: JobHooks): Promise<unknown> {
+    const task = this.app.tasks.get(job.taskName);
+    if (!task) return Promise.reject(new NotRegistered(job.taskName));
+    const abort = new AbortController();
+    const ctx = makeContext(task.name, job.request, abort.signal, hooks);
+    return new Promise((resolve, reject) => {
+      this.running.set(job.key, { abort, fail: reject });
+      let run: Promise<unknown>;
+      try {
+        run = taskStorage.run(ctx, () => task.invoke(ctx, job.args, job.kwargs));
+      } catch (err) {
+        run = Promise.reject(err);
+      }
+      run.then(resolve, (err) => reject(effectiveError(err, abort.signal))).finally(() => this.running.delete(job.key));
+    });
+  }
+
+  interrupt(key: string, reason: Error): void {
+    this.running.get(key)?.abort.abort(reason);
+  }
+
+  kill(key: string, reason: Error): boolean {
+    const r = this.running.get(key);
+    if (!r) return false;
+    this.running.delete(key);
+    r.abort.abort(reason);
+    r.fail(reason);
+    return true;
+  }
+
+  resize(): void {}
+
+  async close(): Promise<void> {}
+}

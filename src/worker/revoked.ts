@@ -1,0 +1,68 @@
+// The revoked-ids set: bounded and expiring like Celery's LimitedSet, optionally persisted (--statedb).
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+
+const MAX = Number(process.env.CELERY_WORKER_REVOKES_MAX ?? 50_000);
+const EXPIRES_S = Number(process.env.CELERY_WORKER_REVOKE_EXPIRES ?? 10_800);
+
+export class RevokedSet {
+  /** id → revoke time in unix seconds, in insertion order. */
+  private readonly ids = new Map<string, number>();
+  private saveTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly statedb: string | null = null, private readonly maxlen = MAX, private readonly expires = EXPIRES_S) {
+    if (statedb) this.load();
+  }
+
+  private load(): void {
+    let text: string;
+    try {
+      text = readFileSync(this.statedb!, 'utf8');
+    } catch {
+      return; // first run
+    }
+    const data = JSON.parse(text) as { revoked?: Record<string, number> };
+    const now = Date.now() / 1000;
+    for (const [id, ts] of Object.entries(data.revoked ?? {})) if (now - ts < this.expires) this.ids.set(id, ts);
+  }
+
+  has(id: string): boolean {
+    const ts = this.ids.get(id);
+    if (ts === undefined) return false;
+    if (Date.now() / 1000 - ts >= this.expires) {
+      this.ids.delete(id);
+      return false;
+    }
+    return true;
+  }
+
+  add(id: string): void {
+    this.ids.delete(id);
+    this.ids.set(id, Date.now() / 1000);
+    while (this.ids.size > this.maxlen) this.ids.delete(this.ids.keys().next().value as string);
+    this.scheduleSave();
+  }
+
+  get size(): number {
+    return this.ids.size;
+  }
+
+  list(): string[] {
+    return [...this.ids.keys()].filter((id) => this.has(id));
+  }
+
+  private scheduleSave(): void {
+    if (!this.statedb || this.saveTimer) return;
+    this.saveTimer = setTimeout(() => this.save(), 100);
+    this.saveTimer.unref();
+  }
+
+  /** Write the state file now (atomically: temp file + rename). */
+  save(): void {
+    if (this.saveTimer) clearTimeout(this.saveTimer);
+    this.saveTimer = null;
+    if (!this.statedb) return;
+    const tmp = `${this.statedb}.tmp-${process.pid}`;
+    writeFileSync(tmp, JSON.stringify({ revoked: Object.fromEntries(this.ids) }));
+    renameSync(tmp, this.statedb);
+  }
+}
