@@ -7,7 +7,8 @@ if [ ! -d node_modules ] || [ ! -e node_modules/.package-lock.json ]; then
   echo "Installing npm dependencies (npm ci)..." >&2
   npm ci --no-audit --no-fund >&2
 fi
-mapfile -t files < <(find test -name '*.test.ts' -not -path '*/node_modules/*' | sort)
+# CELERIAC_TEST_SUBSET=unit (or integration, interop, faults) runs one folder only.
+mapfile -t files < <(find "test/${CELERIAC_TEST_SUBSET:-}" -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 if [ "${#files[@]}" -eq 0 ]; then
   echo "No test files found under test/" >&2
   exit 1
