@@ -35,6 +35,7 @@ export function register(app: Celeriac): Celeriac {
   app.task('w.die', (how: string) => {
     // process.abort() is not available in worker threads; a thread exits instead.
     if (how === 'abort' && isMainThread) process.abort();
+    if (how === 'kill' && isMainThread) process.kill(process.pid, 'SIGKILL');
     process.exit(3);
   });
   app.task('w.retry', (task, until: number) => {
