@@ -1,0 +1,70 @@
+// A SIGTERM under load (B.5 T4): the CLI worker stops fetching, finishes running tasks, puts prefetched
+// messages back, exits 0; nothing is lost and nothing that finished runs again. Redis and RabbitMQ.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ManagedProcess, REPO_ROOT } from '../interop/harness.js';
+import { AMQP_URL, eventually, redisDb, requireRabbit, requireRedis, uniqueName } from '../helpers/services.js';
+import { makeApp } from '../integration/worker-app.js';
+import type { Celeriac } from '../../src/index.js';
+
+const MODULE = fileURLToPath(new URL('../integration/worker-app.ts', import.meta.url));
+const BACKEND = redisDb(11);
+const apps: Celeriac[] = [];
+after(async () => {
+  for (const a of apps) await a.close().catch(() => undefined);
+});
+
+function ledger(file: string): { starts: Map<string, number>; ends: Map<string, number> } {
+  const starts = new Map<string, number>();
+  const ends = new Map<string, number>();
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  for (const line of text.split('\n').filter(Boolean)) {
+    const [kind, id] = line.split(' ');
+    const m = kind === 'start' ? starts : ends;
+    m.set(id!, (m.get(id!) ?? 0) + 1);
+  }
+  return { starts, ends };
+}
+
+for (const b of [{ name: 'redis', url: redisDb(12), check: requireRedis }, { name: 'amqp', url: AMQP_URL, check: requireRabbit }]) {
+  test(`[${b.name}] SIGTERM under load: warm shutdown loses nothing and re-runs nothing`, async () => {
+    await b.check();
+    const queue = uniqueName('wt-term');
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'celeriac-ledger-')), 'ledger.txt');
+    const app = makeApp(b.url, BACKEND, { task_default_queue: queue });
+    apps.push(app);
+    const N = 60;
+    const ids = Array.from({ length: N }, (_, i) => `t${i}`);
+    for (const id of ids) await app.sendTask('w.ledger', [file, id, 200], {}, { queue });
+    const worker = new ManagedProcess('celeriac worker', process.execPath, [
+      '--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), '-A', MODULE, '-b', b.url, '--result-backend', BACKEND,
+      'worker', '-c', '4', '-Q', queue, '-n', `${queue}@test`, '-l', 'info', '-P', 'async',
+    ], { cwd: REPO_ROOT, env: process.env });
+    const exited = new Promise<number | null>((r) => worker.child.once('exit', (code) => r(code)));
+    await eventually(() => ledger(file).ends.size >= 12, '12 finished tasks', 30_000);
+    process.kill(worker.pid, 'SIGTERM');
+    const code = await exited;
+    assert.equal(code, 0, `exit code after a warm shutdown\n${worker.tail()}`);
+    const atStop = ledger(file);
+    for (const [id, n] of atStop.starts) assert.equal(atStop.ends.get(id), n, `task ${id} started but did not finish before exit`);
+    assert.ok(atStop.ends.size < N, 'the shutdown came before the queue was drained');
+    assert.match(worker.logs, /Restoring \d+ unacknowledged message/);
+    // A second worker gets everything that was put back.
+    const w2 = app.worker({ queues: [queue], concurrency: 4, loglevel: 'critical' });
+    await w2.start();
+    try {
+      await eventually(() => ledger(file).ends.size === N, `all ${N} tasks to finish`, 30_000);
+    } finally {
+      await w2.close();
+    }
+    const done = ledger(file);
+    for (const id of ids) {
+      assert.equal(done.ends.get(id), 1, `task ${id} finished ${done.ends.get(id) ?? 0} times`);
+      assert.equal(done.starts.get(id), 1, `task ${id} started ${done.starts.get(id) ?? 0} times`);
+    }
+  });
+}
