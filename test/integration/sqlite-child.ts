@@ -3,6 +3,7 @@
 //       the ledger; with publishCount, also publish that many messages (ids <pid>-<n>) while consuming.
 //   hold <url> <queue> <prefetch> <ledger>                     claim and never ack (until killed).
 //   store <url> <taskId> <status>                               store one result and exit.
+//   broadcast <url> <exchange> <id>                             broadcast one message and exit.
 // Prints "ready" once consuming, and on SIGTERM closes cleanly and prints its stats as JSON.
 import fs from 'node:fs';
 import { createBroker } from '../../src/brokers/sqlite/index.js';
@@ -24,6 +25,13 @@ async function main(): Promise<void> {
     await backend.connect();
     await backend.store({ status: b, result: 42, traceback: null, children: [], date_done: new Date().toISOString(), task_id: a });
     await backend.close();
+    return;
+  }
+  if (mode === 'broadcast') {
+    const broker = createBroker(url, { settings, logger }) as SqliteBroker;
+    await broker.connect();
+    await broker.broadcast(a, testMessage(b));
+    await broker.close();
     return;
   }
   const queue = a;

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { decodeEnvelope, encodeEnvelope, markRedelivered } from '../../protocol/envelope.js';
 import type { Message } from '../../protocol/message.js';
 import type { Logger } from '../../app/log.js';
-import type { Broker, BrokerContext, ConsumeOptions, Consumer, Delivery, DeliveryHandler, PublishTarget } from '../types.js';
+import type { BroadcastSubscription, Broker, BrokerContext, ConsumeOptions, Consumer, Delivery, DeliveryHandler, PublishTarget } from '../types.js';
 
 interface Entry {
   seq: number;
@@ -65,6 +65,8 @@ function lowerBound(b: Entry[], seq: number): number {
 interface Transport {
   queues: Map<string, MemoryQueue>;
   consumers: Set<MemoryConsumer>;
+  /** Fanout subscribers per exchange (remote control). */
+  fanout: Map<string, Set<(m: Message) => void>>;
   seq: number;
 }
 
@@ -72,7 +74,7 @@ const TRANSPORTS = new Map<string, Transport>();
 
 function transportFor(url: string): Transport {
   let t = TRANSPORTS.get(url);
-  if (!t) TRANSPORTS.set(url, (t = { queues: new Map(), consumers: new Set(), seq: 0 }));
+  if (!t) TRANSPORTS.set(url, (t = { queues: new Map(), consumers: new Set(), fanout: new Map(), seq: 0 }));
   return t;
 }
 
@@ -192,6 +194,7 @@ export class MemoryBroker implements Broker {
   readonly transport = 'memory';
   private readonly t: Transport;
   private readonly consumers = new Set<MemoryConsumer>();
+  private readonly subscriptions = new Set<BroadcastSubscription>();
 
   constructor(readonly displayUrl: string, private readonly logger: Logger) {
     this.t = transportFor(displayUrl);
@@ -224,8 +227,32 @@ export class MemoryBroker implements Broker {
     return this.t.queues.get(queue)?.size ?? 0;
   }
 
+  /** Fire-and-forget to every current subscriber of the exchange, each with its own copy. */
+  async broadcast(exchange: string, message: Message): Promise<void> {
+    const payload = encodeEnvelope(message, { exchange, routing_key: '' });
+    for (const h of [...(this.t.fanout.get(exchange) ?? [])]) {
+      queueMicrotask(() => {
+        try {
+          h(decodeEnvelope(payload).message);
+        } catch (err) {
+          this.logger.error(`memory broker: broadcast on ${exchange} could not be handled: ${(err as Error).message}`);
+        }
+      });
+    }
+  }
+
+  async subscribeBroadcast(exchange: string, _queueName: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+    let subs = this.t.fanout.get(exchange);
+    if (!subs) this.t.fanout.set(exchange, (subs = new Set()));
+    subs.add(handler);
+    const sub: BroadcastSubscription = { close: async () => { subs.delete(handler); this.subscriptions.delete(sub); } };
+    this.subscriptions.add(sub);
+    return sub;
+  }
+
   /** Like a closed AMQP channel: unacknowledged deliveries go back to their queues. */
   async close(): Promise<void> {
+    for (const s of [...this.subscriptions]) await s.close();
     for (const c of this.consumers) {
       await c.stop();
       await c.restoreUnacked();

@@ -3,7 +3,8 @@ import { encodeEnvelope } from '../../protocol/envelope.js';
 import type { Message } from '../../protocol/message.js';
 import type { Logger } from '../../app/log.js';
 import type { Settings } from '../../app/settings.js';
-import type { Broker, BrokerContext, ConsumeOptions, Consumer, DeliveryHandler, PublishTarget } from '../types.js';
+import type { BroadcastSubscription, Broker, BrokerContext, ConsumeOptions, Consumer, DeliveryHandler, PublishTarget } from '../types.js';
+import { broadcast, BROADCAST_SCHEMA, subscribe } from './fanout.js';
 import { openDatabase, type SqliteDatabase } from './database.js';
 import { countVisible, insertMessage, MESSAGES_SCHEMA, purgeVisible } from './messages.js';
 import { SqliteConsumer } from './consumer.js';
@@ -38,6 +39,7 @@ export class SqliteBroker implements Broker {
   private readonly location: SqliteLocation;
   private db: SqliteDatabase | null = null;
   private readonly consumers = new Set<SqliteConsumer>();
+  private readonly subscriptions = new Set<BroadcastSubscription>();
 
   constructor(url: string, private readonly logger: Logger, private readonly opts: SqliteBrokerOptions) {
     this.location = parseSqliteUrl(url);
@@ -55,6 +57,7 @@ export class SqliteBroker implements Broker {
     const db = await openDatabase(this.location);
     try {
       await db.ensureSchema('messages', MESSAGES_SCHEMA);
+      await db.ensureSchema('broadcast', BROADCAST_SCHEMA);
     } catch (err) {
       await db.release();
       throw err;
@@ -89,8 +92,26 @@ export class SqliteBroker implements Broker {
     return this.database.read((d) => countVisible(d, queue, Date.now()));
   }
 
+  /** Remote control fanout (celery.pidbox) between the processes sharing the file. */
+  async broadcast(exchange: string, message: Message): Promise<void> {
+    await broadcast(this.database, exchange, message);
+  }
+
+  async subscribeBroadcast(exchange: string, _queueName: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+    const sub = subscribe(this.database, exchange, handler, this.logger);
+    this.subscriptions.add(sub);
+    return {
+      close: async () => {
+        this.subscriptions.delete(sub);
+        await sub.close();
+      },
+    };
+  }
+
   async close(): Promise<void> {
     if (!this.db) return;
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+    this.subscriptions.clear();
     await Promise.all([...this.consumers].map((c) => c.close()));
     this.consumers.clear();
     const db = this.db;
