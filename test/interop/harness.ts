@@ -245,6 +245,6 @@ export async function startTsWorker(o: TsWorkerOptions): Promise<ManagedProcess>
     args = ['--import', 'tsx', path.join(TS_DIR, 'worker.ts')];
   }
   const p = new ManagedProcess(`Celeriac worker ${hostname}`, process.execPath, args, { cwd: REPO_ROOT, env: childEnv(env) });
-  await p.waitForOutput(o.viaCli ? /ready/i : /^celeriac-interop-worker ready$/m, o.readyTimeoutMs ?? 30_000, 'the worker to be ready');
+  await p.waitForOutput(o.viaCli ? /@\S+ ready\.$/m : /^celeriac-interop-worker ready$/m, o.readyTimeoutMs ?? 30_000, 'the worker to be ready');
   return p;
 }

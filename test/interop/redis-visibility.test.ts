@@ -77,15 +77,15 @@ async function killedTsHolder(queue: string, n: number): Promise<{ ids: string[]
   return { ids, entries };
 }
 
-test('SIGKILL of a TS worker holding acks_late messages loses none: a new TS worker restores and runs them', async () => {
+test('SIGKILL of a TS worker holding acks_late messages loses none: a new TS worker (started with the CLI) restores and runs them', async () => {
   const q = uniqueName('vt-ts-ts');
   const { ids } = await killedTsHolder(q, 3);
-  const w = await track(startTsWorker({ broker: url, queues: [q], acksLate: true, visibilityTimeout: VISIBILITY, concurrency: 3 }));
+  const w = await track(startTsWorker({ broker: url, queues: [q], acksLate: true, visibilityTimeout: VISIBILITY, concurrency: 3, viaCli: true }));
   const res = await results(ids, 20_000 + VISIBILITY * 1000);
   assert.deepEqual(res.map((r) => r.lang), ['ts', 'ts', 'ts']);
   assert.deepEqual(res.map((r) => r.tag).sort(), ['m0', 'm1', 'm2']);
   assert.deepEqual(res.map((r) => r.redelivered), [true, true, true], 'task.request.deliveryInfo.redelivered');
-  for (const id of ids) assert.match(w.logs, new RegExp(`prerun ${id}`), `the new worker ran ${id}`);
+  for (const id of ids) await w.waitForOutput(new RegExp(`interop\\.slow\\[${id}\\] succeeded`), 5000, `the new worker to log ${id} succeeded`);
   await eventually(async () => (await readUnacked(redis)).length === 0, 'unacked empty once all are acked', 5000);
   await w.stop();
 });
