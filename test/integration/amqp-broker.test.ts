@@ -209,3 +209,25 @@ test('a refused connection is retried on startup, then fails with how to fix it'
   assert.ok(Date.now() - t0 >= 900, 'waited before the retry');
   assert.ok(lines.some((l) => l.includes('Trying again in 1.00 seconds... (1/1)')));
 });
+
+test('a consumer whose queue is deleted redeclares it and resumes; an ack for the dead channel is a logged no-op', async () => {
+  const b = await broker();
+  const name = q();
+  await b.publish(encodeTaskV2('t.gone', [1], {}), { exchange: '', routingKey: name });
+  const got: Delivery[] = [];
+  const consumer = await b.consume([name], (d) => got.push(d), { prefetch: 5 });
+  await eventually(() => got.length === 1, 'first delivery');
+  const c = await amqplib.connect(url);
+  const ch = await c.createChannel();
+  await ch.deleteQueue(name);
+  await c.close();
+  await eventually(() => lines.some((l) => l.includes(`Resumed consuming from ${name}`)), 'consumer resumed', 10_000);
+  await got[0]!.ack(); // its channel is gone: must not throw, must not close the new channel
+  assert.ok(lines.some((l) => l.includes('Not sending ack') && l.includes('possible duplicate')));
+  await b.publish(encodeTaskV2('t.gone', [2], {}), { exchange: '', routingKey: name });
+  await eventually(() => got.length === 2, 'delivery on the recovered channel');
+  assert.deepEqual(decodeTask(got[1]!.message).args, [2]);
+  await got[1]!.ack();
+  await consumer.stop();
+  await eventually(async () => (await b.queueLength(name)) === 0, 'acked on the new channel');
+});
