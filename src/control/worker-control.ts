@@ -29,7 +29,7 @@ export class WorkerControl {
   /** False when the transport has no fanout (remote control is then unavailable on this worker). */
   async start(): Promise<boolean> {
     if (!this.broker.subscribeBroadcast) {
-      this.logger.warning(`Remote control (revoke, ping) is not available on the ${this.broker.transport} transport.`);
+      this.logger.info(`Remote control (revoke, ping) is not available on the ${this.broker.transport} transport.`);
       return false;
     }
     this.sub = await this.broker.subscribeBroadcast(PIDBOX_EXCHANGE, `${this.target.hostname}.celery.pidbox`, (m) => void this.onMessage(m));

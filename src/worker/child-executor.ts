@@ -118,7 +118,8 @@ export class ChildExecutor implements Executor {
       if (!this.closed && this.liveCount() < this.size) this.replace();
     };
     const init: ParentMessage = { type: 'init', module: this.o.module, brokerUrl: this.o.brokerUrl, backendUrl: this.o.backendUrl };
-    child.handle = this.kind === 'thread' ? spawnThread(onMessage, onExit) : spawnProcess(onMessage, onExit);
+    const ts = needsTsx(this.o.module);
+    child.handle = this.kind === 'thread' ? spawnThread(onMessage, onExit, ts) : spawnProcess(onMessage, onExit, ts);
     child.handle.send(init);
     return child;
   }
@@ -227,12 +228,17 @@ export class ChildExecutor implements Executor {
   }
 }
 
-function spawnThread(onMessage: (m: ChildMessage) => void, onExit: (how: string) => void): Handle {
+/** TypeScript (ours when run from source, or the user's app module) needs the tsx loader in the child. */
+function needsTsx(module: string): boolean {
+  return ENTRY.pathname.endsWith('.ts') || /\.[mc]?ts$/.test(module);
+}
+
+function spawnThread(onMessage: (m: ChildMessage) => void, onExit: (how: string) => void, tsx: boolean): Handle {
   let code: string;
-  if (ENTRY.pathname.endsWith('.ts')) {
+  if (tsx) {
     // Threads do not inherit --import hooks: register tsx before loading the TypeScript entry.
-    const tsx = import.meta.resolve('tsx/esm/api');
-    code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(ENTRY.href)}); })`;
+    const api = import.meta.resolve('tsx/esm/api');
+    code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(ENTRY.href)}); })`;
   } else {
     code = `import(${JSON.stringify(ENTRY.href)})`;
   }
@@ -248,9 +254,9 @@ function spawnThread(onMessage: (m: ChildMessage) => void, onExit: (how: string)
   };
 }
 
-function spawnProcess(onMessage: (m: ChildMessage) => void, onExit: (how: string) => void): Handle {
+function spawnProcess(onMessage: (m: ChildMessage) => void, onExit: (how: string) => void, tsx: boolean): Handle {
   const entry = fileURLToPath(ENTRY);
-  const execArgv = entry.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
+  const execArgv = tsx ? ['--import', import.meta.resolve('tsx')] : [];
   const p: ChildProcess = fork(entry, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   p.on('message', (m) => onMessage(m as ChildMessage));
   p.on('error', () => undefined);
