@@ -9,7 +9,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { parseArgs, type BenchOptions } from './lib/cli.js';
 import { buildPlan, type Case } from './lib/plan.js';
 import { launch, REPO_DIR, SYSTEM_PYTHON, useCompiledChildren } from './lib/child.js';
-import { compileChildren, COMPILED_DIR } from './lib/compile.js';
+import { compileChildren, removeCompiledChildren, COMPILED_DIR } from './lib/compile.js';
 import { BenchRedis, BenchRabbit, diff, probe, startOwnRedis } from './lib/services.js';
 import { summarize, tableRows, textTable, TABLE_HEADER, checkTargets, type RunRecord, type Summary } from './lib/report.js';
 import { throughputChart } from './lib/svg.js';
@@ -160,6 +160,7 @@ async function main(): Promise<number> {
 
   await redis.close();
   if (ownRedis) ownRedis.kill('SIGTERM');
+  if (!opts.tsx) removeCompiledChildren();
   const failed = summaries.filter((s) => !s.ok);
   if (failed.length) console.log(`\n${failed.length} case(s) failed: ${failed.map((s) => `${s.scenario} ${s.variant} ${s.label}`).join('; ')}`);
   return failed.length ? 1 : 0;

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { build } from 'esbuild';
 import { REPO_DIR } from './child.js';
 
-export const COMPILED_DIR = path.join(REPO_DIR, 'node_modules', '.cache', 'celeriac-bench');
+// One directory per orchestrator process, so a concurrent run (e.g. the smoke test) never swaps files under it.
+export const COMPILED_DIR = path.join(REPO_DIR, 'node_modules', '.cache', 'celeriac-bench', String(process.pid));
 
 function walk(dir: string, out: string[] = []): string[] {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -17,6 +18,10 @@ function walk(dir: string, out: string[] = []): string[] {
     else out.push(p);
   }
   return out;
+}
+
+export function removeCompiledChildren(): void {
+  fs.rmSync(COMPILED_DIR, { recursive: true, force: true });
 }
 
 export async function compileChildren(): Promise<void> {

@@ -109,7 +109,7 @@ const fmt = (x: number | undefined, digits = 0): string => {
 
 export interface Row { cells: string[] }
 
-export const TABLE_HEADER = ['Scenario', 'Variant', 'System', 'Median', 'Min – max', 'Unit', 'Redis cmds/task', 'In B/task', 'Out B/task', 'Publish+consume cmds/task', 'Child RSS MB', 'Child CPU ms/task', 'Celeriac ×'];
+export const TABLE_HEADER = ['Scenario', 'Variant', 'System', 'Median', 'Min – max', 'Unit', 'Redis cmds/task', 'In B/task', 'Out B/task', 'Publish+consume cmds/task', 'Redis CPU ms/1k tasks', 'Child RSS MB', 'Child CPU ms/task', 'Celeriac ×'];
 
 export function tableRows(summaries: Summary[]): string[][] {
   const rows: string[][] = [];
@@ -120,7 +120,7 @@ export function tableRows(summaries: Summary[]): string[][] {
     rows.push([
       s.scenario, s.variant + (s.broker === 'amqp' ? ' (RabbitMQ)' : ''), s.label, headline,
       s.ok ? `${fmt(s.min, s.metric === 'latency' ? 2 : 0)} – ${fmt(s.max, s.metric === 'latency' ? 2 : 0)}` : '–', s.unit,
-      fmt(s.cmdsPerTask, 1), fmt(s.inBytesPerTask), fmt(s.outBytesPerTask), fmt(s.lifecycleCmdsPerTask, 1),
+      fmt(s.cmdsPerTask, 1), fmt(s.inBytesPerTask), fmt(s.outBytesPerTask), fmt(s.lifecycleCmdsPerTask, 1), fmt(s.redisCpuMsPer1k),
       fmt(s.rssMb), fmt(s.cpuMsPerTask, 3), r === undefined ? '' : `${r.toFixed(2)}×`,
     ]);
   }
