@@ -31,8 +31,6 @@ export class RedisBroker implements Broker {
   constructor(url: string, private readonly ctx: BrokerContext) {
     this.transportOptions = { ...(ctx.settings.broker_transport_options ?? {}) };
     const t = this.transportOptions;
-    if (t.socket_timeout == null && ctx.settings.redis_socket_timeout != null) t.socket_timeout = ctx.settings.redis_socket_timeout;
-    if (t.socket_connect_timeout == null && ctx.settings.redis_socket_connect_timeout != null) t.socket_connect_timeout = ctx.settings.redis_socket_connect_timeout;
     this.target = parseRedisUrl(url, t, ctx.settings.broker_use_ssl);
     this.displayUrl = this.target.displayUrl;
     this.keys = new KeyLayout(t);

@@ -18,17 +18,24 @@ export interface ClientRole {
   blockSeconds?: number;
 }
 
+const DEFAULT_SOCKET_TIMEOUT_MS = 15_000;
+
 function retryStrategy(times: number): number {
   return Math.min(2000, 50 * 2 ** Math.min(times, 6)) + Math.floor(Math.random() * 100);
 }
 
-/** After a Sentinel failover the old master turns replica: reconnect (through the sentinels) and resend. */
+/**
+ * After a Sentinel failover the old master turns replica (READONLY) or, with min-replicas-to-write,
+ * refuses writes once its replica left (NOREPLICAS): reconnect through the sentinels and resend.
+ */
 function reconnectOnError(err: Error): 2 | false {
-  return /^(READONLY|LOADING|MASTERDOWN)/.test(err.message) ? 2 : false;
+  return /^(READONLY|LOADING|MASTERDOWN|NOREPLICAS)/.test(err.message) ? 2 : false;
 }
 
 export function clientOptions(target: RedisTarget, transport: TransportOptions, role: ClientRole = {}): RedisOptions {
-  let socketTimeout = transport.socket_timeout != null && Number(transport.socket_timeout) > 0 ? Number(transport.socket_timeout) * 1000 : undefined;
+  // Without a socket timeout a half-open connection (dead NAT, partition) hangs a command forever:
+  // when none is configured, a reply silent for 15 s marks the socket dead and ioredis reconnects.
+  let socketTimeout = transport.socket_timeout != null && Number(transport.socket_timeout) > 0 ? Number(transport.socket_timeout) * 1000 : DEFAULT_SOCKET_TIMEOUT_MS;
   // A blocking read legitimately stays silent for its whole timeout: never count that as a dead socket.
   if (socketTimeout !== undefined && role.blocking) socketTimeout = Math.max(socketTimeout, (role.blockSeconds ?? 1) * 1000 + 3000);
   const sentinel = target.options.sentinels !== undefined;

@@ -236,7 +236,7 @@ export class RedisConsumer implements Consumer {
     const { keys, logger } = this.deps;
     try {
       const missing = (await this.deps.scripts.run('ack', [keys.unacked, keys.unackedIndex], batch.map((b) => b.tag))) as string[];
-      for (const tag of missing) logger.warning(`Message ${tag} was restored to its queue before it was acknowledged (visibility_timeout too short?): it may run twice.`);
+      for (const tag of missing) logger.warning(`possible_duplicate: message ${tag} was no longer held when acknowledged (restored after visibility_timeout, or the ack was resent after a reconnect); it may run twice.`);
       for (const b of batch) b.resolve();
     } catch (err) {
       for (const b of batch) b.reject(err as Error);
