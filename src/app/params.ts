@@ -46,7 +46,8 @@ export function bindArguments(taskName: string, params: readonly (string | undef
     rest.delete(name);
   });
   if (rest.size > 0 && !allowExtra) {
-    throw new TypeError(`${taskName}() got an unexpected keyword argument '${[...rest][0]}'`);
+    const known = params.filter(Boolean).join(', ') || 'none';
+    throw new TypeError(`${taskName}() got an unexpected keyword argument '${[...rest][0]}' (parameters: ${known}; if a bundler renamed them, declare the task with { params: [...] })`);
   }
   return out;
 }
