@@ -235,7 +235,7 @@ export class SentinelServer extends Managed {
       `sentinel failover-timeout ${o.masterName} ${o.failoverTimeoutMs ?? 10_000}`,
       `sentinel parallel-syncs ${o.masterName} 1`,
       ...(o.masterPassword ? [`sentinel auth-pass ${o.masterName} ${o.masterPassword}`] : []),
-      ...(o.password ? [`requirepass ${o.password}`] : []),
+      ...(o.password ? [`requirepass ${o.password}`, `sentinel sentinel-pass ${o.password}`] : []),
     ];
     const file = path.join(this.dir, 'sentinel.conf');
     writeFileSync(file, conf.join('\n') + '\n');
