@@ -57,8 +57,15 @@ async function waitPastVisibility(entries: UnackedEntry[]): Promise<void> {
   if (wait > 0) await sleep(wait);
 }
 
-async function results(ids: string[], timeoutMs: number): Promise<Array<Record<string, unknown>>> {
-  return Promise.all(ids.map((id) => producer.AsyncResult(id).get({ timeout: timeoutMs }) as Promise<Record<string, unknown>>));
+/** Wait for every result; on failure say where the messages are and what the worker logged. */
+async function results(ids: string[], timeoutMs: number, worker?: ManagedProcess): Promise<Array<Record<string, unknown>>> {
+  try {
+    return await Promise.all(ids.map((id) => producer.AsyncResult(id).get({ timeout: timeoutMs }) as Promise<Record<string, unknown>>));
+  } catch (err) {
+    const unacked = (await readUnacked(redis)).map((u) => `${String(u.envelope.headers.id)} score=${u.score} rk=${u.routingKey}`);
+    const keys = await redis.keys('*');
+    throw new Error(`${(err as Error).message}\nids: ${ids.join(' ')}\nunacked: ${unacked.join('; ') || '(none)'}\nkeys: ${keys.join(' ')}\n${worker ? `${worker.label} log:\n${worker.tail(25)}` : ''}`);
+  }
 }
 
 /** Start a TS worker that takes `n` messages and never finishes them, then SIGKILL it. */
@@ -81,7 +88,7 @@ test('SIGKILL of a TS worker holding acks_late messages loses none: a new TS wor
   const q = uniqueName('vt-ts-ts');
   const { ids } = await killedTsHolder(q, 3);
   const w = await track(startTsWorker({ broker: url, queues: [q], acksLate: true, visibilityTimeout: VISIBILITY, concurrency: 3, viaCli: true }));
-  const res = await results(ids, 20_000 + VISIBILITY * 1000);
+  const res = await results(ids, 20_000 + VISIBILITY * 1000, w);
   assert.deepEqual(res.map((r) => r.lang), ['ts', 'ts', 'ts']);
   assert.deepEqual(res.map((r) => r.tag).sort(), ['m0', 'm1', 'm2']);
   assert.deepEqual(res.map((r) => r.redelivered), [true, true, true], 'task.request.deliveryInfo.redelivered');
@@ -96,7 +103,7 @@ test('SIGKILL of a TS worker holding acks_late messages loses none: a Python wor
   await waitPastVisibility(entries);
   // solo pool: Celery 5.2.6's threads pool never acknowledges acks_late messages on Redis (they stay in unacked).
   const w = await track(startPythonWorker({ broker: url, queues: [q], acksLate: true, visibilityTimeout: VISIBILITY, pool: 'solo', concurrency: 1 }));
-  const res = await results(ids, 15_000);
+  const res = await results(ids, 15_000, w);
   assert.deepEqual(res.map((r) => r.lang), ['py', 'py'], `Python ran them. Log:\n${w.tail(20)}`);
   assert.deepEqual(res.map((r) => r.redelivered), [true, true], 'Python sees them as redelivered');
   await eventually(async () => (await readUnacked(redis)).length === 0, `unacked empty once all are acked. Python log:\n${w.tail(30)}`, 5000);
@@ -121,7 +128,7 @@ test('a message put back by a Python worker\'s visibility-timeout restore is run
   assert.equal((await readUnacked(redis)).length, 0, 'restore removed it from unacked');
   // A TS worker with the default (long) visibility timeout: it runs what Python put back, it restores nothing itself.
   const w = await track(startTsWorker({ broker: url, queues: [q], acksLate: true, concurrency: 1 }));
-  const [res] = await results(ids, 10_000);
+  const [res] = await results(ids, 10_000, w);
   assert.equal(res.lang, 'ts');
   assert.equal(res.redelivered, true, 'the TS task sees the redelivered flag Python set');
   assert.match(w.logs, new RegExp(`prerun ${ids[0]}`));
@@ -138,7 +145,7 @@ test('SIGKILL of a Python worker holding acks_late messages loses none: a TS wor
   assert.equal((await readUnacked(redis)).length, 2, 'both still unacked after SIGKILL');
   await waitPastVisibility(entries);
   const w = await track(startTsWorker({ broker: url, queues: [q], acksLate: true, visibilityTimeout: VISIBILITY, concurrency: 2 }));
-  const res = await results(ids, 20_000);
+  const res = await results(ids, 20_000, w);
   assert.deepEqual(res.map((r) => r.lang), ['ts', 'ts']);
   await eventually(async () => (await readUnacked(redis)).length === 0, 'unacked empty once all are acked', 5000);
   await w.stop();
