@@ -347,10 +347,13 @@ export class RedisConsumer implements Consumer {
     this.running = false;
     this.wakeCredit();
     clearInterval(this.sweepTimer);
-    await Promise.race([this.loopDone, sleep(7000)]);
+    // Abort a blocking wait now; an item it moved meanwhile is returned from the inflight list below.
     const b = this.blocking;
     this.blocking = null;
     b?.disconnect();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.loopDone, new Promise((r) => (timer = setTimeout(r, 7000)))]);
+    clearTimeout(timer);
     // Anything a last blocking move left in our inflight lists goes straight back to its queue.
     const { keys } = this.deps;
     for (const q of this.queues) {
