@@ -38,6 +38,8 @@ export async function withRetries<T>(policy: RetryPolicy, what: string, fn: () =
 
 function withDeadline<T>(p: Promise<T>, deadline: number, what: string): Promise<T> {
   if (deadline === Infinity) return p;
+  // An attempt abandoned at the deadline may still fail later: that is expected, not unhandled.
+  p.catch(() => undefined);
   const left = deadline - Date.now();
   if (left <= 0) return Promise.reject(new TimeoutError(`timed out ${what}`));
   let timer: NodeJS.Timeout;
