@@ -18,6 +18,8 @@ export interface TaskOptions {
   timeLimit?: number | null;
   softTimeLimit?: number | null;
   rateLimit?: string | number | null;
+  /** One limit for all workers sharing the broker (Celery has only the per-worker rateLimit). */
+  globalRateLimit?: string | number | null;
   expires?: number | Date | null;
   autoretryFor?: (new (...a: never[]) => Error)[] | string[];
   retryBackoff?: boolean | number;

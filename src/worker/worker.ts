@@ -20,6 +20,7 @@ import { InlineExecutor, POOL_KINDS, type Executor, type PoolKind } from './exec
 import { ChildExecutor, PoolClosed } from './child-executor.js';
 import type { Job, JobHooks } from './job.js';
 import { parseRate, RateLimiter } from './rate-limit.js';
+import { GlobalRateLimiter, openSharedBuckets } from './global-rate-limit.js';
 import { autoretryOptions } from './retry-policy.js';
 import { RevokedSet } from './revoked.js';
 import { WorkerControl, type ControlTarget } from '../control/worker-control.js';
@@ -85,6 +86,8 @@ export class Worker extends EventEmitter {
   readonly executor: Executor;
   readonly revoked: RevokedSet;
   readonly rateLimiter = new RateLimiter();
+  /** global_rate_limit: one bucket per task name shared by every worker on the broker. */
+  readonly globalRateLimiter: GlobalRateLimiter;
   processed = 0;
   private readonly running = new Map<string, RunningJob>();
   private readonly timeLimits = new Map<string, { soft: number | null; hard: number | null }>();
@@ -114,6 +117,7 @@ export class Worker extends EventEmitter {
     this.prefetchMultiplier = opts.prefetchMultiplier ?? conf.worker_prefetch_multiplier ?? 4;
     this.prefetch = this.prefetchMultiplier > 0 ? this.concurrency * this.prefetchMultiplier : 0;
     this.logger = opts.logger ?? (opts.loglevel ? createLogger(parseLogLevel(String(opts.loglevel))) : app.logger);
+    this.globalRateLimiter = new GlobalRateLimiter(this.logger);
     const kind = String(opts.pool ?? conf.worker_pool ?? 'async');
     if (!POOL_KINDS.includes(kind as PoolKind)) throw new Error(`Unknown pool '${kind}': use one of ${POOL_KINDS.join(', ')} (-P/--pool, worker_pool)`);
     this.poolKind = kind as PoolKind;
@@ -156,6 +160,11 @@ export class Worker extends EventEmitter {
     this.state = 'running';
     this.broker = await this.app.broker();
     this.backend = await this.app.backend();
+    if (!this.app.conf.worker_disable_rate_limits) {
+      // Fails the start (before any child is spawned) when global_rate_limit has no shared store.
+      await this.globalRateLimiter.start(GlobalRateLimiter.limitsOf(this.app.tasks.values()),
+        (names) => openSharedBuckets(this.broker!, this.backend, this.app.backendUrl, names));
+    }
     await this.executor.start();
     if (this.remoteControl) {
       this.control = new WorkerControl(this.broker, this.controlTarget(), this.logger);
@@ -223,13 +232,22 @@ export class Worker extends EventEmitter {
     else this.dispatch(held);
   }
 
-  /** Hand a due request to the pool, after its rate-limit token (kept unacked while it waits, as Celery). */
+  /**
+   * Hand a due request to the pool, after its per-worker and then its global rate-limit token
+   * (kept unacked while it waits, as Celery).
+   */
   private dispatch(held: Held): void {
+    const name = held.task.name;
     const submit = () => {
       if (this.state === 'running') this.pool.submit(() => this.execute(held));
     };
-    if (this.rateLimiter.has(held.task.name)) this.rateLimiter.schedule(held.task.name, submit);
-    else submit();
+    const global = () => {
+      if (this.state !== 'running') return;
+      if (this.globalRateLimiter.has(name)) this.globalRateLimiter.schedule(name, submit);
+      else submit();
+    };
+    if (this.rateLimiter.has(name)) this.rateLimiter.schedule(name, global);
+    else global();
   }
 
   /** Keep an ETA message unacked until it is due; it does not count against prefetch (as Celery). */
@@ -671,6 +689,7 @@ export class Worker extends EventEmitter {
     for (const h of this.etaTimers.values()) clearTimeout(h.timer);
     this.etaTimers.clear();
     this.rateLimiter.clear();
+    await this.globalRateLimiter.close();
     this.pool.drain();
     const waiting = this.pool.onNoneRunning();
     const cold = new Promise<void>((r) => { this.coldNow = r; if (this.coldRequested) r(); });
