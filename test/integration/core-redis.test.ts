@@ -97,6 +97,7 @@ test('an acks_late message sits in unacked/unacked_index while it runs, and is g
       }
       return null;
     }, 'the message to be registered in unacked');
+    assert.ok(entry);
     assert.equal(entry.parsed[1], '');
     assert.equal(entry.parsed[2], q);
     assert.ok((await redis.zscore('unacked_index', entry.tag)) !== null);
