@@ -33,7 +33,8 @@ export class PoolClosed extends Error {
 interface Handle {
   id: string;
   send(m: ParentMessage): void;
-  kill(): void;
+  /** SIGKILL by default; a process child gets the given signal, a thread is terminated. */
+  kill(signal?: NodeJS.Signals): void;
 }
 
 interface Running {
@@ -186,7 +187,7 @@ export class ChildExecutor implements Executor {
     this.childRunning(key)?.handle.send({ type: 'interrupt', key, reason: { name: reason.name, message: reason.message } });
   }
 
-  kill(key: string, reason: Error): boolean {
+  kill(key: string, reason: Error, signal?: NodeJS.Signals): boolean {
     const c = this.childRunning(key);
     if (!c) {
       const i = this.waiting.findIndex((r) => r.job.key === key);
@@ -195,7 +196,7 @@ export class ChildExecutor implements Executor {
       return true;
     }
     c.killReason = reason;
-    c.handle.kill();
+    c.handle.kill(signal);
     return true;
   }
 
@@ -257,13 +258,15 @@ function spawnThread(onMessage: (m: ChildMessage) => void, onExit: (how: string)
 function spawnProcess(onMessage: (m: ChildMessage) => void, onExit: (how: string) => void, tsx: boolean): Handle {
   const entry = fileURLToPath(ENTRY);
   const execArgv = tsx ? ['--import', import.meta.resolve('tsx')] : [];
-  const p: ChildProcess = fork(entry, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // detached: the child leads its own process group, so a Ctrl+C or a group SIGTERM reaches only the worker,
+  // which owns shutdown; signals the worker sends itself (revoke's terminate signal) keep their default effect.
+  const p: ChildProcess = fork(entry, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true });
   p.on('message', (m) => onMessage(m as ChildMessage));
   p.on('error', () => undefined);
   p.on('exit', (code, signal) => onExit(signal ? `signal ${signal}` : `exitcode ${code}`));
   return {
     id: String(p.pid),
     send: (m) => { if (p.connected) p.send(m); },
-    kill: () => { if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); },
+    kill: (signal = 'SIGKILL') => { if (p.exitCode === null && p.signalCode === null) p.kill(signal); },
   };
 }

@@ -84,7 +84,7 @@ async function onMessage(m: ParentMessage): Promise<void> {
 if (parentPort) parentPort.on('message', (m: ParentMessage) => void onMessage(m));
 else {
   process.on('message', (m: ParentMessage) => void onMessage(m));
-  // The worker owns shutdown: a signal sent to the whole process group must not kill running tasks.
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.on(sig, () => undefined);
+  // Group signals (Ctrl+C, kill -TERM -pgid) do not reach us: the worker forks us into our own process
+  // group. A signal that does arrive comes from the worker (revoke terminate) and keeps its default effect.
   process.on('disconnect', () => process.exit(0));
 }

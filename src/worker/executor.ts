@@ -14,8 +14,12 @@ export interface Executor {
   run(job: Job, hooks: JobHooks): Promise<unknown>;
   /** Soft stop: fire the task's AbortSignal with this reason (the task decides what to do). */
   interrupt(key: string, reason: Error): void;
-  /** Hard stop: the task stops now and run() rejects with reason. False when the job is not running. */
-  kill(key: string, reason: Error): boolean;
+  /**
+   * Hard stop: the task stops now and run() rejects with reason. False when the job is not running.
+   * `signal` (revoke's terminate signal) is sent to a process-pool child; threads are terminated and
+   * async tasks aborted whatever the signal.
+   */
+  kill(key: string, reason: Error, signal?: NodeJS.Signals): boolean;
   /** Change how many jobs may run at once (autoscale). */
   resize(n: number): void;
   close(): Promise<void>;

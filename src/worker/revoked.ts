@@ -1,5 +1,6 @@
 // The revoked-ids set: bounded and expiring like Celery's LimitedSet, optionally persisted (--statedb).
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 
 const MAX = Number(process.env.CELERY_WORKER_REVOKES_MAX ?? 50_000);
 const EXPIRES_S = Number(process.env.CELERY_WORKER_REVOKE_EXPIRES ?? 10_800);
@@ -65,4 +66,21 @@ export class RevokedSet {
     writeFileSync(tmp, JSON.stringify({ revoked: Object.fromEntries(this.ids) }));
     renameSync(tmp, this.statedb);
   }
+}
+
+/**
+ * revoke(terminate=True, signal=…): Celery sends a name ('SIGTERM', 'TERM', 'KILL') or a number. Unknown
+ * values fall back to SIGTERM, Celery's default, with a warning from the caller.
+ */
+export function terminateSignal(s: string | number | null | undefined): { signal: NodeJS.Signals; known: boolean } {
+  const signals = os.constants.signals as Record<string, number>;
+  if (typeof s === 'number' || (typeof s === 'string' && /^\d+$/.test(s.trim()))) {
+    const n = Number(s);
+    const name = Object.keys(signals).find((k) => signals[k] === n);
+    return name ? { signal: name as NodeJS.Signals, known: true } : { signal: 'SIGTERM', known: false };
+  }
+  if (s === null || s === undefined || s === '') return { signal: 'SIGTERM', known: true };
+  const up = s.trim().toUpperCase();
+  const name = up.startsWith('SIG') ? up : `SIG${up}`;
+  return name in signals ? { signal: name as NodeJS.Signals, known: true } : { signal: 'SIGTERM', known: false };
 }

@@ -22,7 +22,7 @@ import type { Job, JobHooks } from './job.js';
 import { parseRate, RateLimiter } from './rate-limit.js';
 import { GlobalRateLimiter, openSharedBuckets } from './global-rate-limit.js';
 import { autoretryOptions } from './retry-policy.js';
-import { RevokedSet } from './revoked.js';
+import { RevokedSet, terminateSignal } from './revoked.js';
 import { WorkerControl, type ControlTarget } from '../control/worker-control.js';
 
 export interface WorkerOptions {
@@ -38,6 +38,8 @@ export interface WorkerOptions {
   module?: string;
   /** [max, min]: grow the pool up to max when work is waiting, shrink back to min when idle. */
   autoscale?: [number, number];
+  /** Seconds the pool must be idle before autoscale drops a slot (Celery's AUTOSCALE_KEEPALIVE); default 5. */
+  autoscaleKeepalive?: number;
   /** File that keeps revoked task ids across restarts (Celery's --statedb). */
   statedb?: string;
   /** Seconds a cold shutdown still gives running tasks (worker_soft_shutdown_timeout). */
@@ -129,7 +131,7 @@ export class Worker extends EventEmitter {
     }
     const initial = opts.autoscale ? minC : this.concurrency;
     this.pool = new AsyncPool(initial);
-    this.autoscale = opts.autoscale ? { max: maxC, min: minC } : undefined;
+    this.autoscale = opts.autoscale ? { max: maxC, min: minC, keepaliveMs: (opts.autoscaleKeepalive ?? Number(process.env.AUTOSCALE_KEEPALIVE ?? 5)) * 1000 } : undefined;
     if (this.poolKind === 'async') this.executor = new InlineExecutor(app);
     else {
       const module = opts.module ?? (conf.worker_app_module as string | undefined);
@@ -151,7 +153,7 @@ export class Worker extends EventEmitter {
     }
   }
 
-  private readonly autoscale: { max: number; min: number } | undefined;
+  private readonly autoscale: { max: number; min: number; keepaliveMs: number } | undefined;
   private readonly remoteControl: boolean;
 
   /** Connect, start consuming, and resolve once the worker is ready. */
@@ -371,11 +373,9 @@ export class Worker extends EventEmitter {
       let stored = true;
       if (!ignoreResult) stored = await this.storeSafely(buildMeta(req, 'SUCCESS', outcome.value, null, extras), req);
       if (acksLate) {
-        if (stored) await this.settle(d, 'ack', req);
-        else {
-          this.logger.error(`Requeueing ${req.task}[${req.id}]: its result could not be stored (acks_late keeps the message).`);
-          await this.settle(d, 'requeue', req);
-        }
+        // The task ran: never run it again because the backend was away (its result is lost, and said so).
+        if (!stored) this.logger.error(`Task ${req.task}[${req.id}] succeeded but its result could not be stored; acknowledging it anyway so it does not run twice.`);
+        await this.settle(d, 'ack', req);
       }
       await earlyAck;
       if (this.logger.isEnabled('info')) this.logger.info(`Task ${req.task}[${req.id}] succeeded in ${runtime.toFixed(6)}s: ${truncate(repr(outcome.value))}`);
@@ -570,8 +570,10 @@ export class Worker extends EventEmitter {
   }
 
   /** Revoke (remote control): remember, store REVOKED, drop held ETA messages, optionally stop running ones. */
-  async revoke(ids: string[], opts: { terminate?: boolean; signal?: string } = {}): Promise<{ ok: string }> {
+  async revoke(ids: string[], opts: { terminate?: boolean; signal?: string | number } = {}): Promise<{ ok: string }> {
     for (const id of ids) this.revoked.add(id);
+    const { signal, known } = terminateSignal(opts.signal);
+    if (opts.terminate && !known) this.logger.warning(`revoke: unknown signal ${JSON.stringify(opts.signal)}; using SIGTERM`);
     const terminated: string[] = [];
     for (const id of ids) {
       for (const [key, h] of [...this.etaTimers]) {
@@ -584,8 +586,8 @@ export class Worker extends EventEmitter {
       if (opts.terminate) {
         for (const r of this.running.values()) {
           if (r.held.req.id !== id) continue;
-          this.logger.info(`Terminating ${r.held.req.task}[${id}] (${opts.signal ?? 'SIGTERM'})`);
-          if (this.executor.kill(r.key, new TaskRevokedError('terminated'))) terminated.push(id);
+          this.logger.info(`Terminating ${r.held.req.task}[${id}] (${this.poolKind === 'process' ? signal : `${signal} ignored by the ${this.poolKind} pool`})`);
+          if (this.executor.kill(r.key, new TaskRevokedError('terminated'), signal)) terminated.push(id);
         }
       } else if (this.backend && ![...this.running.values()].some((r) => r.held.req.id === id)) {
         // Celery >= 5.6.2 marks the task REVOKED at once; a task that already finished keeps its result.
@@ -618,7 +620,9 @@ export class Worker extends EventEmitter {
       shutdown: () => this.emit('shutdownRequested'),
       ping: () => ({ ok: 'pong' }),
       stats: () => ({ total: Object.fromEntries(this.totals), pid: process.pid, uptime: Math.round((Date.now() - this.startedAt) / 1000),
-        pool: { 'max-concurrency': this.concurrency, implementation: this.poolKind, processes: [] }, prefetch_count: this.prefetch }),
+        pool: { 'max-concurrency': this.concurrency, implementation: this.poolKind, processes: this.executor instanceof ChildExecutor ? this.executor.pids : [] },
+        ...(this.autoscale ? { autoscaler: { max: this.autoscale.max, min: this.autoscale.min, qty: this.pool.concurrency } } : {}),
+        prefetch_count: this.prefetch }),
       active: () => [...this.running.values()].map((r) => ({
         id: r.held.req.id, name: r.held.req.task, args: r.held.req.args, kwargs: r.held.req.kwargs, type: r.held.req.task,
         hostname: this.hostname, time_start: r.started / 1000, acknowledged: true, worker_pid: process.pid,
@@ -629,8 +633,8 @@ export class Worker extends EventEmitter {
     };
   }
 
-  /** Autoscale: one more slot while work waits, one fewer after 5 s without any (Celery's Autoscaler, simplified). */
-  private startAutoscale(a: { max: number; min: number }): void {
+  /** Autoscale: more slots while work waits, one fewer after keepalive without any (Celery's Autoscaler, simplified). */
+  private startAutoscale(a: { max: number; min: number; keepaliveMs: number }): void {
     let idleSince = Date.now();
     this.autoscaleTimer = setInterval(() => {
       const cur = this.pool.concurrency;
@@ -642,7 +646,7 @@ export class Worker extends EventEmitter {
         this.pool.submit(async () => undefined); // kick the pump
         idleSince = Date.now();
       } else if (this.pool.queued === 0 && this.pool.active < cur) {
-        if (cur > a.min && Date.now() - idleSince > 5000) {
+        if (cur > a.min && Date.now() - idleSince > a.keepaliveMs) {
           const n = Math.max(a.min, this.pool.active, cur - 1);
           this.logger.info(`Scaling down the pool to ${n}`);
           this.pool.concurrency = n;

@@ -1,7 +1,9 @@
 // Tasks for the worker tests. Thread/process pool children import this module and take `app`;
 // the worker overrides its broker and backend, so one module serves every broker under test.
 import { appendFileSync } from 'node:fs';
-import { isMainThread } from 'node:worker_threads';
+import { isMainThread, threadId } from 'node:worker_threads';
+
+const hoard: unknown[] = [];
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Celeriac, SoftTimeLimitExceeded } from '../../src/index.js';
 
@@ -57,6 +59,18 @@ export function register(app: Celeriac): Celeriac {
     return id;
   });
   app.task('w.limited', (id: number) => ({ id, at: Date.now() }), { rateLimit: '5/s' });
+  app.task('w.where', () => ({ pid: process.pid, mainThread: isMainThread, threadId }));
+  // Keeps `mb` MiB alive in the child (V8 heap and RSS), for worker_max_memory_per_child.
+  app.task('w.hog', (mb: number) => {
+    hoard.push(new Array(mb * 131_072).fill(1.5));
+    return { pid: process.pid, threadId };
+  });
+  app.task('w.ledger_late', async (file: string, id: string, ms: number) => {
+    appendFileSync(file, `start ${id}\n`);
+    await sleep(ms);
+    appendFileSync(file, `end ${id}\n`);
+    return id;
+  }, { acksLate: true });
   return app;
 }
 
