@@ -1,7 +1,8 @@
 // global_rate_limit: one token bucket per task name shared by every worker on the broker (Celery's
 // rate_limit is per worker). Two workers on separate connections share a queue; 30 tasks at '10/s'
 // must take about 2.9 s in total, while the same tasks without the limit finish far sooner.
-// Redis (Lua bucket on the broker), RabbitMQ + Redis result backend, SQLite (a table in the embedded file).
+// Redis (Lua bucket on the broker), RabbitMQ + Redis result backend, SQLite (a table in the embedded file),
+// memory:// (in-process).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -81,6 +82,10 @@ test('[amqp] global_rate_limit: two workers share one 10/s bucket through the Re
 test('[sqlite] global_rate_limit: two workers share one 10/s bucket in the embedded database', async () => {
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'celeriac-grl-')), 'broker.db');
   await checkShared(`sqlite:///${file}`, `sqlite:///${file}`);
+});
+
+test('[memory] global_rate_limit: two workers on one memory:// broker share one 10/s bucket in the process', async () => {
+  await checkShared(`memory://${uniqueName('grl')}`, 'memory://');
 });
 
 test('[amqp] global_rate_limit without a Redis or SQLite result backend: the worker refuses to start and says what to configure', async () => {
