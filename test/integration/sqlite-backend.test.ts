@@ -51,7 +51,7 @@ test('broker and backend share one file in different tables, and results survive
   const raw = new BetterSqlite3(file, { readonly: true });
   const tables = (raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'celeriac_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
   raw.close();
-  assert.deepEqual(tables, ['celeriac_messages', 'celeriac_results']);
+  assert.ok(tables.includes('celeriac_messages') && tables.includes('celeriac_results'), `broker and backend tables in one file, got ${tables.join(', ')}`);
   const again = await open(url);
   assert.equal((await again.get('t')).result, 7);
   await again.close();
