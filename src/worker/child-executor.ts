@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../app/log.js';
 import { WorkerLostError } from '../app/exceptions.js';
 import { errorOfOutcome, retryOptionsOf, type Job, type JobHooks } from './job.js';
-import type { ChildMessage, ParentMessage } from './child-protocol.js';
+import { GUARDED_SIGNALS, type ChildMessage, type ParentMessage } from './child-protocol.js';
 import type { Executor } from './executor.js';
 
 const ENTRY = new URL(import.meta.url.endsWith('.ts') ? './child-main.ts' : './child-main.js', import.meta.url);
@@ -258,15 +258,14 @@ function spawnThread(onMessage: (m: ChildMessage) => void, onExit: (how: string)
 function spawnProcess(onMessage: (m: ChildMessage) => void, onExit: (how: string) => void, tsx: boolean): Handle {
   const entry = fileURLToPath(ENTRY);
   const execArgv = tsx ? ['--import', import.meta.resolve('tsx')] : [];
-  // detached: the child leads its own process group, so a Ctrl+C or a group SIGTERM reaches only the worker,
-  // which owns shutdown; signals the worker sends itself (revoke's terminate signal) keep their default effect.
-  const p: ChildProcess = fork(entry, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true });
+  const p: ChildProcess = fork(entry, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   p.on('message', (m) => onMessage(m as ChildMessage));
   p.on('error', () => undefined);
   p.on('exit', (code, signal) => onExit(signal ? `signal ${signal}` : `exitcode ${code}`));
   return {
     id: String(p.pid),
     send: (m) => { if (p.connected) p.send(m); },
-    kill: (signal = 'SIGKILL') => { if (p.exitCode === null && p.signalCode === null) p.kill(signal); },
+    // The child ignores the guarded signals (see GUARDED_SIGNALS); a revoke asking for one of them means "stop it".
+    kill: (signal = 'SIGKILL') => { if (p.exitCode === null && p.signalCode === null) p.kill(GUARDED_SIGNALS.includes(signal) ? 'SIGKILL' : signal); },
   };
 }

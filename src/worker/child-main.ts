@@ -6,7 +6,7 @@ import type { Celeriac } from '../app/celeriac.js';
 import { taskStorage, type RetryOptions } from '../app/context.js';
 import { NotRegistered, SoftTimeLimitExceeded, TaskRevokedError } from '../app/exceptions.js';
 import { makeContext, outcomeOfError, RetryRequested, type WireOutcome } from './job.js';
-import type { ChildMessage, ParentMessage } from './child-protocol.js';
+import { GUARDED_SIGNALS, type ChildMessage, type ParentMessage } from './child-protocol.js';
 
 const isThread = parentPort !== null;
 const send = (m: ChildMessage): void => {
@@ -84,7 +84,7 @@ async function onMessage(m: ParentMessage): Promise<void> {
 if (parentPort) parentPort.on('message', (m: ParentMessage) => void onMessage(m));
 else {
   process.on('message', (m: ParentMessage) => void onMessage(m));
-  // Group signals (Ctrl+C, kill -TERM -pgid) do not reach us: the worker forks us into our own process
-  // group. A signal that does arrive comes from the worker (revoke terminate) and keeps its default effect.
+  // The worker owns shutdown: a signal sent to the whole process group must not kill running tasks.
+  for (const sig of GUARDED_SIGNALS) process.on(sig, () => undefined);
   process.on('disconnect', () => process.exit(0));
 }

@@ -1,6 +1,12 @@
 // Messages between the worker and its thread/process children.
 import type { Job, WireOutcome } from './job.js';
 
+/**
+ * Process children ignore these, so a signal sent to the worker's whole process group (Ctrl+C, systemd's
+ * control-group kill) cannot stop running tasks during a warm shutdown; the worker stops children itself.
+ */
+export const GUARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGQUIT'];
+
 export type ParentMessage =
   | { type: 'init'; module: string; brokerUrl?: string; backendUrl?: string | null }
   | { type: 'run'; job: Job }

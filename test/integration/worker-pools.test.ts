@@ -95,13 +95,13 @@ for (const b of BROKERS) {
     const r = await app.sendTask('w.busy', [30_000]);
     await eventually(() => started.includes(r.id), 'the busy task to start', 15_000);
     const victim = childPids(worker)[0]!;
-    // SIGTERM given by number: the child dies of it (the worker no longer has to SIGKILL).
+    // SIGTERM given by number (15), as Python may send it: the child is stopped.
     // destination: other workers on the shared test broker (Python ones too) must not answer this revoke.
     await app.control.revoke(r.id, { terminate: true, signal: 15, destination: [worker.hostname] });
     await assert.rejects(r.get({ timeout: 10_000 }), (e: Error) => e.name === 'TaskRevokedError');
     assert.deepEqual(((await r.meta()).result as { exc_message: unknown }).exc_message, ['terminated']);
     await eventually(() => !childPids(worker).includes(victim) && childPids(worker).length === 1, 'a fresh child', 15_000);
-    // SIGWINCH is ignored by default: the child survives it and the task runs to the end (the signal was honoured, not replaced by SIGKILL).
+    // SIGWINCH is ignored by default: the child survives it and the task runs to its end (the signal is the one asked for, not SIGKILL).
     assert.equal(await (await app.sendTask('w.add', [1, 1])).get({ timeout: 15_000 }), 2, 'the fresh child serves');
     const w2 = await app.sendTask('w.sleep', [2000, 'survived']);
     await eventually(() => started.includes(w2.id), 'the sleep task to start', 15_000);
