@@ -1,5 +1,6 @@
 // A SIGTERM under load (B.5 T4): the CLI worker stops fetching, finishes running tasks, puts prefetched
-// messages back, exits 0; nothing is lost and nothing that finished runs again. Redis and RabbitMQ.
+// messages back, exits 0; nothing is lost and nothing that finished runs again. Redis and RabbitMQ, async and
+// process pools.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
@@ -30,8 +31,16 @@ function ledger(file: string): { starts: Map<string, number>; ends: Map<string, 
   return { starts, ends };
 }
 
-for (const b of [{ name: 'redis', url: redisDb(12), check: requireRedis }, { name: 'amqp', url: AMQP_URL, check: requireRabbit }]) {
-  test(`[${b.name}] SIGTERM under load: warm shutdown loses nothing and re-runs nothing`, async () => {
+const CASES = [
+  { name: 'redis', url: redisDb(12), check: requireRedis, pool: 'async', group: false },
+  { name: 'amqp', url: AMQP_URL, check: requireRabbit, pool: 'async', group: false },
+  // The process pool, with SIGTERM sent to the whole process group (Ctrl+C, systemd): children must not die of it.
+  { name: 'redis', url: redisDb(12), check: requireRedis, pool: 'process', group: true },
+  { name: 'amqp', url: AMQP_URL, check: requireRabbit, pool: 'process', group: true },
+];
+
+for (const b of CASES) {
+  test(`[${b.name}] -P ${b.pool}: SIGTERM${b.group ? ' to the process group' : ''} under load: warm shutdown loses nothing and re-runs nothing`, async () => {
     await b.check();
     const queue = uniqueName('wt-term');
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'celeriac-ledger-')), 'ledger.txt');
@@ -42,11 +51,11 @@ for (const b of [{ name: 'redis', url: redisDb(12), check: requireRedis }, { nam
     for (const id of ids) await app.sendTask('w.ledger', [file, id, 200], {}, { queue });
     const worker = new ManagedProcess('celeriac worker', process.execPath, [
       '--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), '-A', MODULE, '-b', b.url, '--result-backend', BACKEND,
-      'worker', '-c', '4', '-Q', queue, '-n', `${queue}@test`, '-l', 'info', '-P', 'async',
+      'worker', '-c', '4', '-Q', queue, '-n', `${queue}@test`, '-l', 'info', '-P', b.pool,
     ], { cwd: REPO_ROOT, env: process.env });
     const exited = new Promise<number | null>((r) => worker.child.once('exit', (code) => r(code)));
     await eventually(() => ledger(file).ends.size >= 12, '12 finished tasks', 30_000);
-    process.kill(worker.pid, 'SIGTERM');
+    process.kill(b.group ? -worker.pid : worker.pid, 'SIGTERM');
     const code = await exited;
     assert.equal(code, 0, `exit code after a warm shutdown\n${worker.tail()}`);
     const atStop = ledger(file);
