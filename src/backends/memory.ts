@@ -1,6 +1,7 @@
 // memory:// (and cache://) result backend: results in this process only, shared by every backend
 // opened with the same URL. Also home of the wait loop the embedded backends share.
 import { EventEmitter } from 'node:events';
+import { TimeoutError } from './retry.js';
 import { pendingMeta, READY_STATES, type BackendContext, type ResultBackend, type ResultMeta, type WaitOptions } from './types.js';
 
 /** result_expires (seconds; null or 0 = never) in milliseconds, or null for never. */
@@ -10,8 +11,17 @@ export function resultExpiresMs(value: unknown): number | null {
   return n * 1000;
 }
 
-export class TimeoutError extends Error {
-  override name = 'TimeoutError';
+export { TimeoutError } from './retry.js';
+
+/** A WaitLoop subscribe() on an emitter that emits ('result', taskId) on every store. */
+export function onResultEvent(events: EventEmitter, taskId: string): (wake: () => void) => () => void {
+  return (wake) => {
+    const on = (id: string) => {
+      if (id === taskId) wake();
+    };
+    events.on('result', on);
+    return () => events.off('result', on);
+  };
 }
 
 export interface WaitLoop {
@@ -137,11 +147,7 @@ export class MemoryBackend implements ResultBackend {
       taskId,
       opts,
       get: () => this.get(taskId),
-      subscribe: (wake) => {
-        const on = (id: string) => { if (id === taskId) wake(); };
-        this.store_.events.on('result', on);
-        return () => this.store_.events.off('result', on);
-      },
+      subscribe: onResultEvent(this.store_.events, taskId),
     });
   }
 

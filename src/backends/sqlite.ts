@@ -4,7 +4,7 @@ import type { Logger } from '../app/log.js';
 import { openDatabase, prepared, type Db, type SqliteDatabase } from '../brokers/sqlite/database.js';
 import { parseSqliteUrl, type SqliteLocation } from '../brokers/sqlite/url.js';
 import { pendingMeta, type BackendContext, type ResultBackend, type ResultMeta, type WaitOptions } from './types.js';
-import { resultExpiresMs, waitForReady } from './memory.js';
+import { onResultEvent, resultExpiresMs, waitForReady } from './memory.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS celeriac_results (
@@ -73,16 +73,11 @@ export class SqliteBackend implements ResultBackend {
   }
 
   wait(taskId: string, opts: WaitOptions = {}): Promise<ResultMeta> {
-    const db = this.database;
     return waitForReady({
       taskId,
       opts,
       get: () => this.get(taskId),
-      subscribe: (wake) => {
-        const on = (id: string) => { if (id === taskId) wake(); };
-        db.events.on('result', on);
-        return () => db.events.off('result', on);
-      },
+      subscribe: onResultEvent(this.database.events, taskId),
       pollMs: { min: 20, max: 250 },
     });
   }

@@ -3,10 +3,11 @@
 // messages and the acks_late tasks it stopped come back to the next worker; nothing that finished re-runs.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readLedger } from '../helpers/ledger.js';
 import { ManagedProcess, REPO_ROOT } from '../interop/harness.js';
 import { AMQP_URL, eventually, redisDb, requireRabbit, requireRedis, sleep, uniqueName } from '../helpers/services.js';
 import { makeApp } from '../integration/worker-app.js';
@@ -23,17 +24,6 @@ after(async () => {
   for (const a of apps) await a.close().catch(() => undefined);
 });
 
-function ledger(file: string): { starts: Map<string, number>; ends: Map<string, number> } {
-  const starts = new Map<string, number>();
-  const ends = new Map<string, number>();
-  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  for (const line of text.split('\n').filter(Boolean)) {
-    const [kind, id] = line.split(' ');
-    const m = kind === 'start' ? starts : ends;
-    m.set(id!, (m.get(id!) ?? 0) + 1);
-  }
-  return { starts, ends };
-}
 
 function cliWorker(broker: string, queue: string, extra: string[] = []): { proc: ManagedProcess; exited: Promise<number | null> } {
   const proc = new ManagedProcess('celeriac worker', process.execPath, [
@@ -51,7 +41,7 @@ async function drainWith(broker: string, queue: string, file: string, expectEnds
   const w = app.worker({ queues: [queue], concurrency: 8, loglevel: 'critical', hostname: `${queue}-2@test` });
   workers.push(w);
   await w.start();
-  await eventually(() => ledger(file).ends.size === expectEnds, `${expectEnds} tasks to finish on the second worker`, 30_000);
+  await eventually(() => readLedger(file).ends.size === expectEnds, `${expectEnds} tasks to finish on the second worker`, 30_000);
   await w.close();
 }
 
@@ -72,7 +62,7 @@ for (const b of BROKERS) {
       for (const id of ['late0', 'late1']) await app.sendTask('w.ledger_late', [file, id, 4000], {}, { queue });
       for (const id of ['early0', 'early1', 'early2', 'early3']) await app.sendTask('w.ledger', [file, id, 4000], {}, { queue });
       const { proc, exited } = cliWorker(b.url, queue);
-      await eventually(() => ledger(file).starts.size === 2, 'the two acks_late tasks to start', 30_000);
+      await eventually(() => readLedger(file).starts.size === 2, 'the two acks_late tasks to start', 30_000);
       await sleep(200); // the rest are prefetched by now
       if (how === 'SIGQUIT') process.kill(proc.pid, 'SIGQUIT');
       else {
@@ -85,12 +75,12 @@ for (const b of BROKERS) {
       const took = Date.now() - t0;
       assert.equal(code, 1, `a cold shutdown exits 1\n${proc.tail()}`);
       assert.ok(took < 3000, `cold shutdown took ${took} ms while tasks had ~3.5 s left`);
-      const atExit = ledger(file);
+      const atExit = readLedger(file);
       assert.deepEqual([...atExit.starts.keys()].sort(), ['late0', 'late1']);
       assert.equal(atExit.ends.size, 0, 'running tasks were stopped, not finished');
       assert.match(proc.logs, /Restoring \d+ unacknowledged message/);
       await drainWith(b.url, queue, file, 6);
-      const done = ledger(file);
+      const done = readLedger(file);
       for (const id of ['late0', 'late1']) {
         assert.equal(done.starts.get(id), 2, `${id}: stopped by the cold shutdown, redelivered (acks_late)`);
         assert.equal(done.ends.get(id), 1);
@@ -111,7 +101,7 @@ for (const b of BROKERS) {
     await app.sendTask('w.ledger_late', [file, 'short', 1000], {}, { queue });
     await app.sendTask('w.ledger_late', [file, 'long', 6000], {}, { queue });
     const { proc, exited } = cliWorker(b.url, queue, ['--soft-shutdown-timeout', '2.5']);
-    await eventually(() => ledger(file).starts.size === 2, 'both tasks to start', 30_000);
+    await eventually(() => readLedger(file).starts.size === 2, 'both tasks to start', 30_000);
     process.kill(proc.pid, 'SIGQUIT');
     const t0 = Date.now();
     const code = await exited;
@@ -119,12 +109,12 @@ for (const b of BROKERS) {
     assert.equal(code, 1, proc.tail());
     assert.ok(took >= 2000, `the worker exited ${took} ms after SIGQUIT, before its 2.5 s soft shutdown timeout`);
     assert.ok(took < 5500, `the worker exited ${took} ms after SIGQUIT; the long task should have been stopped at ~2.5 s`);
-    const atExit = ledger(file);
+    const atExit = readLedger(file);
     assert.equal(atExit.ends.get('short'), 1, 'the short task finished inside the soft shutdown timeout');
     assert.equal(atExit.ends.get('long'), undefined, 'the long task was stopped');
     assert.match(proc.logs, /worker_soft_shutdown_timeout/);
     await drainWith(b.url, queue, file, 2);
-    const done = ledger(file);
+    const done = readLedger(file);
     assert.equal(done.starts.get('short'), 1, 'a task that finished does not run again');
     assert.equal(done.starts.get('long'), 2, 'the stopped acks_late task is redelivered');
     assert.equal(done.ends.get('long'), 1);

@@ -3,10 +3,11 @@
 // process pools.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readLedger } from '../helpers/ledger.js';
 import { ManagedProcess, REPO_ROOT } from '../interop/harness.js';
 import { AMQP_URL, eventually, redisDb, requireRabbit, requireRedis, uniqueName } from '../helpers/services.js';
 import { makeApp } from '../integration/worker-app.js';
@@ -19,17 +20,6 @@ after(async () => {
   for (const a of apps) await a.close().catch(() => undefined);
 });
 
-function ledger(file: string): { starts: Map<string, number>; ends: Map<string, number> } {
-  const starts = new Map<string, number>();
-  const ends = new Map<string, number>();
-  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  for (const line of text.split('\n').filter(Boolean)) {
-    const [kind, id] = line.split(' ');
-    const m = kind === 'start' ? starts : ends;
-    m.set(id!, (m.get(id!) ?? 0) + 1);
-  }
-  return { starts, ends };
-}
 
 const CASES = [
   { name: 'redis', url: redisDb(12), check: requireRedis, pool: 'async', group: false },
@@ -54,11 +44,11 @@ for (const b of CASES) {
       'worker', '-c', '4', '-Q', queue, '-n', `${queue}@test`, '-l', 'info', '-P', b.pool,
     ], { cwd: REPO_ROOT, env: process.env });
     const exited = new Promise<number | null>((r) => worker.child.once('exit', (code) => r(code)));
-    await eventually(() => ledger(file).ends.size >= 12, '12 finished tasks', 30_000);
+    await eventually(() => readLedger(file).ends.size >= 12, '12 finished tasks', 30_000);
     process.kill(b.group ? -worker.pid : worker.pid, 'SIGTERM');
     const code = await exited;
     assert.equal(code, 0, `exit code after a warm shutdown\n${worker.tail()}`);
-    const atStop = ledger(file);
+    const atStop = readLedger(file);
     for (const [id, n] of atStop.starts) assert.equal(atStop.ends.get(id), n, `task ${id} started but did not finish before exit`);
     assert.ok(atStop.ends.size < N, 'the shutdown came before the queue was drained');
     assert.match(worker.logs, /Restoring \d+ unacknowledged message/);
@@ -66,11 +56,11 @@ for (const b of CASES) {
     const w2 = app.worker({ queues: [queue], concurrency: 4, loglevel: 'critical' });
     await w2.start();
     try {
-      await eventually(() => ledger(file).ends.size === N, `all ${N} tasks to finish`, 30_000);
+      await eventually(() => readLedger(file).ends.size === N, `all ${N} tasks to finish`, 30_000);
     } finally {
       await w2.close();
     }
-    const done = ledger(file);
+    const done = readLedger(file);
     for (const id of ids) {
       assert.equal(done.ends.get(id), 1, `task ${id} finished ${done.ends.get(id) ?? 0} times`);
       assert.equal(done.starts.get(id), 1, `task ${id} started ${done.starts.get(id) ?? 0} times`);

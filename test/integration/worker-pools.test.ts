@@ -7,16 +7,14 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { ManagedProcess, REPO_ROOT } from '../interop/harness.js';
 import { AMQP_URL, eventually, redisDb, requireRabbit, requireRedis, uniqueName } from '../helpers/services.js';
+import { WORKER_TEST_BROKERS } from '../helpers/brokers.js';
 import { makeApp } from './worker-app.js';
 import type { Celeriac, Worker, WorkerOptions, TaskEvent } from '../../src/index.js';
 import type { ChildExecutor } from '../../src/worker/child-executor.js';
 
 const MODULE = fileURLToPath(new URL('./worker-app.ts', import.meta.url));
 const BACKEND = redisDb(11);
-const BROKERS = [
-  { name: 'redis', url: redisDb(10), check: requireRedis },
-  { name: 'amqp', url: AMQP_URL, check: requireRabbit },
-];
+const BROKERS = WORKER_TEST_BROKERS;
 
 const open: { app: Celeriac; worker?: Worker }[] = [];
 const procs: ManagedProcess[] = [];

@@ -8,15 +8,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AMQP_URL, eventually, redisDb, requireRabbit, requireRedis, sleep, uniqueName } from '../helpers/services.js';
+import { WORKER_TEST_BROKERS } from '../helpers/brokers.js';
 import { makeApp } from './worker-app.js';
 import type { Celeriac, Worker, WorkerOptions, TaskEvent } from '../../src/index.js';
 
 const MODULE = fileURLToPath(new URL('./worker-app.ts', import.meta.url));
 const BACKEND = redisDb(11);
-const BROKERS = [
-  { name: 'redis', url: redisDb(10), check: requireRedis },
-  { name: 'amqp', url: AMQP_URL, check: requireRabbit },
-];
+const BROKERS = WORKER_TEST_BROKERS;
 
 const open: { app: Celeriac; worker?: Worker }[] = [];
 after(async () => {
