@@ -117,6 +117,8 @@ async function main(): Promise<number> {
   const total = cases.length * opts.runs;
   let step = 0;
   const started = Date.now();
+  const partialFile = path.join(os.tmpdir(), `celeriac-bench-partial-${process.pid}.json`);
+  process.stderr.write(`raw results so far are kept in ${partialFile}\n`);
 
   for (const group of groups) {
     for (let run = 1; run <= opts.runs; run++) {
@@ -126,6 +128,8 @@ async function main(): Promise<number> {
         progress(`${head} …`);
         const rec = await runCase(c, redis, rabbit, opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
         records.get(c)!.push(rec);
+        // Keep what was measured so far: a long run stopped half-way still leaves its raw numbers.
+        fs.writeFileSync(partialFile, JSON.stringify({ env, runs: cases.map((x) => ({ case: x, runs: records.get(x)!.map((r) => ({ ...r, result: { ...r.result, latenciesMs: undefined } })) })) }));
         const r = rec.result;
         const shown = !r.ok ? 'FAILED' : c.metric === 'latency' ? `p50 ${(r.latenciesMs?.[Math.floor((r.latenciesMs.length - 1) / 2)] ?? 0).toFixed(2)} ms` : c.metric === 'rss' ? `${(r.maxRssBytes / 2 ** 20).toFixed(0)} MB` : `${Math.round(r.rate).toLocaleString('en-US')} tasks/s`;
         progress(`${head} → ${shown}  (${Math.round((Date.now() - started) / 1000)} s)`, !r.ok || !isTTY);
@@ -157,6 +161,7 @@ async function main(): Promise<number> {
     console.log(`\nwrote docs/benchmarks.md, docs/benchmarks/throughput.svg, docs/benchmarks/latest.json`);
   }
   if (opts.profile) console.log(`CPU profiles: ${profileDir}`);
+  fs.rmSync(partialFile, { force: true });
 
   await redis.close();
   if (ownRedis) ownRedis.kill('SIGTERM');
