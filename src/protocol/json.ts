@@ -1,6 +1,9 @@
 // Python-compatible JSON: the bytes kombu's `json` serializer writes and the values it reads.
 
 const NON_ASCII = /[\u0080-\uffff]/g;
+const HAS_NON_ASCII = /[\u0080-\uffff]/;
+// Characters JSON must escape, or that Python's ensure_ascii escapes: none of them → quote as is.
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u0080-\uffff]/;
 
 function escapeNonAscii(s: string): string {
   return s.replace(NON_ASCII, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
@@ -8,8 +11,9 @@ function escapeNonAscii(s: string): string {
 
 /** Encode a JS string as Python's json.dumps does with ensure_ascii=True. */
 export function quote(s: string): string {
+  if (!NEEDS_ESCAPE.test(s)) return '"' + s + '"';
   const q = JSON.stringify(s);
-  return NON_ASCII.test(q) ? escapeNonAscii(q) : q;
+  return HAS_NON_ASCII.test(q) ? escapeNonAscii(q) : q;
 }
 
 /** Python's datetime.isoformat() for an aware UTC datetime: microseconds and +00:00. */
@@ -25,16 +29,26 @@ function encodeNumber(n: number): string {
 }
 
 function encodeObject(o: Record<string, unknown>, seen: Set<object>): string {
-  const parts: string[] = [];
-  for (const key of Object.keys(o)) {
+  let out = '{';
+  let n = 0;
+  let typed = false;
+  for (const key in o) {
+    if (!Object.prototype.hasOwnProperty.call(o, key)) continue;
     const v = o[key];
     if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
-    parts.push(quote(key) + ': ' + encode(v, seen));
+    if (key === '__type__' || key === '__value__') typed = true;
+    out += (n++ === 0 ? '' : ', ') + quote(key) + ': ' + encode(v, seen);
   }
-  if (parts.length === 2 && '__type__' in o && '__value__' in o) {
+  if (typed && n === 2 && '__type__' in o && '__value__' in o) {
     throw new TypeError('An object with exactly the keys __type__ and __value__ would be read back by kombu as a tagged value; rename one of its keys.');
   }
-  return '{' + parts.join(', ') + '}';
+  return out + '}';
+}
+
+function encodeArray(a: readonly unknown[], seen: Set<object>): string {
+  let out = '[';
+  for (let i = 0; i < a.length; i++) out += (i === 0 ? '' : ', ') + encode(a[i], seen);
+  return out + ']';
 }
 
 function encode(v: unknown, seen: Set<object>): string {
@@ -47,6 +61,15 @@ function encode(v: unknown, seen: Set<object>): string {
   }
   if (v === null) return 'null';
   const obj = v as object;
+  if (Array.isArray(v)) {
+    if (seen.has(obj)) throw new TypeError('Cannot serialize a circular structure to JSON');
+    seen.add(obj);
+    try {
+      return encodeArray(v, seen);
+    } finally {
+      seen.delete(obj);
+    }
+  }
   if (seen.has(obj)) throw new TypeError('Cannot serialize a circular structure to JSON');
   if (v instanceof Date) return quote(isoformat(v));
   if (Buffer.isBuffer(v) || v instanceof Uint8Array) {
@@ -54,8 +77,7 @@ function encode(v: unknown, seen: Set<object>): string {
   }
   seen.add(obj);
   try {
-    if (Array.isArray(v)) return '[' + v.map((x) => encode(x, seen)).join(', ') + ']';
-    if (v instanceof Set) return '[' + [...v].map((x) => encode(x, seen)).join(', ') + ']';
+    if (v instanceof Set) return encodeArray([...v], seen);
     if (v instanceof Map) return encodeObject(Object.fromEntries(v), seen);
     const withToJSON = v as { toJSON?: () => unknown };
     if (typeof withToJSON.toJSON === 'function') return encode(withToJSON.toJSON(), seen);

@@ -104,6 +104,8 @@ export class Worker extends EventEmitter {
   private readonly etaTimers = new Map<string, { timer: NodeJS.Timeout; held: Held; release: () => void }>();
   private prefetch: number;
   private heldForEta = 0;
+  /** Early acks still in flight for tasks that already finished (awaited at shutdown). */
+  private readonly pendingAcks = new Set<Promise<void>>();
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private closing: Promise<void> | undefined;
 
@@ -377,10 +379,17 @@ export class Worker extends EventEmitter {
         if (!stored) this.logger.error(`Task ${req.task}[${req.id}] succeeded but its result could not be stored; acknowledging it anyway so it does not run twice.`);
         await this.settle(d, 'ack', req);
       }
-      await earlyAck;
-      if (this.logger.isEnabled('info')) this.logger.info(`Task ${req.task}[${req.id}] succeeded in ${runtime.toFixed(6)}s: ${truncate(repr(outcome.value))}`);
-      this.emit('taskSuccess', { id: req.id, name: req.task, state: 'SUCCESS', result: outcome.value, runtime } satisfies TaskEvent);
-      this.emit('taskPostrun', { id: req.id, name: req.task, state: 'SUCCESS', result: outcome.value, runtime } satisfies TaskEvent);
+      const succeeded = () => {
+        if (this.logger.isEnabled('info')) this.logger.info(`Task ${req.task}[${req.id}] succeeded in ${runtime.toFixed(6)}s: ${truncate(repr(outcome.value))}`);
+        this.emit('taskSuccess', { id: req.id, name: req.task, state: 'SUCCESS', result: outcome.value, runtime } satisfies TaskEvent);
+        this.emit('taskPostrun', { id: req.id, name: req.task, state: 'SUCCESS', result: outcome.value, runtime } satisfies TaskEvent);
+      };
+      if (!earlyAck) return succeeded();
+      // The pool slot is free already; the ack reply (batched with others) finishes the job. Shutdown
+      // waits for these before it closes the connection, so an ack is never dropped.
+      const done = earlyAck.then(succeeded);
+      this.pendingAcks.add(done);
+      void done.finally(() => this.pendingAcks.delete(done));
       return;
     }
 
@@ -712,6 +721,7 @@ export class Worker extends EventEmitter {
       for (const r of [...this.running.values()]) this.executor.kill(r.key, new PoolClosed('cold shutdown'));
     }
     await this.executor.close().catch(() => undefined);
+    await Promise.allSettled([...this.pendingAcks]);
     const n = await this.consumer?.restoreUnacked().catch((err) => {
       this.logger.error(`Could not restore unacknowledged messages: ${(err as Error).message}`);
       return 0;

@@ -8,14 +8,30 @@ local now = ARGV[2]
 local out = {}
 local count = 0
 
-local function register(key, payload)
+-- The envelope fields we need, read with plain string matching when each appears exactly once in
+-- the form kombu and Celeriac write; anything else is decoded with cjson (about 3x slower).
+local function once(payload, pattern, literal)
+  local s, e, a, b = string.find(payload, pattern)
+  if not s then return nil end
+  if string.find(payload, literal, e + 1, true) then return nil end
+  return a, b
+end
+
+local function envelopeFields(payload)
+  local tag = once(payload, '"delivery_tag": "([^"\\]*)"', '"delivery_tag":')
+  local ex, rk = once(payload, '"delivery_info": {"exchange": "([^"\\]*)", "routing_key": "([^"\\]*)"', '"delivery_info":')
+  if tag and ex and rk then return tag, ex, rk end
   local ok, msg = pcall(cjson.decode, payload)
-  local tag, ex, rk
   if ok and type(msg) == 'table' and type(msg.properties) == 'table' then
-    tag = msg.properties.delivery_tag
     local di = msg.properties.delivery_info
-    if type(di) == 'table' then ex = di.exchange; rk = di.routing_key end
+    if type(di) == 'table' then return msg.properties.delivery_tag, di.exchange, di.routing_key end
+    return msg.properties.delivery_tag, nil, nil
   end
+  return nil, nil, nil
+end
+
+local function register(key, payload)
+  local tag, ex, rk = envelopeFields(payload)
   if type(tag) ~= 'string' then
     -- Not an envelope we can track: keep the raw bytes for a person to inspect.
     redis.call('LPUSH', key .. ARGV[3], payload)
