@@ -266,7 +266,7 @@ export function decodeTask(message: Message, opts: DecodeOptions = {}): TaskRequ
 
 function customHeaders(h: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(h)) if (!CELERY_HEADERS.has(k)) out[k] = v;
+  for (const k in h) if (!CELERY_HEADERS.has(k) && Object.prototype.hasOwnProperty.call(h, k)) out[k] = h[k];
   return out;
 }
 

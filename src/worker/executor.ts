@@ -25,10 +25,36 @@ export interface Executor {
   close(): Promise<void>;
 }
 
+/** An AbortController made only when a task looks at its signal (most never do; creating one per task is costly). */
+class LazyAbort {
+  private controller: AbortController | undefined;
+  private aborted = false;
+  private reason: unknown;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  get signalIfCreated(): AbortSignal | undefined {
+    return this.controller?.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
 /** The async pool: handlers run on the worker's event loop; a hard limit stops waiting but cannot stop CPU work. */
 export class InlineExecutor implements Executor {
   readonly kind = 'async' as const;
-  private readonly running = new Map<string, { abort: AbortController; fail: (e: Error) => void }>();
+  private readonly running = new Map<string, { abort: LazyAbort; fail: (e: Error) => void }>();
 
   constructor(private readonly app: Celeriac) {}
 
@@ -37,8 +63,8 @@ export class InlineExecutor implements Executor {
   run(job: Job, hooks: JobHooks): Promise<unknown> {
     const task = this.app.tasks.get(job.taskName);
     if (!task) return Promise.reject(new NotRegistered(job.taskName));
-    const abort = new AbortController();
-    const ctx = makeContext(task.name, job.request, abort.signal, hooks);
+    const abort = new LazyAbort();
+    const ctx = makeContext(task.name, job.request, () => abort.signal, hooks);
     return new Promise((resolve, reject) => {
       this.running.set(job.key, { abort, fail: reject });
       let run: Promise<unknown>;
@@ -47,7 +73,7 @@ export class InlineExecutor implements Executor {
       } catch (err) {
         run = Promise.reject(err);
       }
-      run.then(resolve, (err) => reject(effectiveError(err, abort.signal))).finally(() => this.running.delete(job.key));
+      run.then(resolve, (err) => reject(effectiveError(err, abort.signalIfCreated))).finally(() => this.running.delete(job.key));
     });
   }
 

@@ -78,11 +78,13 @@ export function effectiveError(error: unknown, signal?: AbortSignal): unknown {
 }
 
 /** The context a bound task gets (Celery's self): request, signal, retry(), updateState(). */
-export function makeContext(name: string, request: Request, signal: AbortSignal, hooks: JobHooks): TaskContext {
+export function makeContext(name: string, request: Request, signal: AbortSignal | (() => AbortSignal), hooks: JobHooks): TaskContext {
   return {
     name,
     request,
-    signal,
+    get signal() {
+      return typeof signal === 'function' ? signal() : signal;
+    },
     retry(opts: RetryOptions = {}): never {
       throw hooks.retry(opts);
     },
