@@ -5,6 +5,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { Options } from 'amqplib';
 import type { Settings, SslOptions } from '../../app/settings.js';
 import { maskUrl } from '../../app/log.js';
+import { decodeUrlPart } from '../url-parts.js';
 
 export interface AmqpEndpoint {
   tls: boolean;
@@ -21,13 +22,6 @@ export interface AmqpEndpoint {
   tlsOptions: ConnectionOptions;
 }
 
-function decode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
 
 function num(v: string | null | undefined): number | undefined {
   if (v == null || v === '') return undefined;
@@ -60,14 +54,14 @@ export function parseAmqpUrl(url: string, settings: Settings): AmqpEndpoint {
   const userinfo = at >= 0 ? authority.slice(0, at) : '';
   const hostport = at >= 0 ? authority.slice(at + 1) : authority;
   const colon = userinfo.indexOf(':');
-  const username = userinfo ? decode(colon >= 0 ? userinfo.slice(0, colon) : userinfo) : 'guest';
-  const password = userinfo ? decode(colon >= 0 ? userinfo.slice(colon + 1) : '') : 'guest';
+  const username = userinfo ? decodeUrlPart(colon >= 0 ? userinfo.slice(0, colon) : userinfo) : 'guest';
+  const password = userinfo ? decodeUrlPart(colon >= 0 ? userinfo.slice(colon + 1) : '') : 'guest';
   const hp = /^(\[[^\]]+\]|[^:]*)(?::(\d+))?$/.exec(hostport);
   const hostname = (hp?.[1] || 'localhost').replace(/^\[|\]$/g, '');
   const tls = scheme === 'amqps' || (settings.broker_use_ssl != null && settings.broker_use_ssl !== false);
   const port = hp?.[2] ? Number(hp[2]) : tls ? 5671 : 5672;
   const rawPath = m[3] ?? '';
-  const vhost = rawPath.length <= 1 ? '/' : decode(rawPath.slice(1));
+  const vhost = rawPath.length <= 1 ? '/' : decodeUrlPart(rawPath.slice(1));
   const query = new URLSearchParams(m[4] ?? '');
   const heartbeat = num(query.get('heartbeat')) ?? settings.broker_heartbeat ?? 0;
   const connectTimeout = num(query.get('connect_timeout')) ?? settings.broker_connection_timeout ?? 4;

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { RedisOptions } from 'ioredis';
 import type { SslOptions, TransportOptions } from '../../app/settings.js';
 import { maskUrl } from '../../app/log.js';
+import { decodeUrlPart } from '../url-parts.js';
 
 export interface RedisTarget {
   /** ioredis options for this server (host/port, path, sentinels, tls, db, password). */
@@ -11,13 +12,6 @@ export interface RedisTarget {
   displayUrl: string;
 }
 
-function decode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
 
 function parseDb(raw: string, url: string): number {
   const s = raw.replace(/^\/+/, '').replace(/\/+$/, '');
@@ -62,8 +56,8 @@ export function parseRedisUrl(url: string, transport: TransportOptions = {}, ssl
     let db = 0;
     const sentinels = parts.map((p) => {
       const u = new URL(p.replace(/^sentinel:/i, 'http:'));
-      if (u.password) password = decode(u.password);
-      if (u.username) username = decode(u.username);
+      if (u.password) password = decodeUrlPart(u.password);
+      if (u.username) username = decodeUrlPart(u.username);
       if (u.pathname && u.pathname !== '/') db = parseDb(u.pathname, trimmed);
       return { host: u.hostname || 'localhost', port: Number(u.port || 26379) };
     });
@@ -92,7 +86,7 @@ export function parseRedisUrl(url: string, transport: TransportOptions = {}, ssl
     const query = new URLSearchParams(queryPart);
     const db = parseDb(query.get('virtual_host') ?? query.get('db') ?? '0', trimmed);
     const path = pathPart.startsWith('/') ? pathPart : '/' + pathPart;
-    const options: RedisOptions = { ...timeouts, path: decode(path), db };
+    const options: RedisOptions = { ...timeouts, path: decodeUrlPart(path), db };
     const pw = query.get('password');
     if (pw) options.password = pw;
     return { options, db, displayUrl };
@@ -111,8 +105,8 @@ export function parseRedisUrl(url: string, transport: TransportOptions = {}, ssl
     port: Number(u.port || 6379),
     db,
   };
-  if (u.password) options.password = decode(u.password);
-  if (u.username) options.username = decode(u.username);
+  if (u.password) options.password = decodeUrlPart(u.password);
+  if (u.username) options.username = decodeUrlPart(u.username);
   if (scheme === 'rediss' && role === 'backend' && !u.searchParams.has('ssl_cert_reqs') && !(typeof ssl === 'object' && ssl?.ssl_cert_reqs)) {
     // Celery refuses this too: a result backend over TLS must say whether it verifies the server.
     throw new Error(`A rediss:// result_backend needs ssl_cert_reqs: add ?ssl_cert_reqs=required (with ssl_ca_certs=/path/ca.pem), optional or none to ${displayUrl}, or set redis_backend_use_ssl = { ssl_cert_reqs: 'required', ... }`);
