@@ -34,7 +34,7 @@ export async function compileChildren(): Promise<void> {
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    keepNames: true,
+    keepNames: false,
     sourcemap: 'linked',
     logLevel: 'warning',
   });

@@ -6,7 +6,7 @@ import type { Logger } from '../../app/log.js';
 import { decodeEnvelope, markRedelivered, type Envelope } from '../../protocol/envelope.js';
 import type { Message } from '../../protocol/message.js';
 import type { KeyLayout } from './keys.js';
-import type { ScriptClient } from './scripts.js';
+import { scriptsFor, type ScriptClient } from './scripts.js';
 
 const BATCH_MAX = 200;
 
@@ -46,6 +46,7 @@ export class RedisConsumer implements Consumer {
   private loopDone: Promise<void> = Promise.resolve();
   private creditWaiter: (() => void) | null = null;
   private blocking: Redis | null = null;
+  private inBlockingWait = false;
   private readonly dirtySources = new Set<string>();
   private rotation = 0;
   private pendingAcks: { tag: string; resolve: () => void; reject: (e: Error) => void }[] = [];
@@ -94,13 +95,31 @@ export class RedisConsumer implements Consumer {
 
   private credit(): number {
     if (this.prefetch === 0) return BATCH_MAX;
-    return Math.min(BATCH_MAX, this.prefetch - this.outstanding.size);
+    const free = this.prefetch - this.outstanding.size;
+    // Once the pipeline holds work, fetch in useful chunks (a quarter of prefetch) rather than one
+    // message per freed slot: small fetches cost a round trip each and leave the worker idle.
+    const chunk = Math.min(BATCH_MAX, Math.max(1, this.prefetch >> 2));
+    if (free < chunk && this.outstanding.size > this.prefetch - chunk) return 0;
+    return Math.min(BATCH_MAX, free);
   }
 
   private wakeCredit(): void {
     const w = this.creditWaiter;
     this.creditWaiter = null;
     w?.();
+  }
+
+  private fetchClient: Redis | null = null;
+  private fetchScriptClient: ScriptClient | null = null;
+
+  private fetchScripts(): ScriptClient {
+    const client = this.blocking;
+    if (!client) return this.deps.scripts;
+    if (this.fetchClient !== client) {
+      this.fetchClient = client;
+      this.fetchScriptClient = scriptsFor(client);
+    }
+    return this.fetchScriptClient!;
   }
 
   private fetchKeys(): string[] {
@@ -124,7 +143,9 @@ export class RedisConsumer implements Consumer {
           continue;
         }
         const source = this.dirtySources.values().next().value ?? keys.queueKey(this.queues[0]!);
-        const reply = (await this.deps.scripts.run(
+        // The fetch goes out on the blocking connection, which has no auto-pipelining: the command is
+        // written now, so Redis works on the next batch while this process runs the current one.
+        const reply = (await this.fetchScripts().run(
           'fetch',
           [keys.unacked, keys.unackedIndex, keys.inflightKey(this.id, source), ...this.fetchKeys()],
           [credit, Date.now() / 1000, keys.deadLetterSuffix(), source],
@@ -135,7 +156,7 @@ export class RedisConsumer implements Consumer {
           this.deliver(reply);
           continue;
         }
-        if (this.dirtySources.size > 0) continue;
+        if (this.dirtySources.size > 0 || !this.running) continue;
         await this.blockForMessage();
       } catch (err) {
         if (!this.running) break;
@@ -159,6 +180,7 @@ export class RedisConsumer implements Consumer {
     const watchdog = new Promise<'wedged'>((resolve) => {
       timer = setTimeout(() => resolve('wedged'), timeoutSec * 1000 + 5000);
     });
+    this.inBlockingWait = true;
     try {
       const result = await Promise.race([client.blmove(source, keys.inflightKey(this.id, source), 'RIGHT', 'LEFT', timeoutSec), watchdog]);
       if (result === 'wedged') {
@@ -175,6 +197,7 @@ export class RedisConsumer implements Consumer {
       }
       throw err;
     } finally {
+      this.inBlockingWait = false;
       clearTimeout(timer);
     }
   }
@@ -348,12 +371,19 @@ export class RedisConsumer implements Consumer {
     this.wakeCredit();
     clearInterval(this.sweepTimer);
     // Abort a blocking wait now; an item it moved meanwhile is returned from the inflight list below.
+    // A fetch in flight is let finish (its messages are held, then restored by restoreUnacked).
     const b = this.blocking;
-    this.blocking = null;
-    b?.disconnect();
+    if (this.inBlockingWait) {
+      this.blocking = null;
+      b?.disconnect();
+    }
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.loopDone, new Promise((r) => (timer = setTimeout(r, 7000)))]);
     clearTimeout(timer);
+    if (this.blocking) {
+      this.blocking.disconnect();
+      this.blocking = null;
+    }
     // Anything a last blocking move left in our inflight lists goes straight back to its queue.
     const { keys } = this.deps;
     for (const q of this.queues) {

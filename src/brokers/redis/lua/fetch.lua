@@ -9,23 +9,30 @@ local out = {}
 local count = 0
 
 -- The envelope fields we need, read with plain string matching when each appears exactly once in
--- the form kombu and Celeriac write; anything else is decoded with cjson (about 3x slower).
-local function once(payload, pattern, literal)
-  local s, e, a, b = string.find(payload, pattern)
+-- the form kombu and Celeriac write; anything else is decoded with cjson (about 3x slower). A plain
+-- find locates the key and an anchored pattern reads the value there: an unanchored pattern would
+-- be tried at every byte of the ~1 KB payload (about 9 us per message).
+local function once(payload, literal, pattern)
+  local at = string.find(payload, literal, 1, true)
+  if not at then return nil end
+  local s, e, a, b = string.find(payload, pattern, at)
   if not s then return nil end
   if string.find(payload, literal, e + 1, true) then return nil end
   return a, b
 end
 
 local function envelopeFields(payload)
-  local tag = once(payload, '"delivery_tag": "([^"\\]*)"', '"delivery_tag":')
-  local ex, rk = once(payload, '"delivery_info": {"exchange": "([^"\\]*)", "routing_key": "([^"\\]*)"', '"delivery_info":')
-  if tag and ex and rk then return tag, ex, rk end
+  local tag = once(payload, '"delivery_tag":', '^"delivery_tag": "([^"\\]*)"')
+  local ex, rk = once(payload, '"delivery_info":', '^"delivery_info": {"exchange": "([^"\\]*)", "routing_key": "([^"\\]*)"')
+  if tag and ex and rk then return tag, '"' .. ex .. '"', '"' .. rk .. '"' end
   local ok, msg = pcall(cjson.decode, payload)
   if ok and type(msg) == 'table' and type(msg.properties) == 'table' then
     local di = msg.properties.delivery_info
-    if type(di) == 'table' then return msg.properties.delivery_tag, di.exchange, di.routing_key end
-    return msg.properties.delivery_tag, nil, nil
+    local tag = msg.properties.delivery_tag
+    if type(di) == 'table' and type(di.exchange) == 'string' and type(di.routing_key) == 'string' then
+      return tag, cjson.encode(di.exchange), cjson.encode(di.routing_key)
+    end
+    return tag, '""', '""'
   end
   return nil, nil, nil
 end
@@ -40,9 +47,7 @@ local function register(key, payload)
     out[#out + 1] = ''
     return
   end
-  if type(ex) ~= 'string' then ex = '' end
-  if type(rk) ~= 'string' then rk = '' end
-  redis.call('HSET', KEYS[1], tag, '[' .. payload .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']')
+  redis.call('HSET', KEYS[1], tag, '[' .. payload .. ', ' .. ex .. ', ' .. rk .. ']')
   redis.call('ZADD', KEYS[2], now, tag)
   out[#out + 1] = key
   out[#out + 1] = payload
