@@ -1,6 +1,6 @@
 // Celeriac's public API.
-export { Celeriac, ImproperlyConfigured, type CeleriacOptions } from './app/celeriac.js';
-export { Task, type Handler, type BoundHandler } from './app/task.js';
+export { Celeriac, ImproperlyConfigured, type CeleriacOptions, type TaskCall } from './app/celeriac.js';
+export { Task, type Handler, type BoundHandler, type BulkCall } from './app/task.js';
 export { AsyncResult, type GetOptions } from './app/result.js';
 export type { TaskOptions, ApplyOptions } from './app/options.js';
 export { currentTask, type TaskContext, type Request, type RetryOptions } from './app/context.js';
@@ -15,5 +15,5 @@ export { Control, type RevokeOptions } from './control/control.js';
 export type { PoolKind } from './worker/executor.js';
 export { States, READY_STATES, type ResultMeta, type ResultBackend, type TaskState } from './backends/types.js';
 export { TimeoutError, BackendUnavailable } from './backends/retry.js';
-export type { Broker, Delivery, Consumer, PublishTarget } from './brokers/types.js';
+export type { Broker, Delivery, Consumer, PublishTarget, PublishItem } from './brokers/types.js';
 export * as protocol from './protocol/index.js';

@@ -1,6 +1,6 @@
 // The Celeriac application: settings, task registry, sending tasks, broker and backend connections.
 import { randomUUID } from 'node:crypto';
-import type { Broker } from '../brokers/types.js';
+import type { Broker, PublishItem, PublishTarget } from '../brokers/types.js';
 import type { ResultBackend } from '../backends/types.js';
 import { createBroker } from '../brokers/registry.js';
 import { createBackend } from '../backends/registry.js';
@@ -171,22 +171,69 @@ export class Celeriac {
 
   /** Send a task by name, e.g. one implemented in Python (Celery's send_task). */
   async sendTask<R = unknown>(name: string, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: ApplyOptions = {}): Promise<AsyncResult<R>> {
-    if (!Array.isArray(args)) throw new TypeError(`sendTask(${JSON.stringify(name)}): args must be an array, got ${typeof args}`);
-    if (kwargs === null || typeof kwargs !== 'object' || Array.isArray(kwargs)) throw new TypeError(`sendTask(${JSON.stringify(name)}): kwargs must be an object`);
-    const o = normalizeOptions(options);
+    const call = checkCall(`sendTask(${JSON.stringify(name)})`, { name, args, kwargs, options });
     const broker = await this.broker();
+    const { id, message, target } = await this.prepareCall(call);
+    await this.publish(broker, message, target);
+    return new AsyncResult<R>(id, this);
+  }
+
+  /**
+   * Send many tasks at once: each message is built exactly as sendTask builds it, then all are
+   * published together (Broker.publishMany: one round trip per chunk where the transport allows,
+   * sequential publishes otherwise). Results come back in the order of `calls`.
+   */
+  async sendTasks<R = unknown>(calls: readonly TaskCall[]): Promise<AsyncResult<R>[]> {
+    if (!Array.isArray(calls)) throw new TypeError(`sendTasks: calls must be an array of { name, args?, kwargs?, options? }, got ${typeof calls}`);
+    const checked = calls.map((c, i) => {
+      if (c === null || typeof c !== 'object' || typeof c.name !== 'string' || !c.name) {
+        throw new TypeError(`sendTasks: call ${i} must be { name, args?, kwargs?, options? } with a task name, got ${JSON.stringify(c)}`);
+      }
+      return checkCall(`sendTasks: call ${i} (${JSON.stringify(c.name)})`, c);
+    });
+    if (checked.length === 0) return [];
+    const broker = await this.broker();
+    const prepared: (PublishItem & { id: string })[] = [];
+    for (const c of checked) prepared.push(await this.prepareCall(c));
+    await this.publishMany(broker, prepared);
+    return prepared.map((p) => new AsyncResult<R>(p.id, this));
+  }
+
+  /**
+   * Everything a call needs before its publish (no publish): options normalized, the message built
+   * with the reply_to of the result backend in use, and the backend told about the task id.
+   */
+  private async prepareCall(call: Required<TaskCall>): Promise<PublishItem & { id: string }> {
+    const { name, args, kwargs } = call;
+    const o = normalizeOptions(call.options);
     const ignore = (o.ignore_result ?? this.tasks.get(name)?.options.ignore_result ?? this.conf.task_ignore_result) === true;
     const backend = ignore ? null : await this.backend();
     const { message, id, exchange, routingKey } = this.buildMessage(name, args, kwargs, o, backend?.replyTo ?? this.oid);
     if (backend?.onTaskCall) await backend.onTaskCall(id);
-    await this.publish(broker, message, { exchange, routingKey });
-    return new AsyncResult<R>(id, this);
+    return { id, message, target: { exchange, routingKey } };
   }
 
   /** Publish with Celery's task_publish_retry_policy. */
-  async publish(broker: Broker, message: Message, target: { exchange: string; routingKey: string }): Promise<void> {
+  async publish(broker: Broker, message: Message, target: PublishTarget): Promise<void> {
     if (!this.conf.task_publish_retry) return broker.publish(message, target);
     await withRetries(this.conf.task_publish_retry_policy, `publishing task ${String(message.headers.id ?? message.properties.correlation_id)}`, () => broker.publish(message, target));
+  }
+
+  /**
+   * Publish many messages with Celery's task_publish_retry_policy: one Broker.publishMany (retried as
+   * a whole, so a retry after a partial failure may duplicate messages, never lose one), or one
+   * `publish` after another when the transport has no bulk call.
+   */
+  async publishMany(broker: Broker, items: PublishItem[]): Promise<void> {
+    if (items.length === 0) return;
+    if (!broker.publishMany) {
+      for (const { message, target } of items) await this.publish(broker, message, target);
+      return;
+    }
+    if (!this.conf.task_publish_retry) return broker.publishMany(items);
+    const first = items[0]!.message;
+    const what = `publishing ${items.length} task(s) (the first ${String(first.headers.id ?? first.properties.correlation_id)})`;
+    await withRetries(this.conf.task_publish_retry_policy, what, () => broker.publishMany!(items));
   }
 
   /** Create a worker for this app (Celery's app.Worker). */
@@ -205,6 +252,22 @@ export class Celeriac {
       r?.then((x) => x?.close()).catch(() => undefined),
     ]);
   }
+}
+
+/** One call of a bulk send (app.sendTasks; task.applyBulk fills in the name). */
+export interface TaskCall {
+  name: string;
+  args?: readonly unknown[];
+  kwargs?: Record<string, unknown>;
+  options?: ApplyOptions;
+}
+
+/** sendTask's argument checks, with the defaults filled in; `where` names the call in the error. */
+function checkCall(where: string, call: TaskCall): Required<TaskCall> {
+  const { name, args = [], kwargs = {}, options = {} } = call;
+  if (!Array.isArray(args)) throw new TypeError(`${where}: args must be an array, got ${typeof args}`);
+  if (kwargs === null || typeof kwargs !== 'object' || Array.isArray(kwargs)) throw new TypeError(`${where}: kwargs must be an object`);
+  return { name, args, kwargs, options };
 }
 
 function escapeRegExp(s: string): string {

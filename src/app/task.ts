@@ -9,6 +9,13 @@ import { parameterNames, bindArguments } from './params.js';
 export type Handler<A extends unknown[], R> = (...args: A) => R | Promise<R>;
 export type BoundHandler<A extends unknown[], R> = (task: TaskContext, ...args: A) => R | Promise<R>;
 
+/** One call in task.applyBulk: what applyAsync takes, as one object. */
+export interface BulkCall<A extends unknown[] = unknown[]> {
+  args?: A | unknown[];
+  kwargs?: Record<string, unknown>;
+  options?: ApplyOptions;
+}
+
 export class Task<A extends unknown[] = unknown[], R = unknown> {
   /** Options with Celery's names (acks_late, max_retries, …). */
   readonly options: Record<string, unknown>;
@@ -37,6 +44,16 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
   /** Send the task with arguments, keyword arguments and options (Celery's apply_async). */
   applyAsync(args: A | unknown[] = [], kwargs: Record<string, unknown> = {}, options: ApplyOptions = {}): Promise<AsyncResult<R>> {
     return this.app.sendTask<R>(this.name, args, kwargs, options);
+  }
+
+  /**
+   * Send many calls of this task at once, each encoded as applyAsync would encode it, published in
+   * bulk (one broker round trip per chunk where the transport allows). Results in the order of `calls`.
+   */
+  async applyBulk(calls: readonly BulkCall<A>[]): Promise<AsyncResult<R>[]> {
+    if (!Array.isArray(calls)) throw new TypeError(`${this.name}.applyBulk: calls must be an array of { args?, kwargs?, options? }, got ${typeof calls}`);
+    // A call that is not an object goes through as it is, for sendTasks to reject with its index.
+    return this.app.sendTasks<R>(calls.map((c) => (c !== null && typeof c === 'object' ? { ...c, name: this.name } : (c as never))));
   }
 
   /** Call the handler with Python-style argument binding. Used by the worker. */

@@ -11,6 +11,12 @@ export interface PublishTarget {
   routingKey: string;
 }
 
+/** One message of a bulk publish and where it goes. */
+export interface PublishItem {
+  message: Message;
+  target: PublishTarget;
+}
+
 export interface Delivery {
   readonly message: Message;
   /** The queue this delivery was taken from. */
@@ -50,6 +56,14 @@ export interface Broker {
   connect(): Promise<void>;
   /** Resolves only once the broker has the message (Redis reply, AMQP publisher confirm, SQLite commit). */
   publish(message: Message, target: PublishTarget): Promise<void>;
+  /**
+   * Optional bulk publish: resolves only once the broker has every message (the guarantee of
+   * `publish`), in as few round trips as the transport allows (Redis: one LPUSH per queue list and
+   * chunk; AMQP: every publish on the confirm channel, then all confirms; SQLite: one transaction).
+   * Messages bound for the same queue keep their input order. On failure some messages may already
+   * be queued: a retry of the whole batch can duplicate them, never lose them.
+   */
+  publishMany?(items: PublishItem[]): Promise<void>;
   consume(queues: string[], handler: DeliveryHandler, opts: ConsumeOptions): Promise<Consumer>;
   /** Remove every waiting message from the queue; returns how many were removed. */
   purge(queue: string): Promise<number>;

@@ -1,6 +1,6 @@
 // The RabbitMQ broker: Celery's topology, publisher confirms on every publish, and a consumer per worker.
 import type { ConfirmChannel } from 'amqplib';
-import type { Broker, BrokerContext, Consumer, ConsumeOptions, DeliveryHandler, PublishTarget } from '../types.js';
+import type { Broker, BrokerContext, Consumer, ConsumeOptions, DeliveryHandler, PublishItem, PublishTarget } from '../types.js';
 import type { Message } from '../../protocol/message.js';
 import type { RetryPolicy } from '../../app/settings.js';
 import { AmqpConnection, maxConnectionRetries, sleep } from './connection.js';
@@ -21,6 +21,8 @@ function retryInterval(policy: RetryPolicy, n: number): number {
   const max = policy.interval_max ?? 1;
   return Math.min(start + n * step, max) * 1000;
 }
+
+const targetKey = (target: PublishTarget): string => `${target.exchange}\u0000${target.routingKey}`;
 
 export class AmqpBroker implements Broker {
   readonly transport = 'amqp';
@@ -74,41 +76,64 @@ export class AmqpBroker implements Broker {
   }
 
   async publish(message: Message, target: PublishTarget): Promise<void> {
+    await this.withPublishRetries(`Publish to ${target.exchange || '(default exchange)'}/${target.routingKey}`, () => this.publishOnce(message, target));
+  }
+
+  /**
+   * Bulk publish: every message goes out on the confirm channel at once, then we wait for all the
+   * confirms. A failed attempt (nack, closed channel, confirm timeout) is retried like `publish`, with
+   * only the messages RabbitMQ has not confirmed.
+   */
+  async publishMany(items: PublishItem[]): Promise<void> {
+    if (items.length === 0) return;
+    const batch = { left: items };
+    await this.withPublishRetries(`Bulk publish of ${items.length} message(s)`, () => this.publishManyOnce(batch));
+  }
+
+  /** Retry `attempt` with task_publish_retry_policy (off when task_publish_retry is false). */
+  private async withPublishRetries(what: string, attempt: () => Promise<void>): Promise<void> {
     const s = this.ctx.settings;
     const policy: RetryPolicy = s.task_publish_retry === false ? { max_retries: 0 } : (s.task_publish_retry_policy ?? {});
     const maxRetries = policy.max_retries == null ? Infinity : policy.max_retries;
     const deadline = policy.timeout != null ? Date.now() + policy.timeout * 1000 : Infinity;
-    for (let attempt = 0; ; attempt++) {
+    for (let n = 0; ; n++) {
       try {
-        await this.publishOnce(message, target);
+        await attempt();
         return;
       } catch (err) {
         const permanent = err instanceof BrokerConnectionError && err.permanent;
-        if (permanent || this.closed || attempt >= maxRetries || Date.now() >= deadline) {
-          if (permanent || attempt === 0) throw err;
-          throw new PublishError(`${(err as Error).message} (gave up after ${attempt + 1} attempts, task_publish_retry_policy)`);
+        if (permanent || this.closed || n >= maxRetries || Date.now() >= deadline) {
+          if (permanent || n === 0) throw err;
+          throw new PublishError(`${(err as Error).message} (gave up after ${n + 1} attempts, task_publish_retry_policy)`);
         }
-        const wait = retryInterval(policy, attempt);
-        this.ctx.logger.warning(`Publish to ${target.exchange || '(default exchange)'}/${target.routingKey} not confirmed: ${(err as Error).message}; retrying in ${(wait / 1000).toFixed(2)} s (${attempt + 1}/${maxRetries === Infinity ? '∞' : maxRetries})`);
+        const wait = retryInterval(policy, n);
+        this.ctx.logger.warning(`${what} not confirmed: ${(err as Error).message}; retrying in ${(wait / 1000).toFixed(2)} s (${n + 1}/${maxRetries === Infinity ? '∞' : maxRetries})`);
         await sleep(wait);
       }
     }
   }
 
+  /** As Celery does before the first publish to a target: the queue's exchange, the queue and the binding. */
+  private async declareTarget(ch: ConfirmChannel, declared: Set<string>, target: PublishTarget): Promise<void> {
+    const key = targetKey(target);
+    if (declared.has(key)) return;
+    const spec = taskQueueSpec(target.routingKey, this.ctx.settings, target.exchange || undefined);
+    try {
+      await declareTaskQueue(ch, spec);
+    } catch (err) {
+      throw explainChannelError(err, this.endpoint, `declaring queue "${spec.queue}"`);
+    }
+    declared.add(key);
+  }
+
+  private get confirmTimeoutS(): number {
+    return Number(this.ctx.settings.broker_transport_options?.confirm_timeout ?? DEFAULT_CONFIRM_TIMEOUT_S);
+  }
+
   private async publishOnce(message: Message, target: PublishTarget): Promise<void> {
     const { ch, declared } = await this.confirmChannel();
-    const key = `${target.exchange}\u0000${target.routingKey}`;
-    if (!declared.has(key)) {
-      // As Celery does before the first publish: the queue's exchange, the queue and the binding.
-      const spec = taskQueueSpec(target.routingKey, this.ctx.settings, target.exchange || undefined);
-      try {
-        await declareTaskQueue(ch, spec);
-      } catch (err) {
-        throw explainChannelError(err, this.endpoint, `declaring queue "${spec.queue}"`);
-      }
-      declared.add(key);
-    }
-    const timeoutS = Number(this.ctx.settings.broker_transport_options?.confirm_timeout ?? DEFAULT_CONFIRM_TIMEOUT_S);
+    await this.declareTarget(ch, declared, target);
+    const timeoutS = this.confirmTimeoutS;
     const opts = publishOptions(message, defaultDeliveryMode(this.ctx.settings));
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new PublishError(`RabbitMQ did not confirm the publish within ${timeoutS} s (broker_transport_options.confirm_timeout)`)), timeoutS * 1000);
@@ -123,6 +148,47 @@ export class AmqpBroker implements Broker {
         reject(new PublishError(`Publish to ${this.displayUrl} failed: ${(err as Error).message}`));
       }
     });
+  }
+
+  /** One attempt of a bulk publish of `batch.left`; on failure `batch.left` keeps only the unconfirmed items. */
+  private async publishManyOnce(batch: { left: PublishItem[] }): Promise<void> {
+    const items = batch.left;
+    const { ch, declared } = await this.confirmChannel();
+    for (const { target } of items) if (!declared.has(targetKey(target))) await this.declareTarget(ch, declared, target);
+    const mode = defaultDeliveryMode(this.ctx.settings);
+    const confirmed = new Array<boolean>(items.length).fill(false);
+    let firstError: Error | undefined;
+    let pending = 0;
+    let settle!: () => void;
+    const allSettled = new Promise<void>((resolve) => { settle = resolve; });
+    for (let i = 0; i < items.length; i++) {
+      const { message, target } = items[i]!;
+      try {
+        pending++;
+        ch.publish(target.exchange, target.routingKey, message.body, publishOptions(message, mode), (err: unknown) => {
+          if (err) firstError ??= new PublishError(`RabbitMQ did not confirm the publish to ${this.displayUrl}: ${(err as Error)?.message ?? 'nack'}`);
+          else confirmed[i] = true;
+          if (--pending === 0) settle();
+        });
+      } catch (err) {
+        pending--;
+        firstError ??= new PublishError(`Publish to ${this.displayUrl} failed: ${(err as Error).message}`);
+        break; // the channel is gone: the rest goes out on the next attempt
+      }
+    }
+    if (pending === 0) settle();
+    const timeoutS = this.confirmTimeoutS;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      allSettled.then(() => false),
+      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), timeoutS * 1000); }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) firstError ??= new PublishError(`RabbitMQ did not confirm ${pending} of ${items.length} bulk publishes within ${timeoutS} s (broker_transport_options.confirm_timeout)`);
+    const left = items.filter((_, i) => !confirmed[i]);
+    if (left.length === 0) return;
+    batch.left = left;
+    throw firstError ?? new PublishError(`RabbitMQ did not confirm ${left.length} of ${items.length} bulk publishes`);
   }
 
   async consume(queues: string[], handler: DeliveryHandler, opts: ConsumeOptions): Promise<Consumer> {

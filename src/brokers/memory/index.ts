@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { decodeEnvelope, encodeEnvelope, markRedelivered } from '../../protocol/envelope.js';
 import type { Message } from '../../protocol/message.js';
 import type { Logger } from '../../app/log.js';
-import type { BroadcastSubscription, Broker, BrokerContext, ConsumeOptions, Consumer, Delivery, DeliveryHandler, PublishTarget } from '../types.js';
+import type { BroadcastSubscription, Broker, BrokerContext, ConsumeOptions, Consumer, Delivery, DeliveryHandler, PublishItem, PublishTarget } from '../types.js';
 
 interface Entry {
   seq: number;
@@ -203,11 +203,21 @@ export class MemoryBroker implements Broker {
   async connect(): Promise<void> {}
 
   async publish(message: Message, target: PublishTarget): Promise<void> {
-    const queue = target.routingKey;
-    if (!queue) throw new Error(`memory broker: cannot publish to exchange ${JSON.stringify(target.exchange)} without a routing key (the queue name)`);
-    const payload = encodeEnvelope(message, { exchange: target.exchange, routing_key: target.routingKey }, randomUUID());
-    queueOf(this.t, queue).push({ seq: ++this.t.seq, priority: Number(message.properties.priority ?? 0) || 0, payload });
+    const [queue, payload] = encodeFor(message, target);
+    this.enqueue(queue, message, payload);
     notify(this.t);
+  }
+
+  /** Bulk publish: all or nothing (every item is encoded before any is queued), in input order. */
+  async publishMany(items: PublishItem[]): Promise<void> {
+    if (items.length === 0) return;
+    const encoded = items.map(({ message, target }) => encodeFor(message, target));
+    items.forEach(({ message }, i) => this.enqueue(encoded[i]![0], message, encoded[i]![1]));
+    notify(this.t);
+  }
+
+  private enqueue(queue: string, message: Message, payload: string): void {
+    queueOf(this.t, queue).push({ seq: ++this.t.seq, priority: Number(message.properties.priority ?? 0) || 0, payload });
   }
 
   async consume(queues: string[], handler: DeliveryHandler, opts: ConsumeOptions): Promise<Consumer> {
@@ -259,6 +269,12 @@ export class MemoryBroker implements Broker {
     }
     this.consumers.clear();
   }
+}
+
+/** The queue (the routing key: direct routing) and the envelope of a message. */
+function encodeFor(message: Message, target: PublishTarget): [queue: string, payload: string] {
+  if (!target.routingKey) throw new Error(`memory broker: cannot publish to exchange ${JSON.stringify(target.exchange)} without a routing key (the queue name)`);
+  return [target.routingKey, encodeEnvelope(message, { exchange: target.exchange, routing_key: target.routingKey }, randomUUID())];
 }
 
 export function createBroker(url: string, ctx: BrokerContext): Broker {

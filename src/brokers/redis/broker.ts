@@ -1,6 +1,6 @@
 // The Redis transport: kombu's key layout, so Python and TypeScript workers share queues.
 import type { Redis } from 'ioredis';
-import type { Broker, BrokerContext, Consumer, ConsumeOptions, DeliveryHandler, PublishTarget } from '../types.js';
+import type { Broker, BrokerContext, Consumer, ConsumeOptions, DeliveryHandler, PublishItem, PublishTarget } from '../types.js';
 import type { Message } from '../../protocol/message.js';
 import { encodeEnvelope } from '../../protocol/envelope.js';
 import type { TransportOptions } from '../../app/settings.js';
@@ -11,6 +11,9 @@ import { scriptsFor, type ScriptClient } from './scripts.js';
 import { RedisConsumer, resolveQueues } from './consumer.js';
 import { RedisFanout } from './fanout.js';
 import type { BroadcastSubscription } from '../types.js';
+
+/** Most values one bulk LPUSH carries; a longer run for one list is split into several commands. */
+export const LPUSH_CHUNK = 1000;
 
 export class RedisBroker implements Broker {
   readonly transport = 'redis';
@@ -87,6 +90,54 @@ export class RedisBroker implements Broker {
         await client.lpush(this.keys.queueKey(q, step), payload);
       }),
     );
+  }
+
+  /**
+   * Bulk publish: the routing of `publish` (exchange bindings, priority sub-lists), then one
+   * `LPUSH key v1 v2 …` per list and chunk of LPUSH_CHUNK values, all in one pipeline. LPUSH inserts
+   * its values left to right, so a consumer popping from the right sees them in input order, as with
+   * one LPUSH per message. Not atomic: after an error some chunks may be queued already.
+   */
+  async publishMany(items: PublishItem[]): Promise<void> {
+    if (items.length === 0) return;
+    const { client } = await this.ready();
+    // Queues on the default exchange first, as sequential publishes would have declared them before
+    // a later message of the batch is routed through their exchange binding.
+    const direct = new Set<string>();
+    for (const { target } of items) if (target.exchange === '' && !this.declared.has(target.routingKey)) direct.add(target.routingKey);
+    if (direct.size > 0) await Promise.all([...direct].map((q) => this.declareQueue(client, q)));
+    const routes = new Map<string, string[]>();
+    const lists = new Map<string, string[]>();
+    const undeclared = new Set<string>();
+    for (const { message, target } of items) {
+      let queues: string[];
+      if (target.exchange === '') {
+        queues = [target.routingKey];
+      } else {
+        const route = `${target.exchange}\u0000${target.routingKey}`;
+        let resolved = routes.get(route);
+        if (!resolved) routes.set(route, (resolved = await resolveQueues(client, this.keys, target.exchange, target.routingKey)));
+        queues = resolved;
+      }
+      const payload = encodeEnvelope(message, { exchange: target.exchange, routing_key: target.routingKey });
+      const step = this.keys.stepFor(message.properties.priority);
+      for (const q of queues) {
+        if (!this.declared.has(q)) undeclared.add(q);
+        const key = this.keys.queueKey(q, step);
+        let values = lists.get(key);
+        if (!values) lists.set(key, (values = []));
+        values.push(payload);
+      }
+    }
+    const pipe = client.pipeline();
+    for (const q of undeclared) pipe.sadd(this.keys.bindingKey(q), this.keys.bindingMember(q, q));
+    for (const [key, values] of lists) {
+      for (let i = 0; i < values.length; i += LPUSH_CHUNK) pipe.lpush(key, ...values.slice(i, i + LPUSH_CHUNK));
+    }
+    const replies = (await pipe.exec()) ?? [];
+    const failed = replies.find(([err]) => err);
+    if (failed) throw failed[0];
+    for (const q of undeclared) this.declared.add(q);
   }
 
   async consume(queues: string[], handler: DeliveryHandler, opts: ConsumeOptions): Promise<Consumer> {

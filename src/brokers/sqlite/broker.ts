@@ -3,7 +3,7 @@ import { encodeEnvelope } from '../../protocol/envelope.js';
 import type { Message } from '../../protocol/message.js';
 import type { Logger } from '../../app/log.js';
 import type { Settings } from '../../app/settings.js';
-import type { BroadcastSubscription, Broker, BrokerContext, ConsumeOptions, Consumer, DeliveryHandler, PublishTarget } from '../types.js';
+import type { BroadcastSubscription, Broker, BrokerContext, ConsumeOptions, Consumer, DeliveryHandler, PublishItem, PublishTarget } from '../types.js';
 import { broadcast, BROADCAST_SCHEMA, subscribe } from './fanout.js';
 import { openDatabase, type SqliteDatabase } from './database.js';
 import { countVisible, insertMessage, MESSAGES_SCHEMA, purgeVisible } from './messages.js';
@@ -67,13 +67,21 @@ export class SqliteBroker implements Broker {
 
   async publish(message: Message, target: PublishTarget): Promise<void> {
     const db = this.database;
-    // Direct routing: the routing key names the queue (Celery's default exchange is direct).
-    const queue = target.routingKey;
-    if (!queue) throw new Error(`Embedded broker: cannot publish to exchange ${JSON.stringify(target.exchange)} without a routing key (the queue name)`);
-    const payload = encodeEnvelope(message, { exchange: target.exchange, routing_key: target.routingKey });
-    const priority = Number(message.properties.priority ?? 0) || 0;
-    await db.write((d) => insertMessage(d, queue, priority, payload, Date.now()));
-    db.events.emit('publish', queue);
+    const row = toRow(message, target);
+    await db.write((d) => insertMessage(d, row.queue, row.priority, row.payload, Date.now()));
+    db.events.emit('publish', row.queue);
+  }
+
+  /** Bulk publish: every row inserted in one write transaction, in input order. */
+  async publishMany(items: PublishItem[]): Promise<void> {
+    if (items.length === 0) return;
+    const db = this.database;
+    const rows = items.map(({ message, target }) => toRow(message, target));
+    await db.write((d) => {
+      const now = Date.now();
+      for (const r of rows) insertMessage(d, r.queue, r.priority, r.payload, now);
+    });
+    for (const q of new Set(rows.map((r) => r.queue))) db.events.emit('publish', q);
   }
 
   async consume(queues: string[], handler: DeliveryHandler, opts: ConsumeOptions): Promise<Consumer> {
@@ -118,6 +126,14 @@ export class SqliteBroker implements Broker {
     this.db = null;
     await db.release();
   }
+}
+
+/** Direct routing: the routing key names the queue (Celery's default exchange is direct). */
+function toRow(message: Message, target: PublishTarget): { queue: string; priority: number; payload: string } {
+  const queue = target.routingKey;
+  if (!queue) throw new Error(`Embedded broker: cannot publish to exchange ${JSON.stringify(target.exchange)} without a routing key (the queue name)`);
+  const payload = encodeEnvelope(message, { exchange: target.exchange, routing_key: target.routingKey });
+  return { queue, priority: Number(message.properties.priority ?? 0) || 0, payload };
 }
 
 export function createSqliteBroker(url: string, ctx: BrokerContext): SqliteBroker {
