@@ -55,7 +55,33 @@ export interface TaskContext {
 
 export const taskStorage = new AsyncLocalStorage<TaskContext>();
 
+/** The task whose handler is running synchronously right now (see runInTaskContext). */
+let syncCurrent: TaskContext | undefined;
+
 /** The task running in this async context, or undefined outside a task. */
 export function currentTask(): TaskContext | undefined {
-  return taskStorage.getStore();
+  return syncCurrent ?? taskStorage.getStore();
+}
+
+const asyncHandlers = new WeakSet<object>();
+
+/**
+ * Call a task handler with `ctx` as the current task. An `async function` handler runs inside
+ * AsyncLocalStorage, so currentTask() works after every await. Any other handler sees `ctx` while it
+ * runs synchronously, without AsyncLocalStorage: using it turns on promise hooks for the whole
+ * process, a cost on every promise. A plain function seen returning a promise is treated as async
+ * from its next call on (declare such handlers `async` to have currentTask() after an await at once).
+ */
+export function runInTaskContext(handler: object, ctx: TaskContext, call: () => unknown): unknown {
+  if (asyncHandlers.has(handler) || handler.constructor?.name === 'AsyncFunction') return taskStorage.run(ctx, call);
+  const previous = syncCurrent;
+  syncCurrent = ctx;
+  let result: unknown;
+  try {
+    result = call();
+  } finally {
+    syncCurrent = previous;
+  }
+  if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') asyncHandlers.add(handler);
+  return result;
 }

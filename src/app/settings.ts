@@ -196,8 +196,16 @@ const LEGACY: Record<string, string> = {
   CELERY_TASK_RESULT_EXPIRES: 'result_expires',
 };
 
+// Settings are read on every task (the worker's per-task options fall back to them): remember names.
+const normalized = new Map<string, string>();
+
 function normalizeKey(key: string): string {
-  return LEGACY[key] ?? toSettingName(key);
+  let n = normalized.get(key);
+  if (n === undefined) {
+    n = LEGACY[key] ?? toSettingName(key);
+    if (normalized.size < 10_000) normalized.set(key, n);
+  }
+  return n;
 }
 
 /**

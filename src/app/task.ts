@@ -3,7 +3,7 @@ import type { Celeriac } from './celeriac.js';
 import type { AsyncResult } from './result.js';
 import type { ApplyOptions, TaskOptions } from './options.js';
 import { normalizeOptions } from './options.js';
-import type { TaskContext } from './context.js';
+import { runInTaskContext, type TaskContext } from './context.js';
 import { parameterNames, bindArguments } from './params.js';
 
 export type Handler<A extends unknown[], R> = (...args: A) => R | Promise<R>;
@@ -58,9 +58,14 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
 
   /** Call the handler with Python-style argument binding. Used by the worker. */
   invoke(ctx: TaskContext, args: unknown[], kwargs: Record<string, unknown>): Promise<R> {
+    return Promise.resolve(this.call(ctx, args, kwargs));
+  }
+
+  /** Call the handler as the current task; returns what it returned (a value or a promise). */
+  call(ctx: TaskContext, args: unknown[], kwargs: Record<string, unknown>): R | Promise<R> {
     const positional = bindArguments(this.name, this.params, args, kwargs, this.bound);
-    if (this.bound) return Promise.resolve((this.handler as BoundHandler<A, R>)(ctx, ...(positional as A)));
-    return Promise.resolve((this.handler as Handler<A, R>)(...(positional as A)));
+    if (this.bound) return runInTaskContext(this.handler, ctx, () => (this.handler as BoundHandler<A, R>)(ctx, ...(positional as A))) as R | Promise<R>;
+    return runInTaskContext(this.handler, ctx, () => (this.handler as Handler<A, R>)(...(positional as A))) as R | Promise<R>;
   }
 
   toString(): string {

@@ -3,7 +3,7 @@ import { parentPort } from 'node:worker_threads';
 import { getHeapStatistics } from 'node:v8';
 import { pathToFileURL } from 'node:url';
 import type { Celeriac } from '../app/celeriac.js';
-import { taskStorage, type RetryOptions } from '../app/context.js';
+import type { RetryOptions } from '../app/context.js';
 import { NotRegistered, SoftTimeLimitExceeded, TaskRevokedError } from '../app/exceptions.js';
 import { makeContext, outcomeOfError, RetryRequested, type WireOutcome } from './job.js';
 import { GUARDED_SIGNALS, type ChildMessage, type ParentMessage } from './child-protocol.js';
@@ -49,7 +49,7 @@ async function run(m: Extract<ParentMessage, { type: 'run' }>): Promise<void> {
       retry: (opts: RetryOptions) => new RetryRequested(opts),
       updateState: async (state, meta) => send({ type: 'updateState', key: job.key, state, meta }),
     });
-    const value = await taskStorage.run(ctx, () => task.invoke(ctx, job.args, job.kwargs));
+    const value = await task.invoke(ctx, job.args, job.kwargs);
     outcome = { kind: 'success', value };
   } catch (err) {
     outcome = outcomeOfError(err, abort.signal);

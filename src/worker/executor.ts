@@ -1,6 +1,5 @@
 // Executors run task handlers: on the event loop (async), in worker threads (thread) or child processes (process).
 import type { Celeriac } from '../app/celeriac.js';
-import { taskStorage } from '../app/context.js';
 import { NotRegistered } from '../app/exceptions.js';
 import { effectiveError, makeContext, type Job, type JobHooks } from './job.js';
 
@@ -65,15 +64,17 @@ export class InlineExecutor implements Executor {
     if (!task) return Promise.reject(new NotRegistered(job.taskName));
     const abort = new LazyAbort();
     const ctx = makeContext(task.name, job.request, () => abort.signal, hooks);
+    let value: unknown;
+    try {
+      value = task.call(ctx, job.args, job.kwargs);
+    } catch (err) {
+      return Promise.reject(effectiveError(err, abort.signalIfCreated));
+    }
+    // A handler that returned a plain value is done: nothing left to interrupt or kill.
+    if (value === null || typeof value !== 'object' || typeof (value as PromiseLike<unknown>).then !== 'function') return Promise.resolve(value);
     return new Promise((resolve, reject) => {
       this.running.set(job.key, { abort, fail: reject });
-      let run: Promise<unknown>;
-      try {
-        run = taskStorage.run(ctx, () => task.invoke(ctx, job.args, job.kwargs));
-      } catch (err) {
-        run = Promise.reject(err);
-      }
-      run.then(resolve, (err) => reject(effectiveError(err, abort.signalIfCreated))).finally(() => this.running.delete(job.key));
+      Promise.resolve(value).then(resolve, (err) => reject(effectiveError(err, abort.signalIfCreated))).finally(() => this.running.delete(job.key));
     });
   }
 

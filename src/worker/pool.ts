@@ -29,17 +29,17 @@ export class AsyncPool {
     return n;
   }
 
+  private readonly finished = (): void => {
+    this.running--;
+    this.pump();
+    this.checkIdle();
+  };
+
   private pump(): void {
     while (this.running < this.concurrency && this.waiting.length > 0) {
       const job = this.waiting.shift()!;
       this.running++;
-      job()
-        .catch(() => undefined)
-        .finally(() => {
-          this.running--;
-          this.pump();
-          this.checkIdle();
-        });
+      job().then(this.finished, this.finished);
     }
   }
 

@@ -228,8 +228,9 @@ export class Worker extends EventEmitter {
       void this.discardRevoked(d, req, 'expired');
       return;
     }
-    this.logger.info(`Task ${req.task}[${req.id}] received`);
-    this.emit('taskReceived', { id: req.id, name: req.task, request: req } satisfies TaskEvent);
+    if (this.logger.isEnabled('info')) this.logger.info(`Task ${req.task}[${req.id}] received`);
+    // Event objects are built only for listeners: most workers have none on the per-task events.
+    if (this.listenerCount('taskReceived') > 0) this.emit('taskReceived', { id: req.id, name: req.task, request: req } satisfies TaskEvent);
     const held: Held = { delivery: d, req, task };
     const delay = req.eta ? req.eta.getTime() - Date.now() : 0;
     if (delay > 0) this.holdUntilEta(held, delay);
@@ -356,7 +357,7 @@ export class Worker extends EventEmitter {
     };
     const running: RunningJob = { held, key, started: Date.now() };
     this.running.set(key, running);
-    this.emit('taskPrerun', { id: req.id, name: req.task, request: req } satisfies TaskEvent);
+    if (this.listenerCount('taskPrerun') > 0) this.emit('taskPrerun', { id: req.id, name: req.task, request: req } satisfies TaskEvent);
     const started = performance.now();
     let outcome: { ok: true; value: unknown } | { ok: false; error: unknown };
     try {
@@ -381,8 +382,8 @@ export class Worker extends EventEmitter {
       }
       const succeeded = () => {
         if (this.logger.isEnabled('info')) this.logger.info(`Task ${req.task}[${req.id}] succeeded in ${runtime.toFixed(6)}s: ${truncate(repr(outcome.value))}`);
-        this.emit('taskSuccess', { id: req.id, name: req.task, state: 'SUCCESS', result: outcome.value, runtime } satisfies TaskEvent);
-        this.emit('taskPostrun', { id: req.id, name: req.task, state: 'SUCCESS', result: outcome.value, runtime } satisfies TaskEvent);
+        if (this.listenerCount('taskSuccess') > 0) this.emit('taskSuccess', { id: req.id, name: req.task, state: 'SUCCESS', result: outcome.value, runtime } satisfies TaskEvent);
+        if (this.listenerCount('taskPostrun') > 0) this.emit('taskPostrun', { id: req.id, name: req.task, state: 'SUCCESS', result: outcome.value, runtime } satisfies TaskEvent);
       };
       if (!earlyAck) return succeeded();
       // The pool slot is free already; the ack reply (batched with others) finishes the job. Shutdown

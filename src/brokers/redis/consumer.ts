@@ -49,8 +49,7 @@ export class RedisConsumer implements Consumer {
   private inBlockingWait = false;
   private readonly dirtySources = new Set<string>();
   private rotation = 0;
-  private pendingAcks: { tag: string; resolve: () => void; reject: (e: Error) => void }[] = [];
-  private ackScheduled = false;
+  private ackBatch: { tags: string[]; promise: Promise<void> } | null = null;
   private sweepTimer: NodeJS.Timeout | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private readonly renewMs: number;
@@ -96,11 +95,11 @@ export class RedisConsumer implements Consumer {
   private credit(): number {
     if (this.prefetch === 0) return BATCH_MAX;
     const free = this.prefetch - this.outstanding.size;
-    // Once the pipeline holds work, fetch in useful chunks (a quarter of prefetch) rather than one
-    // message per freed slot: small fetches cost a round trip each and leave the worker idle.
-    const chunk = Math.min(BATCH_MAX, Math.max(1, this.prefetch >> 2));
-    if (free < chunk && this.outstanding.size > this.prefetch - chunk) return 0;
-    return Math.min(BATCH_MAX, free);
+    // Fetch in chunks of a third of prefetch, and only once a whole chunk is free: one batch being
+    // run plus one whose acks Redis has not confirmed yet leave room for the next fetch to be on its
+    // way while this process works, and small fetches would cost a round trip each.
+    const chunk = Math.min(BATCH_MAX, Math.ceil(this.prefetch / 3));
+    return free < chunk ? 0 : chunk;
   }
 
   private wakeCredit(): void {
@@ -231,38 +230,43 @@ export class RedisConsumer implements Consumer {
     }
   }
 
-  async settle(d: RedisDelivery, how: 'ack' | 'requeue'): Promise<void> {
-    if (d.settled) return;
+  settle(d: RedisDelivery, how: 'ack' | 'requeue'): Promise<void> {
+    if (d.settled) return Promise.resolve();
     d.settled = true;
-    this.outstanding.delete(d.deliveryTag);
-    this.wakeCredit();
+    // The message counts against prefetch until Redis confirms the ack or restore: a fetch on the
+    // other connection must never overtake it, or the worker would hold more than prefetch messages.
     if (how === 'requeue') {
       const { keys } = this.deps;
       const dest = keys.queueKey(d.queue, keys.stepFor(d.message.properties.priority));
-      await this.deps.scripts.run('restore', [keys.unacked, keys.unackedIndex, dest], [d.deliveryTag, markRedelivered(d.envelope.raw), 'tail', '+inf']);
-      return;
+      return this.deps.scripts.run('restore', [keys.unacked, keys.unackedIndex, dest], [d.deliveryTag, markRedelivered(d.envelope.raw), 'tail', '+inf'])
+        .then(() => undefined)
+        .finally(() => this.release([d.deliveryTag]));
     }
-    await new Promise<void>((resolve, reject) => {
-      this.pendingAcks.push({ tag: d.deliveryTag, resolve, reject });
-      if (!this.ackScheduled) {
-        this.ackScheduled = true;
-        setImmediate(() => void this.flushAcks());
-      }
-    });
+    // Acks made in the same turn of the event loop go in one script call and share one promise.
+    let batch = this.ackBatch;
+    if (!batch) {
+      const b = { tags: [] as string[], promise: undefined as unknown as Promise<void> };
+      b.promise = new Promise<void>((resolve, reject) => setImmediate(() => this.flushAcks(b.tags).then(resolve, reject)));
+      this.ackBatch = batch = b;
+    }
+    batch.tags.push(d.deliveryTag);
+    return batch.promise;
   }
 
-  private async flushAcks(): Promise<void> {
-    this.ackScheduled = false;
-    const batch = this.pendingAcks;
-    this.pendingAcks = [];
-    if (batch.length === 0) return;
+  private release(tags: string[]): void {
+    for (const tag of tags) this.outstanding.delete(tag);
+    this.wakeCredit();
+  }
+
+  private async flushAcks(tags: string[]): Promise<void> {
+    this.ackBatch = null;
     const { keys, logger } = this.deps;
     try {
-      const missing = (await this.deps.scripts.run('ack', [keys.unacked, keys.unackedIndex], batch.map((b) => b.tag))) as string[];
+      const missing = (await this.deps.scripts.run('ack', [keys.unacked, keys.unackedIndex], tags)) as string[];
       for (const tag of missing) logger.warning(`possible_duplicate: message ${tag} was no longer held when acknowledged (restored after visibility_timeout, or the ack was resent after a reconnect); it may run twice.`);
-      for (const b of batch) b.resolve();
-    } catch (err) {
-      for (const b of batch) b.reject(err as Error);
+    } finally {
+      // Failed acks free their credit too: the message comes back after the visibility timeout.
+      this.release(tags);
     }
   }
 
@@ -396,6 +400,7 @@ export class RedisConsumer implements Consumer {
     const held = [...this.outstanding.values()];
     let n = 0;
     for (const d of held) {
+      if (d.settled) continue; // acked or being restored already
       d.settled = true;
       this.outstanding.delete(d.deliveryTag);
       try {
