@@ -62,7 +62,7 @@ export class RedisBackend implements ResultBackend {
         throw err;
       }
       this.client.on('error', (err) => this.ctx.logger.debug(`redis backend: ${err.message}`));
-      this.client.defineCommand('celeriacStoreResult', { numberOfKeys: 1, lua: STORE_LUA });
+      this.client.defineCommand('celeriacStoreResults', { lua: STORE_LUA });
     })().catch((err) => {
       this.connecting = undefined;
       throw err;
@@ -74,12 +74,32 @@ export class RedisBackend implements ResultBackend {
     return this.client!;
   }
 
-  async store(meta: ResultMeta): Promise<void> {
+  private storeBatch: { keys: string[]; metas: string[]; ids: string[]; promise: Promise<void> } | null = null;
+
+  /**
+   * Results stored in the same turn of the event loop go to Redis in one script call (each still a
+   * SET/SETEX and a PUBLISH on its own key, as Celery writes them) and share its outcome.
+   */
+  store(meta: ResultMeta): Promise<void> {
+    let batch = this.storeBatch;
+    if (!batch || batch.keys.length >= 1000) {
+      const b = { keys: [] as string[], metas: [] as string[], ids: [] as string[], promise: undefined as unknown as Promise<void> };
+      b.promise = new Promise<void>((resolve, reject) => setImmediate(() => this.flushStores(b).then(resolve, reject)));
+      this.storeBatch = batch = b;
+    }
+    batch.keys.push(this.key(meta.task_id));
+    batch.metas.push(dumps(meta));
+    batch.ids.push(meta.task_id);
+    return batch.promise;
+  }
+
+  private async flushStores(b: { keys: string[]; metas: string[]; ids: string[] }): Promise<void> {
+    if (this.storeBatch === b) this.storeBatch = null;
     const expires = this.ctx.settings.result_expires;
-    const json = dumps(meta);
-    await withRetries(this.retryPolicy, `storing the result of task ${meta.task_id} in ${this.displayUrl}`, async () => {
-      const c = await this.cmd();
-      await (c as unknown as { celeriacStoreResult: (k: string, j: string, e: number) => Promise<number> }).celeriacStoreResult(this.key(meta.task_id), json, expires ? Math.trunc(expires) : 0);
+    const what = b.ids.length === 1 ? `the result of task ${b.ids[0]}` : `the results of ${b.ids.length} tasks (${b.ids[0]}, …)`;
+    await withRetries(this.retryPolicy, `storing ${what} in ${this.displayUrl}`, async () => {
+      const c = (await this.cmd()) as unknown as { celeriacStoreResults: (n: number, ...a: (string | number)[]) => Promise<number> };
+      await c.celeriacStoreResults(b.keys.length, ...b.keys, expires ? Math.trunc(expires) : 0, ...b.metas);
     });
   }
 

@@ -106,6 +106,8 @@ export class Worker extends EventEmitter {
   private heldForEta = 0;
   /** Early acks still in flight for tasks that already finished (awaited at shutdown). */
   private readonly pendingAcks = new Set<Promise<void>>();
+  /** Tasks whose handler returned and whose result/ack is still being written. */
+  private readonly finishing = new Set<Promise<void>>();
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private closing: Promise<void> | undefined;
 
@@ -372,6 +374,24 @@ export class Worker extends EventEmitter {
     this.processed++;
     this.totals.set(req.task, (this.totals.get(req.task) ?? 0) + 1);
 
+    const finishing = this.finish(held, outcome, runtime, { acksLate, ignoreResult, storeErrors, extras, earlyAck });
+    // The pool slot is free once the handler has returned: storing the result and settling the
+    // message go on beside the next tasks, up to `concurrency` of them; beyond that the slot waits.
+    if (this.finishing.size >= this.pool.concurrency) return finishing;
+    this.finishing.add(finishing);
+    const done = () => void this.finishing.delete(finishing);
+    finishing.then(done, done);
+  }
+
+  /** After the handler: store the outcome, settle the message, emit events (Celery's on_success/on_failure). */
+  private async finish(
+    held: Held,
+    outcome: { ok: true; value: unknown } | { ok: false; error: unknown },
+    runtime: number,
+    f: { acksLate: boolean; ignoreResult: boolean; storeErrors: boolean; extras: ReturnType<Worker['metaExtras']>; earlyAck: Promise<void> | null },
+  ): Promise<void> {
+    const { delivery: d, req, task } = held;
+    const { acksLate, ignoreResult, storeErrors, extras, earlyAck } = f;
     if (outcome.ok) {
       let stored = true;
       if (!ignoreResult) stored = await this.storeSafely(buildMeta(req, 'SUCCESS', outcome.value, null, extras), req);
@@ -722,6 +742,7 @@ export class Worker extends EventEmitter {
       for (const r of [...this.running.values()]) this.executor.kill(r.key, new PoolClosed('cold shutdown'));
     }
     await this.executor.close().catch(() => undefined);
+    await Promise.allSettled([...this.finishing]);
     await Promise.allSettled([...this.pendingAcks]);
     const n = await this.consumer?.restoreUnacked().catch((err) => {
       this.logger.error(`Could not restore unacknowledged messages: ${(err as Error).message}`);

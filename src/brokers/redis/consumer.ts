@@ -98,7 +98,7 @@ export class RedisConsumer implements Consumer {
     // Fetch in chunks of a third of prefetch, and only once a whole chunk is free: one batch being
     // run plus one whose acks Redis has not confirmed yet leave room for the next fetch to be on its
     // way while this process works, and small fetches would cost a round trip each.
-    const chunk = Math.min(BATCH_MAX, Math.ceil(this.prefetch / 3));
+    const chunk = Math.min(BATCH_MAX, Math.max(1, Math.floor(this.prefetch / 3)));
     return free < chunk ? 0 : chunk;
   }
 
