@@ -18,9 +18,17 @@ export function quote(s: string): string {
 
 /** Python's datetime.isoformat() for an aware UTC datetime: microseconds and +00:00. */
 export function isoformat(d: Date): string {
+  // Results finished in the same millisecond share the string (a worker stores thousands a second).
+  const ms = d.getTime();
+  if (ms === lastIsoMs) return lastIso;
   const iso = d.toISOString(); // 2026-11-24T18:30:57.235Z
-  return iso.slice(0, 23) + '000+00:00';
+  lastIsoMs = ms;
+  lastIso = iso.slice(0, 23) + '000+00:00';
+  return lastIso;
 }
+
+let lastIsoMs = NaN;
+let lastIso = '';
 
 function encodeNumber(n: number): string {
   if (Number.isFinite(n)) return JSON.stringify(n);

@@ -63,7 +63,7 @@ export class InlineExecutor implements Executor {
     const task = this.app.tasks.get(job.taskName);
     if (!task) return Promise.reject(new NotRegistered(job.taskName));
     const abort = new LazyAbort();
-    const ctx = makeContext(task.name, job.request, () => abort.signal, hooks);
+    const ctx = makeContext(task.name, () => job.request, () => abort.signal, hooks);
     let value: unknown;
     try {
       value = task.call(ctx, job.args, job.kwargs);

@@ -78,10 +78,14 @@ export function effectiveError(error: unknown, signal?: AbortSignal): unknown {
 }
 
 /** The context a bound task gets (Celery's self): request, signal, retry(), updateState(). */
-export function makeContext(name: string, request: Request, signal: AbortSignal | (() => AbortSignal), hooks: JobHooks): TaskContext {
+export function makeContext(name: string, request: Request | (() => Request), signal: AbortSignal | (() => AbortSignal), hooks: JobHooks): TaskContext {
+  let req = typeof request === 'function' ? undefined : request;
   return {
     name,
-    request,
+    // Built when first read: most tasks never look at their request.
+    get request() {
+      return (req ??= (request as () => Request)());
+    },
     get signal() {
       return typeof signal === 'function' ? signal() : signal;
     },

@@ -350,7 +350,15 @@ export class Worker extends EventEmitter {
       await this.storeSafely(buildMeta(req, 'STARTED', { pid: process.pid, hostname: this.hostname }, null, extras), req);
     }
     const key = `${req.id}:${d.deliveryTag}`;
-    const job: Job = { key, taskName: task.name, args: req.args, kwargs: req.kwargs, request: this.requestFor(held) };
+    let request: Request | undefined;
+    const worker = this;
+    const job: Job = {
+      key, taskName: task.name, args: req.args, kwargs: req.kwargs,
+      // Built on first read (a bound task, currentTask(), or a child executor sending the job).
+      get request() {
+        return (request ??= worker.requestFor(held));
+      },
+    };
     const hooks: JobHooks = {
       retry: (opts) => this.retryTask(held, opts),
       updateState: async (state, meta) => {
