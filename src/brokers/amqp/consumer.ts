@@ -52,7 +52,10 @@ export class AmqpConsumer implements Consumer {
   /** Increases with every channel; a delivery is only settled on the channel it came from. */
   private channelId = 0;
   private consumerTags: string[] = [];
+  /** Deliveries of the current channel not yet acked, in delivery (tag) order. */
   private readonly unacked = new Map<number, AmqpDelivery>();
+  private readonly pendingAcks = new Set<number>();
+  private ackScheduled = false;
   private stopped = false;
   private closed = false;
   private recovering: Promise<void> | null = null;
@@ -135,18 +138,57 @@ export class AmqpConsumer implements Consumer {
       this.logger.warning(`Not sending ${how === 'ack' ? 'ack' : 'reject'} for task ${String(id)} (delivery tag ${d.deliveryTag}): the channel it arrived on is gone, so RabbitMQ will redeliver it (possible duplicate)`);
       return;
     }
+    if (how === 'ack') {
+      // Acks made in one turn of the event loop leave as one basic.ack(multiple) where they are
+      // contiguous: a frame (and a socket write) per task costs more than the task itself.
+      this.pendingAcks.add(raw.fields.deliveryTag);
+      if (!this.ackScheduled) {
+        this.ackScheduled = true;
+        setImmediate(() => this.flushAcks());
+      }
+      return;
+    }
     this.unacked.delete(raw.fields.deliveryTag);
     try {
-      if (how === 'ack') ch.ack(raw);
-      else ch.reject(raw, how === 'requeue');
+      ch.reject(raw, how === 'requeue');
     } catch (err) {
-      this.logger.warning(`Could not ${how === 'ack' ? 'ack' : 'reject'} delivery ${d.deliveryTag}: ${(err as Error).message}; RabbitMQ will redeliver it`);
+      this.logger.warning(`Could not reject delivery ${d.deliveryTag}: ${(err as Error).message}; RabbitMQ will redeliver it`);
     }
+  }
+
+  /** Send the pending acks: one multiple-ack for the oldest contiguous run, single acks for the rest. */
+  private flushAcks(): void {
+    this.ackScheduled = false;
+    const pending = this.pendingAcks;
+    if (pending.size === 0) return;
+    const ch = this.channel;
+    if (!ch) return; // onChannelClosed already dropped them (RabbitMQ redelivers)
+    let upTo = -1;
+    for (const tag of this.unacked.keys()) {
+      if (!pending.has(tag)) break;
+      upTo = tag;
+      this.unacked.delete(tag);
+      pending.delete(tag);
+    }
+    try {
+      if (upTo >= 0) ch.ack({ fields: { deliveryTag: upTo } } as ConsumeMessage, true);
+      for (const tag of pending) {
+        this.unacked.delete(tag);
+        ch.ack({ fields: { deliveryTag: tag } } as ConsumeMessage, false);
+      }
+    } catch (err) {
+      this.logger.warning(`Could not ack ${pending.size + (upTo >= 0 ? 1 : 0)} deliveries: ${(err as Error).message}; RabbitMQ will redeliver them`);
+    }
+    pending.clear();
   }
 
   private onChannelClosed(id: number): void {
     if (id !== this.channelId) return;
     this.channel = null;
+    if (this.pendingAcks.size) {
+      this.logger.warning(`AMQP channel closed before ${this.pendingAcks.size} acks were sent; RabbitMQ will redeliver those tasks (possible duplicates)`);
+      this.pendingAcks.clear();
+    }
     if (this.unacked.size) {
       this.logger.warning(`AMQP channel closed with ${this.unacked.size} unacknowledged deliveries; RabbitMQ requeues them`);
       this.unacked.clear();
@@ -197,6 +239,7 @@ export class AmqpConsumer implements Consumer {
   }
 
   async restoreUnacked(): Promise<number> {
+    this.flushAcks();
     const ch = this.channel;
     let n = 0;
     for (const d of [...this.unacked.values()]) {
@@ -210,6 +253,7 @@ export class AmqpConsumer implements Consumer {
   async close(): Promise<void> {
     this.stopped = true;
     this.closed = true;
+    this.flushAcks();
     const ch = this.channel;
     this.channel = null;
     this.channelId++;
