@@ -36,7 +36,23 @@ function encodeNumber(n: number): string {
   return n > 0 ? 'Infinity' : '-Infinity';
 }
 
-function encodeObject(o: Record<string, unknown>, seen: Set<object>): string {
+// Object keys repeat from message to message (header and meta names): quote each once.
+const quotedKeys = new Map<string, string>();
+
+function quoteKey(key: string): string {
+  let q = quotedKeys.get(key);
+  if (q === undefined) {
+    q = quote(key);
+    if (quotedKeys.size < 10_000) quotedKeys.set(key, q);
+  }
+  return q;
+}
+
+// Below this depth a cycle cannot have closed yet, so no bookkeeping is needed; deeper values are
+// tracked in a set, which finds a cycle within one more turn of it.
+const TRACK_DEPTH = 64;
+
+function encodeObject(o: Record<string, unknown>, depth: number, seen: Set<object> | null): string {
   let out = '{';
   let n = 0;
   let typed = false;
@@ -45,7 +61,7 @@ function encodeObject(o: Record<string, unknown>, seen: Set<object>): string {
     const v = o[key];
     if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
     if (key === '__type__' || key === '__value__') typed = true;
-    out += (n++ === 0 ? '' : ', ') + quote(key) + ': ' + encode(v, seen);
+    out += (n++ === 0 ? '' : ', ') + quoteKey(key) + ': ' + encode(v, depth, seen);
   }
   if (typed && n === 2 && '__type__' in o && '__value__' in o) {
     throw new TypeError('An object with exactly the keys __type__ and __value__ would be read back by kombu as a tagged value; rename one of its keys.');
@@ -53,13 +69,13 @@ function encodeObject(o: Record<string, unknown>, seen: Set<object>): string {
   return out + '}';
 }
 
-function encodeArray(a: readonly unknown[], seen: Set<object>): string {
+function encodeArray(a: readonly unknown[], depth: number, seen: Set<object> | null): string {
   let out = '[';
-  for (let i = 0; i < a.length; i++) out += (i === 0 ? '' : ', ') + encode(a[i], seen);
+  for (let i = 0; i < a.length; i++) out += (i === 0 ? '' : ', ') + encode(a[i], depth, seen);
   return out + ']';
 }
 
-function encode(v: unknown, seen: Set<object>): string {
+function encode(v: unknown, depth: number, seen: Set<object> | null): string {
   switch (typeof v) {
     case 'string': return quote(v);
     case 'number': return encodeNumber(v);
@@ -69,35 +85,31 @@ function encode(v: unknown, seen: Set<object>): string {
   }
   if (v === null) return 'null';
   const obj = v as object;
-  if (Array.isArray(v)) {
-    if (seen.has(obj)) throw new TypeError('Cannot serialize a circular structure to JSON');
-    seen.add(obj);
-    try {
-      return encodeArray(v, seen);
-    } finally {
-      seen.delete(obj);
-    }
-  }
-  if (seen.has(obj)) throw new TypeError('Cannot serialize a circular structure to JSON');
   if (v instanceof Date) return quote(isoformat(v));
   if (Buffer.isBuffer(v) || v instanceof Uint8Array) {
     return '{"__type__": "bytes", "__value__": ' + quote(Buffer.from(v).toString('utf8')) + '}';
   }
-  seen.add(obj);
+  const track = depth >= TRACK_DEPTH;
+  if (track) {
+    seen ??= new Set();
+    if (seen.has(obj)) throw new TypeError('Cannot serialize a circular structure to JSON');
+    seen.add(obj);
+  }
   try {
-    if (v instanceof Set) return encodeArray([...v], seen);
-    if (v instanceof Map) return encodeObject(Object.fromEntries(v), seen);
+    if (Array.isArray(v)) return encodeArray(v, depth + 1, seen);
+    if (v instanceof Set) return encodeArray([...v], depth + 1, seen);
+    if (v instanceof Map) return encodeObject(Object.fromEntries(v), depth + 1, seen);
     const withToJSON = v as { toJSON?: () => unknown };
-    if (typeof withToJSON.toJSON === 'function') return encode(withToJSON.toJSON(), seen);
-    return encodeObject(v as Record<string, unknown>, seen);
+    if (typeof withToJSON.toJSON === 'function') return encode(withToJSON.toJSON(), depth + 1, seen);
+    return encodeObject(v as Record<string, unknown>, depth + 1, seen);
   } finally {
-    seen.delete(obj);
+    if (track) seen!.delete(obj);
   }
 }
 
 /** json.dumps(value) as Python writes it: ", " and ": " separators, ASCII only, NaN allowed. */
 export function dumps(value: unknown): string {
-  return encode(value, new Set());
+  return encode(value, 0, null);
 }
 
 const NAN = '\u0000NaN';

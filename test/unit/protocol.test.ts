@@ -16,6 +16,26 @@ test('dumps writes JSON as Python json.dumps does', () => {
   assert.throws(() => dumps({ __type__: 'x', __value__: 1 }), /tagged value/);
 });
 
+test('dumps finds cycles at any depth, and encodes shared and deeply nested values', () => {
+  const loop: Record<string, unknown> = { a: 1 };
+  loop.self = loop;
+  assert.throws(() => dumps(loop), /circular/);
+  let deep: Record<string, unknown> = { leaf: true };
+  const top = deep;
+  for (let i = 0; i < 200; i++) deep = (deep.next = { i }) as Record<string, unknown>;
+  deep.next = top; // a cycle 200 levels long
+  assert.throws(() => dumps(top), /circular/);
+  const arr: unknown[] = [];
+  arr.push([arr]);
+  assert.throws(() => dumps(arr), /circular/);
+  let nested: unknown = 'x';
+  for (let i = 0; i < 300; i++) nested = [nested];
+  assert.equal(dumps(nested), '['.repeat(300) + '"x"' + ']'.repeat(300));
+  const shared = { k: 'v' };
+  assert.equal(dumps({ a: shared, b: [shared, shared] }), '{"a": {"k": "v"}, "b": [{"k": "v"}, {"k": "v"}]}');
+  assert.equal(dumps({ 'caf\u00e9': 1, 'a"b': 2 }), '{"caf\\u00e9": 1, "a\\"b": 2}');
+});
+
 test('loads tolerates NaN/Infinity and decodes kombu tagged values', () => {
   const v = loads('[NaN, Infinity, -Infinity, "NaN inside a string"]') as number[];
   assert.ok(Number.isNaN(v[0]));

@@ -40,11 +40,17 @@ export function toFieldTable(headers: Record<string, unknown>): Record<string, u
   return out;
 }
 
-/** amqplib's tagged inbound values (timestamps, decimals) → plain JSON values for the protocol layer. */
+/**
+ * amqplib's tagged inbound values (timestamps, decimals) → plain JSON values for the protocol layer.
+ * Tables and arrays are the decoder's own fresh objects, so they are converted in place.
+ */
 export function fromFieldValue(v: unknown): unknown {
   if (v === null || typeof v !== 'object') return v;
   if (Buffer.isBuffer(v)) return v.toString('utf8');
-  if (Array.isArray(v)) return v.map(fromFieldValue);
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = fromFieldValue(v[i]);
+    return v;
+  }
   if (Object.hasOwn(v, '!')) {
     const t = v as Tagged;
     if (t['!'] === 'timestamp') return t.value;
@@ -54,9 +60,12 @@ export function fromFieldValue(v: unknown): unknown {
     }
     return t.value;
   }
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) out[k] = fromFieldValue(x);
-  return out;
+  const o = v as Record<string, unknown>;
+  for (const k in o) {
+    const x = o[k];
+    if (x !== null && typeof x === 'object') o[k] = fromFieldValue(x);
+  }
+  return o;
 }
 
 function int64(n: bigint): number {
@@ -69,16 +78,31 @@ export function decodeFieldTable(slice: Buffer): Record<string, unknown> {
   let offset = 0;
 
   function value(): unknown {
-    const tag = String.fromCharCode(slice[offset]!);
+    const tag = slice[offset]!;
     offset++;
     let v: unknown;
     switch (tag) {
-      case 't': v = slice[offset] !== 0; offset += 1; break;
+      case 0x53: { // 'S' long string: most header values
+        const len = slice.readUInt32BE(offset);
+        offset += 4;
+        v = slice.toString('utf8', offset, offset + len);
+        offset += len;
+        return v;
+      }
+      case 0x49: v = slice.readInt32BE(offset); offset += 4; return v; // 'I'
+      case 0x56: return null; // 'V'
+      case 0x74: v = slice[offset] !== 0; offset += 1; return v; // 't'
+      default: return other(String.fromCharCode(tag));
+    }
+  }
+
+  function other(tag: string): unknown {
+    let v: unknown;
+    switch (tag) {
       case 'b': v = slice.readInt8(offset); offset += 1; break;
       case 'B': v = slice.readUInt8(offset); offset += 1; break;
       case 's': case 'U': v = slice.readInt16BE(offset); offset += 2; break;
       case 'u': v = slice.readUInt16BE(offset); offset += 2; break;
-      case 'I': v = slice.readInt32BE(offset); offset += 4; break;
       case 'i': v = slice.readUInt32BE(offset); offset += 4; break;
       case 'l': case 'L': v = int64(slice.readBigInt64BE(offset)); offset += 8; break;
       case 'f': v = slice.readFloatBE(offset); offset += 4; break;
@@ -114,7 +138,6 @@ export function decodeFieldTable(slice: Buffer): Record<string, unknown> {
         v = items;
         break;
       }
-      case 'V': v = null; break;
       default:
         throw new TypeError(`Unexpected type tag "${tag}" in an AMQP field table`);
     }
