@@ -47,6 +47,7 @@ export class RedisConsumer implements Consumer {
   private creditWaiter: (() => void) | null = null;
   private blocking: Redis | null = null;
   private inBlockingWait = false;
+  private fetchSeq = 0;
   private readonly dirtySources = new Set<string>();
   private rotation = 0;
   private ackBatch: { tags: string[]; promise: Promise<void> } | null = null;
@@ -144,14 +145,16 @@ export class RedisConsumer implements Consumer {
         const source = this.dirtySources.values().next().value ?? keys.queueKey(this.queues[0]!);
         // The fetch goes out on the blocking connection, which has no auto-pipelining: the command is
         // written now, so Redis works on the next batch while this process runs the current one.
+        // The fetch id makes a resent fetch (ioredis resends a command whose reply a dropped
+        // connection lost) return the batch Redis already handed out, not a second one.
         const reply = (await this.fetchScripts().run(
           'fetch',
-          [keys.unacked, keys.unackedIndex, keys.inflightKey(this.id, source), ...this.fetchKeys()],
-          [credit, Date.now() / 1000, keys.deadLetterSuffix(), source],
+          [keys.unacked, keys.unackedIndex, keys.inflightKey(this.id, source), keys.fetchLogKey(this.id), ...this.fetchKeys()],
+          [credit, Date.now() / 1000, keys.deadLetterSuffix(), source, `${++this.fetchSeq}`],
         )) as string[];
         this.dirtySources.delete(source);
         backoff = 0;
-        if (reply.length > 0) {
+        if (reply.length > 1) {
           this.deliver(reply);
           continue;
         }
@@ -203,10 +206,21 @@ export class RedisConsumer implements Consumer {
 
   private deliver(reply: string[]): void {
     const { keys, logger } = this.deps;
-    for (let i = 0; i < reply.length; i += 3) {
+    const resent = reply[0] === 'resent';
+    if (resent) logger.warning(`consumer: a fetch was answered after its connection dropped; delivering its ${(reply.length - 1) / 3} message(s) now`);
+    for (let i = 1; i < reply.length; i += 3) {
       const key = reply[i]!;
-      const payload = reply[i + 1]!;
       const tag = reply[i + 2]!;
+      if (this.outstanding.has(tag)) continue; // delivered already
+      let payload = reply[i + 1]!;
+      if (resent) {
+        // An unacked entry, [payload, exchange, routing_key], as kombu stores it.
+        try {
+          payload = JSON.stringify((JSON.parse(payload) as unknown[])[0]);
+        } catch {
+          continue; // left in unacked: restored after the visibility timeout
+        }
+      }
       const queue = keys.queueOfKey(key);
       if (tag === '') {
         logger.error(`Received a message on queue '${queue}' that is not a kombu envelope; its raw bytes were moved to the list '${key}${keys.deadLetterSuffix()}'.`);
@@ -417,7 +431,7 @@ export class RedisConsumer implements Consumer {
   async close(): Promise<void> {
     await this.stop();
     clearInterval(this.renewTimer);
-    await this.deps.client.del(this.deps.keys.heartbeatKey(this.id)).catch(() => undefined);
+    await this.deps.client.del(this.deps.keys.heartbeatKey(this.id), this.deps.keys.fetchLogKey(this.id)).catch(() => undefined);
   }
 }
 

@@ -64,6 +64,11 @@ export class KeyLayout {
     return `${this.prefix}_celeriac.inflight/*`;
   }
 
+  /** The last batch a consumer fetched, so a resent fetch can be answered with it. */
+  fetchLogKey(consumerId: string): string {
+    return `${this.prefix}_celeriac.fetchlog/${consumerId}`;
+  }
+
   heartbeatKey(consumerId: string): string {
     return `${this.prefix}_celeriac.consumer/${consumerId}`;
   }

@@ -1,11 +1,33 @@
 -- Take up to ARGV[1] messages and register each in kombu's unacked hash and index in the same
 -- atomic step, so no crash can lose a message between the pop and the registration.
--- KEYS[1] unacked, KEYS[2] unacked_index, KEYS[3] this consumer's inflight list,
--- KEYS[4..] queue lists in fetch order. ARGV[1] max count, ARGV[2] now (unix seconds),
--- ARGV[3] dead-letter suffix for payloads that are not kombu envelopes.
+-- KEYS[1] unacked, KEYS[2] unacked_index, KEYS[3] this consumer's inflight list, KEYS[4] this
+-- consumer's fetch log, KEYS[5..] queue lists in fetch order. ARGV[1] max count, ARGV[2] now (unix
+-- seconds), ARGV[3] dead-letter suffix for payloads that are not kombu envelopes, ARGV[4] the queue
+-- key the inflight list belongs to, ARGV[5] this fetch's id.
+--
+-- Reply: 'fresh' then (queue key, payload, delivery tag) per message; or, when this fetch id is the
+-- one already logged (the client resent a fetch whose reply was lost with its connection), 'resent'
+-- then (queue key, unacked entry, delivery tag) for the logged messages still held, so they are
+-- delivered instead of waiting out the visibility timeout.
+local log = KEYS[4]
+local fetchId = ARGV[5]
+if redis.call('LINDEX', log, 0) == fetchId then
+  local logged = redis.call('LRANGE', log, 1, -1)
+  local again = { 'resent' }
+  for i = 1, #logged, 2 do
+    local entry = redis.call('HGET', KEYS[1], logged[i + 1])
+    if entry then
+      again[#again + 1] = logged[i]
+      again[#again + 1] = entry
+      again[#again + 1] = logged[i + 1]
+    end
+  end
+  return again
+end
 local max = tonumber(ARGV[1])
 local now = ARGV[2]
-local out = {}
+local out = { 'fresh' }
+local logEntries = { fetchId }
 local count = 0
 
 -- The envelope fields we need, read with plain string matching when each appears exactly once in
@@ -52,20 +74,22 @@ local function register(key, payload)
   out[#out + 1] = key
   out[#out + 1] = payload
   out[#out + 1] = tag
+  logEntries[#logEntries + 1] = key
+  logEntries[#logEntries + 1] = tag
 end
 
 -- First anything a blocking move left in our inflight list.
 local inflight = redis.call('LRANGE', KEYS[3], 0, -1)
 if #inflight > 0 then
   redis.call('DEL', KEYS[3])
-  local source = ARGV[4] or KEYS[4]
+  local source = ARGV[4] or KEYS[5]
   for i = #inflight, 1, -1 do
     register(source, inflight[i])
     count = count + 1
   end
 end
 
-for k = 4, #KEYS do
+for k = 5, #KEYS do
   if count >= max then break end
   local items = redis.call('RPOP', KEYS[k], max - count)
   if items then
@@ -75,4 +99,9 @@ for k = 4, #KEYS do
     end
   end
 end
+
+-- Log this batch (replacing the previous one) for a resend of the same fetch id.
+redis.call('DEL', log)
+redis.call('RPUSH', log, unpack(logEntries))
+redis.call('PEXPIRE', log, 600000)
 return out

@@ -1,0 +1,83 @@
+// The Redis fetch script is idempotent per fetch id: when a connection drops after Redis ran a fetch but
+// before its reply arrived, ioredis resends the same command, and the consumer gets the batch Redis already
+// moved to unacked instead of a second batch (the first would otherwise wait out the visibility timeout).
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { createBroker } from '../../src/brokers/redis/index.js';
+import { KeyLayout } from '../../src/brokers/redis/keys.js';
+import { scriptsFor } from '../../src/brokers/redis/scripts.js';
+import { encodeEnvelope } from '../../src/protocol/envelope.js';
+import type { Delivery } from '../../src/brokers/types.js';
+import { eventually, redisDb, requireRedis } from '../helpers/services.js';
+import { captureLogger, ctx, testMessage } from './sqlite-fixtures.js';
+
+const DB = 8;
+before(requireRedis);
+
+async function fresh(): Promise<Redis> {
+  const r = new Redis(redisDb(DB));
+  await r.flushdb();
+  return r;
+}
+
+function push(r: Redis, ids: string[]): Promise<number> {
+  return r.lpush('celery', ...ids.map((id) => encodeEnvelope(testMessage(id), { exchange: '', routing_key: 'celery' }, `tag-${id}`)));
+}
+
+test('a fetch resent with the same id returns the same batch and pops nothing new', async () => {
+  const r = await fresh();
+  const keys = new KeyLayout({});
+  const scripts = scriptsFor(r);
+  await push(r, ['a', 'b', 'c', 'd', 'e']);
+  const run = (id: string, max = 3) =>
+    scripts.run('fetch', [keys.unacked, keys.unackedIndex, keys.inflightKey('c1', 'celery'), keys.fetchLogKey('c1'), 'celery'], [max, Date.now() / 1000, '.dlq', 'celery', id]) as Promise<string[]>;
+  const first = await run('7');
+  assert.equal(first[0], 'fresh');
+  const tags = (reply: string[]) => reply.slice(1).filter((_, i) => i % 3 === 2);
+  assert.deepEqual(tags(first), ['tag-a', 'tag-b', 'tag-c']);
+  const again = await run('7');
+  assert.equal(again[0], 'resent');
+  assert.deepEqual(tags(again), ['tag-a', 'tag-b', 'tag-c']);
+  // The resent reply carries kombu's unacked entries: [payload, exchange, routing_key].
+  const entry = JSON.parse(again[2]!) as unknown[];
+  assert.deepEqual(entry.slice(1), ['', 'celery']);
+  assert.equal(await r.llen('celery'), 2, 'the resend popped nothing');
+  await r.hdel(keys.unacked, 'tag-b'); // acked meanwhile: not handed out again
+  assert.deepEqual(tags(await run('7')), ['tag-a', 'tag-c']);
+  const next = await run('8');
+  assert.equal(next[0], 'fresh');
+  assert.deepEqual(tags(next), ['tag-d', 'tag-e']);
+  r.disconnect();
+});
+
+test('the consumer delivers the batch of a fetch whose reply it never got', async () => {
+  const r = await fresh();
+  const keys = new KeyLayout({});
+  const log = captureLogger();
+  const broker = createBroker(redisDb(DB), ctx({}, {}, log));
+  const got: Delivery[] = [];
+  const consumer = (await broker.consume(['celery'], (d) => got.push(d), { prefetch: 10 })) as unknown as {
+    id: string; fetchSeq: number; inBlockingWait: boolean; close(): Promise<void>;
+  };
+  // Wait until the consumer sits in its blocking wait on the empty queue, then play its next fetch
+  // (id 999) here, as if Redis had run it and the reply had been lost with the connection.
+  await eventually(() => consumer.inBlockingWait, 'the consumer to wait on the empty queue');
+  consumer.fetchSeq = 998;
+  await r.lpush('other', ...['y1', 'y2'].map((id) => encodeEnvelope(testMessage(id), { exchange: '', routing_key: 'other' }, `tag-${id}`)));
+  const scripts = scriptsFor(r);
+  const lost = (await scripts.run('fetch', [keys.unacked, keys.unackedIndex, keys.inflightKey('nobody', 'other'), keys.fetchLogKey(consumer.id), 'other'], [2, Date.now() / 1000, '.dlq', 'other', '999'])) as string[];
+  assert.equal(lost[0], 'fresh');
+  assert.equal(await r.hlen(keys.unacked), 2);
+  // A new message wakes the consumer; its fetch 999 gets the logged batch, the next one the new message.
+  await push(r, ['z1']);
+  await eventually(() => got.length === 3, 'the two messages of the lost reply and the new one', 10_000);
+  assert.deepEqual(got.map((d) => String(d.message.headers.id)).sort(), ['y1', 'y2', 'z1']);
+  assert.deepEqual(got.filter((d) => d.queue === 'other').length, 2);
+  assert.ok(log.lines.some((l) => l.includes('answered after its connection dropped')), 'the resend is logged');
+  for (const d of got) await d.ack();
+  await consumer.close();
+  await broker.close();
+  assert.equal(await r.hlen(keys.unacked), 0, 'all acked');
+  r.disconnect();
+});
