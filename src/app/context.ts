@@ -65,6 +65,11 @@ export function currentTask(): TaskContext | undefined {
 
 const asyncHandlers = new WeakSet<object>();
 
+/** A promise or promise-like value (what `await` would wait for). */
+export function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && typeof v === 'object' && typeof (v as PromiseLike<unknown>).then === 'function';
+}
+
 /**
  * Call a task handler with `ctx` as the current task. An `async function` handler runs inside
  * AsyncLocalStorage, so currentTask() works after every await. Any other handler sees `ctx` while it
@@ -82,6 +87,6 @@ export function runInTaskContext(handler: object, ctx: TaskContext, call: () => 
   } finally {
     syncCurrent = previous;
   }
-  if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') asyncHandlers.add(handler);
+  if (isThenable(result)) asyncHandlers.add(handler);
   return result;
 }

@@ -1,5 +1,6 @@
 // Executors run task handlers: on the event loop (async), in worker threads (thread) or child processes (process).
 import type { Celeriac } from '../app/celeriac.js';
+import { isThenable } from '../app/context.js';
 import { NotRegistered } from '../app/exceptions.js';
 import { effectiveError, makeContext, type Job, type JobHooks } from './job.js';
 
@@ -71,7 +72,7 @@ export class InlineExecutor implements Executor {
       return Promise.reject(effectiveError(err, abort.signalIfCreated));
     }
     // A handler that returned a plain value is done: nothing left to interrupt or kill.
-    if (value === null || typeof value !== 'object' || typeof (value as PromiseLike<unknown>).then !== 'function') return Promise.resolve(value);
+    if (!isThenable(value)) return Promise.resolve(value);
     return new Promise((resolve, reject) => {
       this.running.set(job.key, { abort, fail: reject });
       Promise.resolve(value).then(resolve, (err) => reject(effectiveError(err, abort.signalIfCreated))).finally(() => this.running.delete(job.key));
