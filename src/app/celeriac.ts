@@ -189,12 +189,20 @@ export class Celeriac {
       if (c === null || typeof c !== 'object' || typeof c.name !== 'string' || !c.name) {
         throw new TypeError(`sendTasks: call ${i} must be { name, args?, kwargs?, options? } with a task name, got ${JSON.stringify(c)}`);
       }
-      return checkCall(`sendTasks: call ${i} (${JSON.stringify(c.name)})`, c);
+      return checkCall(() => `sendTasks: call ${i} (${JSON.stringify(c.name)})`, c);
     });
     if (checked.length === 0) return [];
     const broker = await this.broker();
+    // The backend is looked up once for the batch; calls that ignore results never connect to it.
+    const options = checked.map((c) => normalizeOptions(c.options));
+    const ignored = checked.map((c, i) => this.ignoresResult(c.name, options[i]!));
+    const backend = ignored.includes(false) ? await this.backend() : null;
     const prepared: (PublishItem & { id: string })[] = [];
-    for (const c of checked) prepared.push(await this.prepareCall(c));
+    for (let i = 0; i < checked.length; i++) {
+      const item = this.prepareWith(checked[i]!, options[i]!, ignored[i] ? null : backend);
+      if (!ignored[i] && backend?.onTaskCall) await backend.onTaskCall(item.id);
+      prepared.push(item);
+    }
     await this.publishMany(broker, prepared);
     return prepared.map((p) => new AsyncResult<R>(p.id, this));
   }
@@ -204,12 +212,21 @@ export class Celeriac {
    * with the reply_to of the result backend in use, and the backend told about the task id.
    */
   private async prepareCall(call: Required<TaskCall>): Promise<PublishItem & { id: string }> {
-    const { name, args, kwargs } = call;
     const o = normalizeOptions(call.options);
-    const ignore = (o.ignore_result ?? this.tasks.get(name)?.options.ignore_result ?? this.conf.task_ignore_result) === true;
-    const backend = ignore ? null : await this.backend();
-    const { message, id, exchange, routingKey } = this.buildMessage(name, args, kwargs, o, backend?.replyTo ?? this.oid);
-    if (backend?.onTaskCall) await backend.onTaskCall(id);
+    const backend = this.ignoresResult(call.name, o) ? null : await this.backend();
+    const item = this.prepareWith(call, o, backend);
+    if (backend?.onTaskCall) await backend.onTaskCall(item.id);
+    return item;
+  }
+
+  /** Whether a call's result is ignored: the call's ignore_result, then the task's, then task_ignore_result. */
+  private ignoresResult(name: string, o: Record<string, unknown>): boolean {
+    return (o.ignore_result ?? this.tasks.get(name)?.options.ignore_result ?? this.conf.task_ignore_result) === true;
+  }
+
+  /** Build a call's message (options `o` normalized) with the reply_to of `backend` (null when the result is ignored). */
+  private prepareWith(call: Required<TaskCall>, o: Record<string, unknown>, backend: ResultBackend | null): PublishItem & { id: string } {
+    const { message, id, exchange, routingKey } = this.buildMessage(call.name, call.args, call.kwargs, o, backend?.replyTo ?? this.oid);
     return { id, message, target: { exchange, routingKey } };
   }
 
@@ -263,10 +280,11 @@ export interface TaskCall {
 }
 
 /** sendTask's argument checks, with the defaults filled in; `where` names the call in the error. */
-function checkCall(where: string, call: TaskCall): Required<TaskCall> {
+function checkCall(where: string | (() => string), call: TaskCall): Required<TaskCall> {
   const { name, args = [], kwargs = {}, options = {} } = call;
-  if (!Array.isArray(args)) throw new TypeError(`${where}: args must be an array, got ${typeof args}`);
-  if (kwargs === null || typeof kwargs !== 'object' || Array.isArray(kwargs)) throw new TypeError(`${where}: kwargs must be an object`);
+  const at = () => (typeof where === 'string' ? where : where());
+  if (!Array.isArray(args)) throw new TypeError(`${at()}: args must be an array, got ${typeof args}`);
+  if (kwargs === null || typeof kwargs !== 'object' || Array.isArray(kwargs)) throw new TypeError(`${at()}: kwargs must be an object`);
   return { name, args, kwargs, options };
 }
 

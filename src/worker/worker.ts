@@ -77,6 +77,9 @@ interface RunningJob {
 /** Custom header counting how often a message was requeued after its executor died (bounds poison loops). */
 export const REDELIVERIES_HEADER = 'celeriac_redeliveries';
 
+
+/** Results being stored / messages being settled after their handler returned, at least this many at once. */
+const FINISHING_MIN = 64;
 export class Worker extends EventEmitter {
   readonly hostname: string;
   readonly queues: string[];
@@ -384,8 +387,10 @@ export class Worker extends EventEmitter {
 
     const finishing = this.finish(held, outcome, runtime, { acksLate, ignoreResult, storeErrors, extras, earlyAck });
     // The pool slot is free once the handler has returned: storing the result and settling the
-    // message go on beside the next tasks, up to `concurrency` of them; beyond that the slot waits.
-    if (this.finishing.size >= this.pool.concurrency) return finishing;
+    // message go on beside the next tasks, up to FINISHING_MIN or `concurrency` of them (whichever is
+    // more: at low concurrency a result store's round trip would otherwise idle the slots); beyond
+    // that the slot waits.
+    if (this.finishing.size >= Math.max(this.pool.concurrency, FINISHING_MIN)) return finishing;
     this.finishing.add(finishing);
     const done = () => void this.finishing.delete(finishing);
     finishing.then(done, done);

@@ -96,11 +96,11 @@ export class RedisConsumer implements Consumer {
   private credit(): number {
     if (this.prefetch === 0) return BATCH_MAX;
     const free = this.prefetch - this.outstanding.size;
-    // Fetch in chunks of a third of prefetch, and only once a whole chunk is free: one batch being
-    // run plus one whose acks Redis has not confirmed yet leave room for the next fetch to be on its
-    // way while this process works, and small fetches would cost a round trip each.
-    const chunk = Math.min(BATCH_MAX, Math.max(1, Math.floor(this.prefetch / 3)));
-    return free < chunk ? 0 : chunk;
+    // Fetch only once a third of prefetch is free, and then all that is free (at most BATCH_MAX): one
+    // batch being run plus one whose acks Redis has not confirmed yet leave room for the next fetch
+    // to be on its way while this process works, and small fetches would cost a round trip each.
+    const threshold = Math.min(BATCH_MAX, Math.max(1, Math.floor(this.prefetch / 3)));
+    return free < threshold ? 0 : Math.min(BATCH_MAX, free);
   }
 
   private wakeCredit(): void {
