@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import type { BackendContext, ResultBackend, ResultMeta, WaitOptions } from './types.js';
 import { READY_STATES, pendingMeta } from './types.js';
-import { dumps, loads } from '../protocol/json.js';
+import { dumps, flatten, loads } from '../protocol/json.js';
 import { parseRedisUrl, backendKeyPrefix, type RedisTarget } from '../brokers/redis/url.js';
 import { connectClient, closeClient, ConnectionBudget } from '../brokers/redis/connection.js';
 import type { RetryPolicy, TransportOptions } from '../app/settings.js';
@@ -88,7 +88,7 @@ export class RedisBackend implements ResultBackend {
       this.storeBatch = batch = b;
     }
     batch.keys.push(this.key(meta.task_id));
-    batch.metas.push(dumps(meta));
+    batch.metas.push(flatten(dumps(meta)));
     batch.ids.push(meta.task_id);
     return batch.promise;
   }

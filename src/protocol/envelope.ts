@@ -1,6 +1,6 @@
 // kombu's virtual-transport envelope (Redis list items, SQLite rows, pub/sub payloads).
 import { randomUUID } from 'node:crypto';
-import { dumps, loads } from './json.js';
+import { dumps, flatten, loads } from './json.js';
 import { DecodeError } from './errors.js';
 import type { Message, MessageProperties } from './message.js';
 
@@ -31,13 +31,14 @@ export function encodeEnvelope(message: Message, deliveryInfo: DeliveryInfo, del
   for (const [k, v] of Object.entries(rest)) if (!(k in properties) && k !== 'body_encoding' && k !== 'delivery_tag') properties[k] = v;
   properties.body_encoding = 'base64';
   properties.delivery_tag = deliveryTag;
-  return dumps({
+  // Flat: bulk publishes hold thousands of these until the pipeline is written.
+  return flatten(dumps({
     body: message.body.toString('base64'),
     'content-encoding': message.contentEncoding,
     'content-type': message.contentType,
     headers: message.headers,
     properties,
-  });
+  }));
 }
 
 /** Parse a virtual-transport envelope. Throws DecodeError on anything that is not one. */
