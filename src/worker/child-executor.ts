@@ -166,7 +166,9 @@ export class ChildExecutor implements Executor {
       const r = this.waiting.shift()!;
       idle.job = r;
       idle.killReason = null;
-      idle.handle.send({ type: 'run', job: r.job });
+      // Plain data for the child (the worker's job object refers back to the worker).
+      const { key, taskName, args, kwargs, request } = r.job;
+      idle.handle.send({ type: 'run', job: { key, taskName, args, kwargs, request } });
     }
   }
 

@@ -2,7 +2,7 @@
 import type { Celeriac } from '../app/celeriac.js';
 import { isThenable } from '../app/context.js';
 import { NotRegistered } from '../app/exceptions.js';
-import { effectiveError, makeContext, type Job, type JobHooks } from './job.js';
+import { effectiveError, JobContext, type Job, type JobHooks } from './job.js';
 
 export type PoolKind = 'async' | 'thread' | 'process';
 export const POOL_KINDS: readonly PoolKind[] = ['async', 'thread', 'process'];
@@ -61,18 +61,31 @@ export class InlineExecutor implements Executor {
   async start(): Promise<void> {}
 
   run(job: Job, hooks: JobHooks): Promise<unknown> {
+    try {
+      const value = this.runInline(job, hooks);
+      return value instanceof Promise ? value : Promise.resolve(value);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Run the handler now. A handler that returns a plain value is done: its value comes back as it is
+   * (never a Promise), and a throw is rethrown. One that returns a thenable gives back a Promise,
+   * which interrupt() and kill() can reach until it settles.
+   */
+  runInline(job: Job, hooks: JobHooks): unknown {
     const task = this.app.tasks.get(job.taskName);
-    if (!task) return Promise.reject(new NotRegistered(job.taskName));
+    if (!task) throw new NotRegistered(job.taskName);
     const abort = new LazyAbort();
-    const ctx = makeContext(task.name, () => job.request, () => abort.signal, hooks);
+    const ctx = new JobContext(task.name, job, abort, hooks);
     let value: unknown;
     try {
       value = task.call(ctx, job.args, job.kwargs);
     } catch (err) {
-      return Promise.reject(effectiveError(err, abort.signalIfCreated));
+      throw effectiveError(err, abort.signalIfCreated);
     }
-    // A handler that returned a plain value is done: nothing left to interrupt or kill.
-    if (!isThenable(value)) return Promise.resolve(value);
+    if (!isThenable(value)) return value;
     return new Promise((resolve, reject) => {
       this.running.set(job.key, { abort, fail: reject });
       Promise.resolve(value).then(resolve, (err) => reject(effectiveError(err, abort.signalIfCreated))).finally(() => this.running.delete(job.key));

@@ -2,7 +2,7 @@
 
 export class AsyncPool {
   private running = 0;
-  private readonly waiting: (() => Promise<void>)[] = [];
+  private readonly waiting: (() => Promise<void> | void)[] = [];
   private idleWaiters: (() => void)[] = [];
 
   constructor(public concurrency: number) {}
@@ -15,8 +15,8 @@ export class AsyncPool {
     return this.waiting.length;
   }
 
-  /** Queue a job; it starts as soon as a slot is free. */
-  submit(job: () => Promise<void>): void {
+  /** Queue a job; it starts as soon as a slot is free. A job that returns no promise finished when it returned. */
+  submit(job: () => Promise<void> | void): void {
     this.waiting.push(job);
     this.pump();
   }
@@ -36,11 +36,25 @@ export class AsyncPool {
   };
 
   private pump(): void {
+    let finishedHere = false;
     while (this.running < this.concurrency && this.waiting.length > 0) {
       const job = this.waiting.shift()!;
       this.running++;
-      job().then(this.finished, this.finished);
+      let pending: Promise<void> | void;
+      try {
+        pending = job();
+      } catch {
+        pending = undefined; // a job reports its own errors; its slot is free either way
+      }
+      if (pending) {
+        pending.then(this.finished, this.finished);
+      } else {
+        // Finished synchronously: the slot is free for the next waiting job in this same loop.
+        this.running--;
+        finishedHere = true;
+      }
     }
+    if (finishedHere) this.checkIdle();
   }
 
   private checkIdle(): void {

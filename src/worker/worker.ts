@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import type { Celeriac } from '../app/celeriac.js';
 import type { Broker, Consumer, Delivery } from '../brokers/types.js';
-import type { ResultBackend, ResultMeta } from '../backends/types.js';
+import type { ResultBackend, ResultMeta, TaskState } from '../backends/types.js';
 import { decodeTask, encodeTaskV2, type TaskRequest } from '../protocol/message.js';
 import { ContentDisallowed, DecodeError, InvalidTaskError } from '../protocol/errors.js';
 import { repr } from '../protocol/repr.js';
@@ -15,7 +15,7 @@ import {
   SoftTimeLimitExceeded, TaskError, TaskRevokedError, TimeLimitExceeded, WorkerLostError,
 } from '../app/exceptions.js';
 import { AsyncPool } from './pool.js';
-import { buildMeta } from './meta.js';
+import { buildMeta, type MetaExtras } from './meta.js';
 import { InlineExecutor, POOL_KINDS, type Executor, type PoolKind } from './executor.js';
 import { ChildExecutor, PoolClosed } from './child-executor.js';
 import type { Job, JobHooks } from './job.js';
@@ -65,6 +65,18 @@ interface Held {
   delivery: Delivery;
   req: TaskRequest;
   task: Task<any, any>;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** How a task's outcome is stored and its message settled (read once per task). */
+interface FinishPolicy {
+  acksLate: boolean;
+  ignoreResult: boolean;
+  storeErrors: boolean;
+  extras: MetaExtras;
+  /** The early ack's promise (never rejects), or null with acks_late. */
+  earlyAck: Promise<void> | null;
 }
 
 interface RunningJob {
@@ -327,7 +339,8 @@ export class Worker extends EventEmitter {
     return (v === undefined ? this.app.conf[setting] : v) as T;
   }
 
-  private async storeSafely(meta: ResultMeta, req: TaskRequest): Promise<boolean> {
+  /** @internal Store a state; false (and logged) when the backend failed. */
+  async storeSafely(meta: ResultMeta, req: TaskRequest): Promise<boolean> {
     if (!this.backend) return true;
     try {
       await this.backend.store(meta, { replyTo: req.replyTo, correlationId: req.correlationId });
@@ -338,8 +351,12 @@ export class Worker extends EventEmitter {
     }
   }
 
-  /** Run one task and settle its message (Celery's trace + Request.on_success/on_failure/on_timeout). */
-  private async execute(held: Held): Promise<void> {
+  /**
+   * Run one task and settle its message (Celery's trace + Request.on_success/on_failure/on_timeout).
+   * A plain handler's task is done when this returns (no promise): nothing is awaited between the
+   * delivery and the handler, and the pool slot frees at once.
+   */
+  private execute(held: Held): Promise<void> | void {
     const { delivery: d, req, task } = held;
     if (this.revoked.has(req.id)) return this.discardRevoked(d, req, 'revoked');
     if (req.expires && req.expires.getTime() <= Date.now()) return this.discardRevoked(d, req, 'expired');
@@ -348,44 +365,56 @@ export class Worker extends EventEmitter {
     const storeErrors = this.taskOption<boolean>(task, 'store_errors_even_if_ignored', 'task_store_errors_even_if_ignored') === true;
     const extras = this.metaExtras(d);
     // Early ack (the default): acknowledged when the pool accepts the job.
-    const earlyAck = acksLate ? null : d.ack().catch((err) => this.logger.error(`Could not acknowledge ${req.task}[${req.id}]: ${(err as Error).message}`));
+    const earlyAck = acksLate ? null : this.ackEarly(d, req);
+    const f: FinishPolicy = { acksLate, ignoreResult, storeErrors, extras, earlyAck };
     if (this.taskOption<boolean>(task, 'track_started', 'task_track_started') === true && !ignoreResult) {
-      await this.storeSafely(buildMeta(req, 'STARTED', { pid: process.pid, hostname: this.hostname }, null, extras), req);
+      return this.storeSafely(buildMeta(req, 'STARTED', { pid: process.pid, hostname: this.hostname }, null, extras), req)
+        .then(() => this.runHandler(held, f));
     }
+    return this.runHandler(held, f);
+  }
+
+  private runHandler(held: Held, f: FinishPolicy): Promise<void> | void {
+    const { delivery: d, req, task } = held;
     const key = `${req.id}:${d.deliveryTag}`;
-    let request: Request | undefined;
-    const worker = this;
-    const job: Job = {
-      key, taskName: task.name, args: req.args, kwargs: req.kwargs,
-      // Built on first read (a bound task, currentTask(), or a child executor sending the job).
-      get request() {
-        return (request ??= worker.requestFor(held));
-      },
-    };
-    const hooks: JobHooks = {
-      retry: (opts) => this.retryTask(held, opts),
-      updateState: async (state, meta) => {
-        await this.storeSafely(buildMeta(req, state, meta, null, extras), req);
-      },
-    };
+    const job = new HeldJob(this, held, key);
+    const hooks = new HeldHooks(this, held, f.extras);
     const running: RunningJob = { held, key, started: Date.now() };
     this.running.set(key, running);
     if (this.listenerCount('taskPrerun') > 0) this.emit('taskPrerun', { id: req.id, name: req.task, request: req } satisfies TaskEvent);
     const started = performance.now();
-    let outcome: { ok: true; value: unknown } | { ok: false; error: unknown };
-    try {
-      const value = await this.runWithLimits(job, hooks, task, req);
-      outcome = { ok: true, value };
-    } catch (error) {
-      outcome = { ok: false, error };
-    } finally {
-      this.running.delete(key);
+    const limits = this.limitsFor(task, req);
+    if (limits.hard || limits.soft || !(this.executor instanceof InlineExecutor)) {
+      return this.runWithLimits(job, hooks, task, req, limits).then(
+        (value) => this.afterHandler(held, key, { ok: true, value }, started, f),
+        (error: unknown) => this.afterHandler(held, key, { ok: false, error }, started, f),
+      );
     }
+    let value: unknown;
+    try {
+      value = this.executor.runInline(job, hooks);
+    } catch (error) {
+      return this.afterHandler(held, key, { ok: false, error }, started, f);
+    }
+    if (!(value instanceof Promise)) return this.afterHandler(held, key, { ok: true, value }, started, f);
+    return value.then(
+      (v: unknown) => this.afterHandler(held, key, { ok: true, value: v }, started, f),
+      (error: unknown) => this.afterHandler(held, key, { ok: false, error }, started, f),
+    );
+  }
+
+  /** The handler returned or threw: count it, then store and settle (beside the next tasks where possible). */
+  private afterHandler(held: Held, key: string, outcome: Outcome, started: number, f: FinishPolicy): Promise<void> | void {
+    this.running.delete(key);
     const runtime = (performance.now() - started) / 1000;
     this.processed++;
-    this.totals.set(req.task, (this.totals.get(req.task) ?? 0) + 1);
-
-    const finishing = this.finish(held, outcome, runtime, { acksLate, ignoreResult, storeErrors, extras, earlyAck });
+    this.totals.set(held.req.task, (this.totals.get(held.req.task) ?? 0) + 1);
+    if (outcome.ok && f.ignoreResult && f.earlyAck) {
+      // Nothing to store and the ack is on its way: the events follow the ack's reply.
+      this.afterAck(f.earlyAck, this.succeeded(held.req, outcome.value, runtime));
+      return;
+    }
+    const finishing = this.finish(held, outcome, runtime, f);
     // The pool slot is free once the handler has returned: storing the result and settling the
     // message go on beside the next tasks, up to FINISHING_MIN or `concurrency` of them (whichever is
     // more: at low concurrency a result store's round trip would otherwise idle the slots); beyond
@@ -396,13 +425,53 @@ export class Worker extends EventEmitter {
     finishing.then(done, done);
   }
 
+  /**
+   * Send the early ack. Acks of one event-loop turn share one promise on Redis: its failure is logged
+   * once for all of them, and the promise returned here never rejects.
+   */
+  private ackEarly(d: Delivery, req: TaskRequest): Promise<void> {
+    const ack = d.ack();
+    if (ack === this.lastAck) return this.lastAckSafe!;
+    this.lastAck = ack;
+    return (this.lastAckSafe = ack.catch((err) => this.logger.error(`Could not acknowledge ${req.task}[${req.id}] (and the messages acknowledged with it): ${(err as Error).message}`)));
+  }
+
+  private lastAck: Promise<void> | undefined;
+  private lastAckSafe: Promise<void> | undefined;
+  private afterAckOf: Promise<void> | undefined;
+  private afterAckList: (() => void)[] = [];
+
+  /**
+   * Run `fn` once the early ack `ack` is confirmed (or failed). Tasks sharing an ack share one
+   * callback on it; a warm shutdown waits for these before it closes the connection.
+   */
+  private afterAck(ack: Promise<void>, fn: (() => void) | null): void {
+    if (ack !== this.afterAckOf) {
+      const list: (() => void)[] = [];
+      this.afterAckOf = ack;
+      this.afterAckList = list;
+      const done = ack.then(() => {
+        for (const g of list) g();
+      });
+      this.pendingAcks.add(done);
+      void done.finally(() => this.pendingAcks.delete(done));
+    }
+    if (fn) this.afterAckList.push(fn);
+  }
+
+  /** What a success reports (log line, taskSuccess, taskPostrun), or null when nobody would see it. */
+  private succeeded(req: TaskRequest, value: unknown, runtime: number): (() => void) | null {
+    const info = this.logger.isEnabled('info');
+    if (!info && this.listenerCount('taskSuccess') === 0 && this.listenerCount('taskPostrun') === 0) return null;
+    return () => {
+      if (info) this.logger.info(`Task ${req.task}[${req.id}] succeeded in ${runtime.toFixed(6)}s: ${truncate(repr(value))}`);
+      if (this.listenerCount('taskSuccess') > 0) this.emit('taskSuccess', { id: req.id, name: req.task, state: 'SUCCESS', result: value, runtime } satisfies TaskEvent);
+      if (this.listenerCount('taskPostrun') > 0) this.emit('taskPostrun', { id: req.id, name: req.task, state: 'SUCCESS', result: value, runtime } satisfies TaskEvent);
+    };
+  }
+
   /** After the handler: store the outcome, settle the message, emit events (Celery's on_success/on_failure). */
-  private async finish(
-    held: Held,
-    outcome: { ok: true; value: unknown } | { ok: false; error: unknown },
-    runtime: number,
-    f: { acksLate: boolean; ignoreResult: boolean; storeErrors: boolean; extras: ReturnType<Worker['metaExtras']>; earlyAck: Promise<void> | null },
-  ): Promise<void> {
+  private async finish(held: Held, outcome: Outcome, runtime: number, f: FinishPolicy): Promise<void> {
     const { delivery: d, req, task } = held;
     const { acksLate, ignoreResult, storeErrors, extras, earlyAck } = f;
     if (outcome.ok) {
@@ -413,17 +482,10 @@ export class Worker extends EventEmitter {
         if (!stored) this.logger.error(`Task ${req.task}[${req.id}] succeeded but its result could not be stored; acknowledging it anyway so it does not run twice.`);
         await this.settle(d, 'ack', req);
       }
-      const succeeded = () => {
-        if (this.logger.isEnabled('info')) this.logger.info(`Task ${req.task}[${req.id}] succeeded in ${runtime.toFixed(6)}s: ${truncate(repr(outcome.value))}`);
-        if (this.listenerCount('taskSuccess') > 0) this.emit('taskSuccess', { id: req.id, name: req.task, state: 'SUCCESS', result: outcome.value, runtime } satisfies TaskEvent);
-        if (this.listenerCount('taskPostrun') > 0) this.emit('taskPostrun', { id: req.id, name: req.task, state: 'SUCCESS', result: outcome.value, runtime } satisfies TaskEvent);
-      };
-      if (!earlyAck) return succeeded();
-      // The pool slot is free already; the ack reply (batched with others) finishes the job. Shutdown
-      // waits for these before it closes the connection, so an ack is never dropped.
-      const done = earlyAck.then(succeeded);
-      this.pendingAcks.add(done);
-      void done.finally(() => this.pendingAcks.delete(done));
+      const succeeded = this.succeeded(req, outcome.value, runtime);
+      if (!earlyAck) return succeeded?.();
+      // The pool slot is free already; the ack reply (batched with others) finishes the job.
+      this.afterAck(earlyAck, succeeded);
       return;
     }
 
@@ -551,8 +613,8 @@ export class Worker extends EventEmitter {
    * Soft limit: the task's AbortSignal fires with SoftTimeLimitExceeded (catchable). Hard limit: the executor
    * stops the task (thread terminated / process killed and replaced; the async pool stops waiting).
    */
-  private runWithLimits(job: Job, hooks: JobHooks, task: Task<any, any>, req: TaskRequest): Promise<unknown> {
-    const { hard, soft } = this.limitsFor(task, req);
+  private runWithLimits(job: Job, hooks: JobHooks, task: Task<any, any>, req: TaskRequest, limits = this.limitsFor(task, req)): Promise<unknown> {
+    const { hard, soft } = limits;
     const run = this.executor.run(job, hooks);
     if (!hard && !soft) return run;
     const timers: NodeJS.Timeout[] = [];
@@ -573,7 +635,8 @@ export class Worker extends EventEmitter {
     return run.finally(() => timers.forEach(clearTimeout));
   }
 
-  private requestFor(held: Held): Request {
+  /** @internal The Request a task sees (built on first read). */
+  requestFor(held: Held): Request {
     const { req, delivery: d } = held;
     return {
       id: req.id, task: req.task, args: req.args, kwargs: req.kwargs, retries: req.retries, eta: req.eta,
@@ -585,7 +648,8 @@ export class Worker extends EventEmitter {
   }
 
   /** Celery's Task.retry: republish the same id with retries + 1 and an ETA; returns the Retry to throw. */
-  private retryTask(held: Held, opts: RetryOptions): Error {
+  /** @internal Celery's Task.retry for a running task. */
+  retryTask(held: Held, opts: RetryOptions): Error {
     const { req, task, delivery: d } = held;
     const max = opts.maxRetries !== undefined ? opts.maxRetries : opts.max_retries !== undefined ? opts.max_retries
       : (task.options.max_retries as number | null | undefined) !== undefined ? (task.options.max_retries as number | null) : this.app.conf.task_max_retries;
@@ -776,4 +840,35 @@ function truncate(s: string, max = 200): string {
 
 function maskedUrl(url: string): string {
   return url.replace(/(\/\/[^:/@;]*:)([^@/;]*)@/g, '$1**@');
+}
+
+/** The job of a held message (the request built only when read: a bound task, currentTask(), a child executor). */
+class HeldJob implements Job {
+  readonly taskName: string;
+  readonly args: unknown[];
+  readonly kwargs: Record<string, unknown>;
+  private built: Request | undefined;
+
+  constructor(private readonly worker: Worker, private readonly held: Held, readonly key: string) {
+    this.taskName = held.task.name;
+    this.args = held.req.args;
+    this.kwargs = held.req.kwargs;
+  }
+
+  get request(): Request {
+    return (this.built ??= this.worker.requestFor(this.held));
+  }
+}
+
+/** What a running task may ask of the worker: retry, update_state. */
+class HeldHooks implements JobHooks {
+  constructor(private readonly worker: Worker, private readonly held: Held, private readonly extras: MetaExtras) {}
+
+  retry(opts: RetryOptions): Error {
+    return this.worker.retryTask(this.held, opts);
+  }
+
+  async updateState(state: string, meta: unknown): Promise<void> {
+    await this.worker.storeSafely(buildMeta(this.held.req, state as TaskState, meta, null, this.extras), this.held.req);
+  }
 }
