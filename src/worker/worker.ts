@@ -416,10 +416,10 @@ export class Worker extends EventEmitter {
     }
     const finishing = this.finish(held, outcome, runtime, f);
     // The pool slot is free once the handler has returned: storing the result and settling the
-    // message go on beside the next tasks, up to FINISHING_MIN or `concurrency` of them (whichever is
-    // more: at low concurrency a result store's round trip would otherwise idle the slots); beyond
-    // that the slot waits.
-    if (this.finishing.size >= Math.max(this.pool.concurrency, FINISHING_MIN)) return finishing;
+    // message go on beside the next tasks, up to 4 × concurrency of them (at least FINISHING_MIN): a
+    // fetched batch runs in one go, and its results are stored together in the next round trip;
+    // beyond that the slot waits.
+    if (this.finishing.size >= Math.max(this.pool.concurrency * 4, FINISHING_MIN)) return finishing;
     this.finishing.add(finishing);
     const done = () => void this.finishing.delete(finishing);
     finishing.then(done, done);

@@ -9,6 +9,8 @@ import type { KeyLayout } from './keys.js';
 import { scriptsFor, type ScriptClient } from './scripts.js';
 
 const BATCH_MAX = 200;
+/** Below this many messages a third of prefetch is too small a fetch (see credit()). */
+const SMALL_BATCH = 64;
 
 export interface ConsumerDeps {
   client: Redis;
@@ -96,11 +98,13 @@ export class RedisConsumer implements Consumer {
   private credit(): number {
     if (this.prefetch === 0) return BATCH_MAX;
     const free = this.prefetch - this.outstanding.size;
-    // Fetch only once a third of prefetch is free, and then all that is free (at most BATCH_MAX): one
-    // batch being run plus one whose acks Redis has not confirmed yet leave room for the next fetch
-    // to be on its way while this process works, and small fetches would cost a round trip each.
-    const threshold = Math.min(BATCH_MAX, Math.max(1, Math.floor(this.prefetch / 3)));
-    return free < threshold ? 0 : Math.min(BATCH_MAX, free);
+    // Fetch once a third of prefetch is free: one batch being run plus one whose acks Redis has not
+    // confirmed yet leave room for the next fetch to be on its way while this process works. Thirds
+    // of a large prefetch keep that pipeline full; below SMALL_BATCH a fetch takes all that is free,
+    // since a round trip per few messages would cost more than the overlap gains.
+    const third = Math.min(BATCH_MAX, Math.max(1, Math.floor(this.prefetch / 3)));
+    if (free < third) return 0;
+    return third >= SMALL_BATCH ? third : Math.min(BATCH_MAX, free);
   }
 
   private wakeCredit(): void {
@@ -155,7 +159,10 @@ export class RedisConsumer implements Consumer {
         this.dirtySources.delete(source);
         backoff = 0;
         if (reply.length > 1) {
-          this.deliver(reply);
+          // The batch is held (counted against prefetch) now, and handed to the handler once this
+          // loop has sent the next fetch: Redis prepares that batch while this process runs this one.
+          const ready = this.accept(reply);
+          if (ready.length > 0) queueMicrotask(() => this.handOut(ready));
           continue;
         }
         if (this.dirtySources.size > 0 || !this.running) continue;
@@ -204,8 +211,10 @@ export class RedisConsumer implements Consumer {
     }
   }
 
-  private deliver(reply: string[]): void {
+  /** Decode a fetch reply's messages and hold them (outstanding); returns those to hand to the handler. */
+  private accept(reply: string[]): RedisDelivery[] {
     const { keys, logger } = this.deps;
+    const ready: RedisDelivery[] = [];
     const resent = reply[0] === 'resent';
     if (resent) logger.warning(`consumer: a fetch was answered after its connection dropped; delivering its ${(reply.length - 1) / 3} message(s) now`);
     for (let i = 1; i < reply.length; i += 3) {
@@ -236,10 +245,17 @@ export class RedisConsumer implements Consumer {
       }
       const delivery = new RedisDelivery(this, envelope, queue, key, payload);
       this.outstanding.set(tag, delivery);
+      ready.push(delivery);
+    }
+    return ready;
+  }
+
+  private handOut(ready: RedisDelivery[]): void {
+    for (const delivery of ready) {
       try {
         this.handler(delivery);
       } catch (err) {
-        logger.error(`Delivery handler threw for message ${tag}: ${(err as Error).stack ?? err}`);
+        this.deps.logger.error(`Delivery handler threw for message ${delivery.deliveryTag}: ${(err as Error).stack ?? err}`);
       }
     }
   }
