@@ -192,15 +192,16 @@ function reviver(_key: string, value: unknown): unknown {
   return value;
 }
 
-const NEEDS_REVIVER = /__type__|NaN|Infinity/;
+const NON_FINITE = /NaN|Infinity/;
 
 /** Parse JSON as Python writes it: tolerates NaN/Infinity and decodes kombu's tagged types. */
 export function loads(text: string): unknown {
-  if (!NEEDS_REVIVER.test(text)) return JSON.parse(text);
+  // Most texts have neither: plain JSON.parse, and a bare NaN/Infinity shows up as its syntax error.
+  const tagged = text.includes('__type__');
   try {
-    return JSON.parse(text, reviver);
+    return tagged ? JSON.parse(text, reviver) : JSON.parse(text);
   } catch (err) {
-    if (!/NaN|Infinity/.test(text)) throw err;
+    if (!NON_FINITE.test(text)) throw err;
     return JSON.parse(quoteNonFinite(text), reviver);
   }
 }

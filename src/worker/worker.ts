@@ -340,15 +340,21 @@ export class Worker extends EventEmitter {
   }
 
   /** @internal Store a state; false (and logged) when the backend failed. */
-  async storeSafely(meta: ResultMeta, req: TaskRequest): Promise<boolean> {
-    if (!this.backend) return true;
+  storeSafely(meta: ResultMeta, req: TaskRequest): Promise<boolean> {
+    if (!this.backend) return Promise.resolve(true);
+    let stored: Promise<void>;
     try {
-      await this.backend.store(meta, { replyTo: req.replyTo, correlationId: req.correlationId });
-      return true;
+      stored = this.backend.store(meta, { replyTo: req.replyTo, correlationId: req.correlationId });
     } catch (err) {
-      this.logger.error(`Could not store the ${meta.status} state of task ${req.task}[${req.id}]: ${(err as Error).message}`);
-      return false;
+      stored = Promise.reject(err); // e.g. a result that cannot be encoded
     }
+    return stored.then(
+      () => true,
+      (err: unknown) => {
+        this.logger.error(`Could not store the ${meta.status} state of task ${req.task}[${req.id}]: ${(err as Error).message}`);
+        return false;
+      },
+    );
   }
 
   /**
@@ -409,12 +415,20 @@ export class Worker extends EventEmitter {
     const runtime = (performance.now() - started) / 1000;
     this.processed++;
     this.totals.set(held.req.task, (this.totals.get(held.req.task) ?? 0) + 1);
-    if (outcome.ok && f.ignoreResult && f.earlyAck) {
-      // Nothing to store and the ack is on its way: the events follow the ack's reply.
-      this.afterAck(f.earlyAck, this.succeeded(held.req, outcome.value, runtime));
-      return;
+    let finishing: Promise<void>;
+    if (outcome.ok && f.earlyAck) {
+      // A success whose ack is on its way: store the result (if kept); the events follow the ack's reply.
+      const { req } = held;
+      const ack = f.earlyAck;
+      const succeeded = this.succeeded(req, outcome.value, runtime);
+      if (f.ignoreResult || !this.backend) {
+        this.afterAck(ack, succeeded);
+        return;
+      }
+      finishing = this.storeSafely(buildMeta(req, 'SUCCESS', outcome.value, null, f.extras), req).then(() => this.afterAck(ack, succeeded));
+    } else {
+      finishing = this.finish(held, outcome, runtime, f);
     }
-    const finishing = this.finish(held, outcome, runtime, f);
     // The pool slot is free once the handler has returned: storing the result and settling the
     // message go on beside the next tasks, up to 4 × concurrency of them (at least FINISHING_MIN): a
     // fetched batch runs in one go, and its results are stored together in the next round trip;

@@ -41,8 +41,19 @@ export class KeyLayout {
     return this.steps.map((s) => this.queueKey(queue, s));
   }
 
+  private readonly queueOfKeyCache = new Map<string, string>();
+
   /** The queue name of a list key (strips the prefix and the priority suffix). */
   queueOfKey(key: string): string {
+    let q = this.queueOfKeyCache.get(key);
+    if (q === undefined) {
+      q = this.parseQueueOfKey(key);
+      if (this.queueOfKeyCache.size < 1000) this.queueOfKeyCache.set(key, q);
+    }
+    return q;
+  }
+
+  private parseQueueOfKey(key: string): string {
     const bare = key.startsWith(this.prefix) ? key.slice(this.prefix.length) : key;
     const i = bare.lastIndexOf(this.sep);
     return i >= 0 && /^\d+$/.test(bare.slice(i + this.sep.length)) ? bare.slice(0, i) : bare;
