@@ -465,6 +465,8 @@ export class Worker extends EventEmitter {
       this.afterAckOf = ack;
       this.afterAckList = list;
       const done = ack.then(() => {
+        // Tasks that finish from now on register a fresh callback (this list has run).
+        if (this.afterAckOf === ack) this.afterAckOf = undefined;
         for (const g of list) g();
       });
       this.pendingAcks.add(done);

@@ -214,3 +214,31 @@ test('a stored SUCCESS is never overwritten, and get() wakes on PUBLISH rather t
   await assert.rejects(app.AsyncResult(uniqueName('never')).get({ timeout: 200 }), (e: Error) => e.name === 'TimeoutError');
   await app.close();
 });
+
+test('every finished task emits taskSuccess and taskPostrun once, for plain and async handlers, with and without results', async () => {
+  const q = uniqueName('events');
+  const app = makeApp({ task_default_queue: q });
+  const plain = app.task('events.plain', (i: number) => i);
+  // Finishes after its early ack was confirmed, as most I/O-bound tasks do.
+  const slow = app.task('events.slow', async (i: number) => {
+    await sleep(5 + (i % 7));
+    return i;
+  });
+  const N = 300;
+  const calls = (ignoreResult: boolean) => Array.from({ length: N }, (_, i) => ({ args: [i], options: { ignoreResult } }));
+  await plain.applyBulk(calls(true));
+  await slow.applyBulk(calls(true));
+  await plain.applyBulk(calls(false));
+  await slow.applyBulk(calls(false));
+  const success = new Map<string, number>();
+  const postrun = new Map<string, number>();
+  await withWorker(app, { concurrency: 20 }, async (w) => {
+    w.on('taskSuccess', (e) => success.set(e.id, (success.get(e.id) ?? 0) + 1));
+    w.on('taskPostrun', (e) => postrun.set(e.id, (postrun.get(e.id) ?? 0) + 1));
+    await eventually(() => postrun.size >= 4 * N, `taskPostrun for all ${4 * N} tasks`, 30_000);
+    await sleep(200);
+  });
+  assert.equal(postrun.size, 4 * N);
+  assert.equal(success.size, 4 * N);
+  assert.ok([...postrun.values(), ...success.values()].every((n) => n === 1), 'each event once per task');
+});
