@@ -9,7 +9,7 @@ import { KeyLayout } from '../../src/brokers/redis/keys.js';
 import { scriptsFor } from '../../src/brokers/redis/scripts.js';
 import { encodeEnvelope } from '../../src/protocol/envelope.js';
 import type { Delivery } from '../../src/brokers/types.js';
-import { eventually, redisDb, requireRedis } from '../helpers/services.js';
+import { eventually, redisDb, requireRedis, sleep } from '../helpers/services.js';
 import { captureLogger, ctx, testMessage } from './sqlite-fixtures.js';
 
 const DB = 8;
@@ -19,6 +19,16 @@ async function fresh(): Promise<Redis> {
   const r = new Redis(redisDb(DB));
   await r.flushdb();
   return r;
+}
+
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(what)), ms)));
+  try {
+    return await Promise.race([p, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function push(r: Redis, ids: string[]): Promise<number> {
@@ -80,4 +90,36 @@ test('the consumer delivers the batch of a fetch whose reply it never got', asyn
   await broker.close();
   assert.equal(await r.hlen(keys.unacked), 0, 'all acked');
   r.disconnect();
+});
+
+for (const prefetch of [10, 1]) test(`a message the blocking wait takes is handed out at once; its ack waits until the fetch has registered it (prefetch ${prefetch})`, async () => {
+  const r = await fresh();
+  const keys = new KeyLayout({});
+  const broker = createBroker(redisDb(DB), ctx({}, {}, captureLogger()));
+  const got: { id: string; early: boolean }[] = [];
+  const acks: Promise<void>[] = [];
+  const consumer = (await broker.consume(['celery'], (d) => {
+    got.push({ id: String(d.message.headers.id), early: (d as unknown as { registered: unknown }).registered != null });
+    acks.push(d.ack()); // at once: before the fetch that registers the message has answered
+  }, { prefetch })) as unknown as { id: string; inBlockingWait: boolean; close(): Promise<void> };
+  try {
+    for (const id of ['w1', 'w2', 'w3']) {
+      await eventually(() => consumer.inBlockingWait, 'the consumer to wait on the empty queue');
+      await push(r, [id]);
+      await eventually(() => got.length === Number(id.slice(1)), `message ${id}`);
+      // With prefetch 1 the message holds the only credit: the fetch that registers it must not wait for credit.
+      await within(Promise.all(acks), 5000, `the ack of ${id} never completed`);
+    }
+    assert.deepEqual(got.map((g) => g.id), ['w1', 'w2', 'w3']);
+    assert.ok(got.every((g) => g.early), 'each was handed out before its registration');
+    await sleep(300);
+    assert.equal(got.length, 3, 'none was handed out a second time by the fetch that registered it');
+    assert.equal(await r.hlen(keys.unacked), 0, 'acked after its registration: nothing left in unacked');
+    assert.equal(await r.zcard(keys.unackedIndex), 0);
+    assert.equal(await r.llen(keys.inflightKey(consumer.id, 'celery')), 0);
+  } finally {
+    await consumer.close();
+    await broker.close();
+    r.disconnect();
+  }
 });
