@@ -11,7 +11,7 @@ import { buildPlan, type Case } from './lib/plan.js';
 import { launch, REPO_DIR, SYSTEM_PYTHON, useCompiledChildren } from './lib/child.js';
 import { compileChildren, removeCompiledChildren, COMPILED_DIR } from './lib/compile.js';
 import { BenchRedis, BenchRabbit, diff, probe, startOwnRedis } from './lib/services.js';
-import { summarize, tableRows, textTable, TABLE_HEADER, checkTargets, type RunRecord, type Summary } from './lib/report.js';
+import { summarize, summariesFromRaw, tableRows, textTable, TABLE_HEADER, checkTargets, type RunRecord, type Summary } from './lib/report.js';
 import { throughputChart } from './lib/svg.js';
 import { writeDocs, type Environment } from './lib/docs.js';
 import type { ChildSpec } from './lib/spec.js';
@@ -48,6 +48,7 @@ function pythonVersions(): string {
 
 async function main(): Promise<number> {
   const opts: BenchOptions = parseArgs(process.argv.slice(2));
+  if (opts.fromJson) return rerender(opts.fromJson, opts.writeDocs);
   let ownRedis: ChildProcess | null = null;
   if (opts.ownRedisPort) {
     ownRedis = await startOwnRedis(opts.ownRedisPort);
@@ -169,9 +170,32 @@ async function main(): Promise<number> {
   await redis.close();
   if (ownRedis) ownRedis.kill('SIGTERM');
   if (!opts.tsx) removeCompiledChildren();
-  const failed = summaries.filter((s) => !s.ok);
-  if (failed.length) console.log(`\n${failed.length} case(s) failed: ${failed.map((s) => `${s.scenario} ${s.variant} ${s.label}`).join('; ')}`);
+  return reportFailures(summaries);
+}
+
+function reportFailures(summaries: Summary[]): number {
+  const failed = summaries.filter((s) => s.failedRuns > 0);
+  if (failed.length) console.log(`\n${failed.length} case(s) had failed runs: ${failed.map((s) => `${s.scenario} ${s.variant} ${s.label} (${s.failedRuns} of ${s.runs})`).join('; ')}`);
   return failed.length ? 1 : 0;
+}
+
+/** `--from-json PATH`: print the table and targets of a saved run again, and write the docs from it. */
+function rerender(file: string, writeDocsToo: boolean): number {
+  const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as { env: Environment; summaries: Summary[]; runs: unknown[] };
+  const summaries = summariesFromRaw(raw);
+  const rows = tableRows(summaries);
+  console.log(textTable(TABLE_HEADER, rows));
+  const targets = checkTargets(summaries);
+  for (const t of targets) console.log(`  ${t.met ? 'met    ' : 'MISSED '} ${t.target}: ${t.measured}`);
+  if (writeDocsToo) {
+    const dir = path.join(REPO_DIR, 'docs', 'benchmarks');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ ...raw, summaries }, null, 2) + '\n');
+    fs.writeFileSync(path.join(dir, 'throughput.svg'), throughputChart(summaries, `Celeriac vs peers, ${raw.env.date.slice(0, 10)}, ${raw.env.machine.split(' ')[0]} cores`));
+    writeDocs(path.join(REPO_DIR, 'docs', 'benchmarks.md'), raw.env, summaries, targets, rows);
+    console.log(`\nwrote docs/benchmarks.md, docs/benchmarks/throughput.svg, docs/benchmarks/latest.json from ${file}`);
+  }
+  return reportFailures(summaries);
 }
 
 async function runCase(c: Case, redis: BenchRedis, rabbit: BenchRabbit | null, profileFlags: string[]): Promise<RunRecord> {

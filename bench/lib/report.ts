@@ -23,7 +23,10 @@ export interface Summary {
   broker: string;
   metric: Metric;
   runs: number;
+  /** At least one run gave a figure (the median is over the runs that did). */
   ok: boolean;
+  /** Runs that failed (timed out, crashed, lost tasks); their errors are in `errors`. */
+  failedRuns: number;
   errors: string[];
   /** The headline number: tasks/s, p50 ms or peak RSS MB. */
   median: number;
@@ -80,7 +83,7 @@ export function summarize(c: Case, runs: RunRecord[]): Summary {
   const count = (r: RunRecord) => Math.max(1, r.result.count);
   return {
     scenario: c.scenario, variant: c.variant, system: c.system, label: c.label, broker: c.broker, metric: c.metric,
-    runs: runs.length, ok: good.length === runs.length && runs.length > 0, errors,
+    runs: runs.length, ok: good.length > 0, failedRuns: runs.length - good.length, errors,
     median: median(values), min: Math.min(...values), max: Math.max(...values), unit, p99,
     rateMedian: median(good.map((r) => r.result.rate)),
     rssMb: median(good.map((r) => r.result.maxRssBytes / 1048576)),
@@ -116,7 +119,8 @@ export function tableRows(summaries: Summary[]): string[][] {
   for (const s of summaries) {
     const cel = summaries.find((x) => x.scenario === s.scenario && x.variant === s.variant && x.system === 'celeriac');
     const r = ratio(cel, s);
-    const headline = s.ok ? fmt(s.median, s.metric === 'latency' ? 2 : 0) + (s.p99 !== undefined ? ` (p99 ${fmt(s.p99, 1)})` : '') : 'FAILED';
+    const partial = s.failedRuns > 0 ? ` (${s.runs - s.failedRuns} of ${s.runs} runs)` : '';
+    const headline = s.ok ? fmt(s.median, s.metric === 'latency' ? 2 : 0) + (s.p99 !== undefined ? ` (p99 ${fmt(s.p99, 1)})` : '') + partial : 'FAILED';
     rows.push([
       s.scenario, s.variant + (s.broker === 'amqp' ? ' (RabbitMQ)' : ''), s.label, headline,
       s.ok ? `${fmt(s.min, s.metric === 'latency' ? 2 : 0)} – ${fmt(s.max, s.metric === 'latency' ? 2 : 0)}` : '–', s.unit,
@@ -171,4 +175,16 @@ export function checkTargets(summaries: Summary[]): TargetCheck[] {
 
 export function scenarioTitle(sc: ScenarioId): string {
   return SCENARIO_TITLES[sc];
+}
+
+/**
+ * Summaries read back from a raw JSON file (`--json`, docs/benchmarks/latest.json). Files written
+ * before `failedRuns` existed marked a case with any failed run as not ok; their median is over
+ * the runs that succeeded, so it is kept, with the failures counted from `errors`.
+ */
+export function summariesFromRaw(raw: { summaries: (Omit<Summary, 'failedRuns'> & { failedRuns?: number })[] }): Summary[] {
+  return raw.summaries.map((s) => {
+    const failedRuns = s.failedRuns ?? s.errors.length;
+    return { ...s, failedRuns, ok: s.runs - failedRuns > 0 && Number.isFinite(s.median) };
+  });
 }
