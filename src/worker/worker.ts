@@ -491,17 +491,13 @@ export class Worker extends EventEmitter {
     const { delivery: d, req, task } = held;
     const { acksLate, ignoreResult, storeErrors, extras, earlyAck } = f;
     if (outcome.ok) {
+      // With an early ack, afterHandler has taken care of a success; this is acks_late.
       let stored = true;
       if (!ignoreResult) stored = await this.storeSafely(buildMeta(req, 'SUCCESS', outcome.value, null, extras), req);
-      if (acksLate) {
-        // The task ran: never run it again because the backend was away (its result is lost, and said so).
-        if (!stored) this.logger.error(`Task ${req.task}[${req.id}] succeeded but its result could not be stored; acknowledging it anyway so it does not run twice.`);
-        await this.settle(d, 'ack', req);
-      }
-      const succeeded = this.succeeded(req, outcome.value, runtime);
-      if (!earlyAck) return succeeded?.();
-      // The pool slot is free already; the ack reply (batched with others) finishes the job.
-      this.afterAck(earlyAck, succeeded);
+      // The task ran: never run it again because the backend was away (its result is lost, and said so).
+      if (!stored) this.logger.error(`Task ${req.task}[${req.id}] succeeded but its result could not be stored; acknowledging it anyway so it does not run twice.`);
+      await this.settle(d, 'ack', req);
+      this.succeeded(req, outcome.value, runtime)?.();
       return;
     }
 
