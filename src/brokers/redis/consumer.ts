@@ -165,7 +165,9 @@ export class RedisConsumer implements Consumer {
         const ready = reply.length > 1 ? this.accept(reply) : [];
         // An early message from this source that the fetch did not return left the inflight list
         // some other way (recovered to its queue): its ack goes ahead and finds nothing to remove.
-        for (const tag of [...this.unregistered.keys()]) if (this.outstanding.get(tag)?.sourceKey === source) this.markRegistered(tag);
+        if (this.unregistered.size > 0) {
+          for (const tag of [...this.unregistered.keys()]) if (this.outstanding.get(tag)?.sourceKey === source) this.markRegistered(tag);
+        }
         if (reply.length > 1) {
           // The batch is held (counted against prefetch) now, and handed to the handler once this
           // loop has sent the next fetch: Redis prepares that batch while this process runs this one.
@@ -250,6 +252,8 @@ export class RedisConsumer implements Consumer {
     const resolve = this.unregistered.get(tag);
     if (!resolve) return;
     this.unregistered.delete(tag);
+    const held = this.outstanding.get(tag);
+    if (held) held.registered = null; // later settles need not wait
     resolve();
   }
 
