@@ -35,13 +35,13 @@ function push(r: Redis, ids: string[]): Promise<number> {
   return r.lpush('celery', ...ids.map((id) => encodeEnvelope(testMessage(id), { exchange: '', routing_key: 'celery' }, `tag-${id}`)));
 }
 
-test('a fetch resent with the same id returns the same batch and pops nothing new', async () => {
+test('a fetch resent with the same id returns the same batch and pops nothing new, also behind a later fetch', async () => {
   const r = await fresh();
   const keys = new KeyLayout({});
   const scripts = scriptsFor(r);
   await push(r, ['a', 'b', 'c', 'd', 'e']);
   const run = (id: string, max = 3) =>
-    scripts.run('fetch', [keys.unacked, keys.unackedIndex, keys.inflightKey('c1', 'celery'), keys.fetchLogKey('c1'), 'celery'], [max, Date.now() / 1000, '.dlq', 'celery', id]) as Promise<string[]>;
+    scripts.run('fetch', [keys.unacked, keys.unackedIndex, keys.inflightKey('c1', 'celery'), keys.fetchLogKey('c1', Number(id)), 'celery'], [max, Date.now() / 1000, '.dlq', 'celery', id]) as Promise<string[]>;
   const first = await run('7');
   assert.equal(first[0], 'fresh');
   const tags = (reply: string[]) => reply.slice(1).filter((_, i) => i % 3 === 2);
@@ -58,6 +58,13 @@ test('a fetch resent with the same id returns the same batch and pops nothing ne
   const next = await run('8');
   assert.equal(next[0], 'fresh');
   assert.deepEqual(tags(next), ['tag-d', 'tag-e']);
+  // A consumer keeps two fetches in flight: fetch 8 resent after fetch 9 ran still gets its own batch.
+  await push(r, ['f', 'g']);
+  assert.deepEqual(tags(await run('9')), ['tag-f', 'tag-g']);
+  const resent8 = await run('8');
+  assert.equal(resent8[0], 'resent');
+  assert.deepEqual(tags(resent8), ['tag-d', 'tag-e']);
+  assert.equal(await r.llen('celery'), 0);
   r.disconnect();
 });
 
@@ -76,7 +83,7 @@ test('the consumer delivers the batch of a fetch whose reply it never got', asyn
   consumer.fetchSeq = 998;
   await r.lpush('other', ...['y1', 'y2'].map((id) => encodeEnvelope(testMessage(id), { exchange: '', routing_key: 'other' }, `tag-${id}`)));
   const scripts = scriptsFor(r);
-  const lost = (await scripts.run('fetch', [keys.unacked, keys.unackedIndex, keys.inflightKey('nobody', 'other'), keys.fetchLogKey(consumer.id), 'other'], [2, Date.now() / 1000, '.dlq', 'other', '999'])) as string[];
+  const lost = (await scripts.run('fetch', [keys.unacked, keys.unackedIndex, keys.inflightKey('nobody', 'other'), keys.fetchLogKey(consumer.id, 999), 'other'], [2, Date.now() / 1000, '.dlq', 'other', '999'])) as string[];
   assert.equal(lost[0], 'fresh');
   assert.equal(await r.hlen(keys.unacked), 2);
   // A new message wakes the consumer; its fetch 999 gets the logged batch, the next one the new message.

@@ -11,6 +11,8 @@ import { scriptsFor, type ScriptClient } from './scripts.js';
 const BATCH_MAX = 200;
 /** Below this many messages a third of prefetch is too small a fetch (see credit()). */
 const SMALL_BATCH = 64;
+/** Fetches sent ahead of their replies (each has its own slot in the fetch log). */
+const MAX_FETCHES_IN_FLIGHT = 2;
 
 export interface ConsumerDeps {
   client: Redis;
@@ -99,7 +101,7 @@ export class RedisConsumer implements Consumer {
 
   private credit(): number {
     if (this.prefetch === 0) return BATCH_MAX;
-    const free = this.prefetch - this.outstanding.size;
+    const free = this.prefetch - this.outstanding.size - this.requested;
     // Fetch once a third of prefetch is free: one batch being run plus one whose acks Redis has not
     // confirmed yet leave room for the next fetch to be on its way while this process works. Thirds
     // of a large prefetch keep that pipeline full; below SMALL_BATCH a fetch takes all that is free,
@@ -139,42 +141,41 @@ export class RedisConsumer implements Consumer {
   }
 
   private async loop(): Promise<void> {
-    const { keys, logger } = this.deps;
+    const { logger } = this.deps;
     let backoff = 0;
-    while (this.running) {
+    while (this.running || this.fetches.length > 0) {
       try {
-        const credit = this.credit();
-        // A message handed out early is registered by the next fetch, with or without credit: its
-        // ack waits for that, and the credit it holds comes back only after its ack (deliverEarly).
-        if (credit <= 0 && this.unregistered.size === 0) {
+        if (this.running) this.topUp();
+        const fetch = this.fetches[0];
+        if (!fetch) {
+          // No credit: wait for acks to free some.
           await new Promise<void>((r) => (this.creditWaiter = r));
           continue;
         }
-        const source = this.dirtySources.values().next().value ?? keys.queueKey(this.queues[0]!);
-        // The fetch goes out on the blocking connection, which has no auto-pipelining: the command is
-        // written now, so Redis works on the next batch while this process runs the current one.
-        // The fetch id makes a resent fetch (ioredis resends a command whose reply a dropped
-        // connection lost) return the batch Redis already handed out, not a second one.
-        const reply = (await this.fetchScripts().run(
-          'fetch',
-          [keys.unacked, keys.unackedIndex, keys.inflightKey(this.id, source), keys.fetchLogKey(this.id), ...this.fetchKeys()],
-          [Math.max(0, credit), Date.now() / 1000, keys.deadLetterSuffix(), source, `${++this.fetchSeq}`],
-        )) as string[];
-        this.dirtySources.delete(source);
+        let reply: string[];
+        try {
+          reply = await fetch.reply;
+        } finally {
+          this.fetches.shift();
+          this.requested -= fetch.credit;
+        }
+        this.dirtySources.delete(fetch.source);
         backoff = 0;
-        const ready = reply.length > 1 ? this.accept(reply) : [];
+        const count = (reply.length - 1) / 3;
+        this.lastFull = count > 0 && count >= fetch.credit;
+        const ready = count > 0 ? this.accept(reply) : [];
         // An early message from this source that the fetch did not return left the inflight list
         // some other way (recovered to its queue): its ack goes ahead and finds nothing to remove.
         if (this.unregistered.size > 0) {
-          for (const tag of [...this.unregistered.keys()]) if (this.outstanding.get(tag)?.sourceKey === source) this.markRegistered(tag);
+          for (const tag of [...this.unregistered.keys()]) if (this.outstanding.get(tag)?.sourceKey === fetch.source) this.markRegistered(tag);
         }
-        if (reply.length > 1) {
+        if (count > 0) {
           // The batch is held (counted against prefetch) now, and handed to the handler once this
           // loop has sent the next fetch: Redis prepares that batch while this process runs this one.
           if (ready.length > 0) queueMicrotask(() => this.handOut(ready));
           continue;
         }
-        if (this.dirtySources.size > 0 || !this.running || credit <= 0) continue;
+        if (this.fetches.length > 0 || this.dirtySources.size > 0 || !this.running || fetch.credit <= 0) continue;
         await this.blockForMessage();
       } catch (err) {
         if (!this.running) break;
@@ -182,6 +183,46 @@ export class RedisConsumer implements Consumer {
         logger.warning(`consumer: Connection to broker lost, retrying in ${(backoff / 1000).toFixed(1)}s: ${(err as Error).message}`);
         await sleep(backoff);
       }
+    }
+    // Fetches still on their way after a failure: their batches stay in unacked (visibility timeout).
+    for (const f of this.fetches.splice(0)) f.reply.catch(() => undefined);
+  }
+
+  /** Fetches sent and not yet answered, oldest first (replies come back in this order). */
+  private readonly fetches: { reply: Promise<string[]>; credit: number; source: string }[] = [];
+  /** Messages the fetches in flight may return: counted against prefetch like held ones. */
+  private requested = 0;
+  /** Whether the last reply returned all it was asked for (more are likely waiting). */
+  private lastFull = false;
+
+  /**
+   * Send fetches while credit allows: a first one whenever there is credit (or an early message to
+   * register), a second one only while the queue keeps filling whole batches, so Redis has the next
+   * batch ready while this process takes in the one before. Replies come back in order on the one
+   * connection; each has its own slot in the fetch log (fetch ids alternate between two).
+   */
+  private topUp(): void {
+    const { keys } = this.deps;
+    while (this.fetches.length < MAX_FETCHES_IN_FLIGHT) {
+      if (this.fetches.length > 0 && !this.lastFull) return;
+      const credit = this.credit();
+      // A message handed out early is registered by the next fetch, with or without credit: its
+      // ack waits for that, and the credit it holds comes back only after its ack (deliverEarly).
+      if (credit <= 0 && (this.unregistered.size === 0 || this.fetches.length > 0)) return;
+      const source = this.dirtySources.values().next().value ?? keys.queueKey(this.queues[0]!);
+      const id = ++this.fetchSeq;
+      // The fetch goes out on the blocking connection, which has no auto-pipelining: the command is
+      // written now. The fetch id makes a resent fetch (ioredis resends a command whose reply a
+      // dropped connection lost) return the batch Redis already handed out, not a second one.
+      const reply = this.fetchScripts().run(
+        'fetch',
+        [keys.unacked, keys.unackedIndex, keys.inflightKey(this.id, source), keys.fetchLogKey(this.id, id), ...this.fetchKeys()],
+        [Math.max(0, credit), Date.now() / 1000, keys.deadLetterSuffix(), source, `${id}`],
+      ) as Promise<string[]>;
+      reply.catch(() => undefined); // a later fetch's failure is handled when the loop reaches it
+      const taken = Math.max(0, credit);
+      this.fetches.push({ reply, credit: taken, source });
+      this.requested += taken;
     }
   }
 
@@ -339,19 +380,43 @@ export class RedisConsumer implements Consumer {
 
   private release(tags: string[]): void {
     for (const tag of tags) this.outstanding.delete(tag);
+    // While the loop waits for a reply, freed credit goes into the next fetch now, not when that
+    // reply has come back: Redis prepares a batch meanwhile.
+    if (this.running && this.fetches.length > 0) this.topUp();
     this.wakeCredit();
   }
 
   private async flushAcks(tags: string[]): Promise<void> {
     this.ackBatch = null;
     const { keys, logger } = this.deps;
-    try {
-      const missing = (await this.deps.scripts.run('ack', [keys.unacked, keys.unackedIndex], tags)) as string[];
-      for (const tag of missing) logger.warning(`possible_duplicate: message ${tag} was no longer held when acknowledged (restored after visibility_timeout, or the ack was resent after a reconnect); it may run twice.`);
-    } finally {
-      // Failed acks free their credit too: the message comes back after the visibility timeout.
+    const ackKeys = [keys.unacked, keys.unackedIndex];
+    let missing: string[];
+    if (this.running && this.blocking && !this.inBlockingWait) {
+      // On the fetch connection Redis runs this ack before any fetch written after it, so the
+      // unacked hash never holds more than prefetch messages even though the credit is free now:
+      // the next fetch goes out at once instead of a round trip later. (During a blocking wait the
+      // ack would queue behind it, so it goes on the shared connection instead, below.)
+      const sent = this.fetchScripts().run('ack', ackKeys, tags);
       this.release(tags);
+      try {
+        missing = (await sent) as string[];
+      } catch {
+        // That connection was dropped or replaced: once more on the shared one (a tag acked by the
+        // first attempt after all is reported as no longer held below).
+        missing = (await this.deps.scripts.run('ack', ackKeys, tags)) as string[];
+      }
+    } else {
+      try {
+        missing = (await this.deps.scripts.run('ack', ackKeys, tags)) as string[];
+      } finally {
+        // The credit comes back once Redis has answered: a fetch on the other connection must not
+        // overtake the ack. Failed acks free it too: the message comes back after the visibility timeout.
+        this.release(tags);
+      }
     }
+    const why = 'restored after visibility_timeout, or the ack was resent after a reconnect';
+    if (missing[0] === '') logger.warning(`possible_duplicate: ${missing[1]} of ${tags.length} messages acknowledged together were no longer held (${why}); they may run twice.`);
+    else for (const tag of missing) logger.warning(`possible_duplicate: message ${tag} was no longer held when acknowledged (${why}); it may run twice.`);
   }
 
   /** Refresh our heartbeat and the delivery time of every message we hold. */
@@ -504,7 +569,9 @@ export class RedisConsumer implements Consumer {
   async close(): Promise<void> {
     await this.stop();
     clearInterval(this.renewTimer);
-    await this.deps.client.del(this.deps.keys.heartbeatKey(this.id), this.deps.keys.fetchLogKey(this.id)).catch(() => undefined);
+    const { keys } = this.deps;
+    const logs = Array.from({ length: MAX_FETCHES_IN_FLIGHT }, (_, i) => keys.fetchLogKey(this.id, i));
+    await this.deps.client.del(keys.heartbeatKey(this.id), ...logs).catch(() => undefined);
   }
 }
 

@@ -75,9 +75,12 @@ export class KeyLayout {
     return `${this.prefix}_celeriac.inflight/*`;
   }
 
-  /** The last batch a consumer fetched, so a resent fetch can be answered with it. */
-  fetchLogKey(consumerId: string): string {
-    return `${this.prefix}_celeriac.fetchlog/${consumerId}`;
+  /**
+   * The last batch a consumer fetched under a fetch id of this parity, so a resent fetch can be
+   * answered with it (a consumer has at most two fetches in flight, with consecutive ids).
+   */
+  fetchLogKey(consumerId: string, fetchId: number): string {
+    return `${this.prefix}_celeriac.fetchlog/${consumerId}/${fetchId % 2}`;
   }
 
   heartbeatKey(consumerId: string): string {

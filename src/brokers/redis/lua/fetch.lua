@@ -29,24 +29,39 @@ local now = ARGV[2]
 local out = { 'fresh' }
 local logEntries = { fetchId }
 local count = 0
+-- The unacked entries and index scores of the whole batch go in one HSET and one ZADD (a call per
+-- message costs about a microsecond more each). Nothing runs between them and the pops: the script
+-- is atomic either way.
+local hashArgs = {}
+local indexArgs = {}
 
--- The envelope fields we need, read with plain string matching when each appears exactly once in
--- the form kombu and Celeriac write; anything else is decoded with cjson (about 3x slower). A plain
--- find locates the key and an anchored pattern reads the value there: an unanchored pattern would
--- be tried at every byte of the ~1 KB payload (about 9 us per message).
-local function once(payload, literal, pattern)
-  local at = string.find(payload, literal, 1, true)
-  if not at then return nil end
-  local s, e, a, b = string.find(payload, pattern, at)
-  if not s then return nil end
-  if string.find(payload, literal, e + 1, true) then return nil end
-  return a, b
-end
-
+-- The envelope fields we need, read with plain string matching when each of '"delivery_tag":' and
+-- '"delivery_info":' appears exactly once, in the form kombu and Celeriac write; anything else is
+-- decoded with cjson (about 3x slower). One pass: a plain find of 'ry_' (in both keys, and rare
+-- elsewhere in an envelope) stops at each candidate, and anchored patterns read the key and value
+-- there. An unanchored pattern would be tried at every byte of the ~1 KB payload.
 local function envelopeFields(payload)
-  local tag = once(payload, '"delivery_tag":', '^"delivery_tag": "([^"\\]*)"')
-  local ex, rk = once(payload, '"delivery_info":', '^"delivery_info": {"exchange": "([^"\\]*)", "routing_key": "([^"\\]*)"')
-  if tag and ex and rk then return tag, '"' .. ex .. '"', '"' .. rk .. '"' end
+  local tag, ex, rk
+  local tags, infos = 0, 0
+  local pos = 1
+  while true do
+    local at = string.find(payload, 'ry_', pos, true)
+    if not at then break end
+    pos = at + 3
+    local key = at - 7
+    if key >= 1 then
+      if string.find(payload, '^"delivery_tag":', key) then
+        tags = tags + 1
+        local _, _, value = string.find(payload, '^"delivery_tag": "([^"\\]*)"', key)
+        tag = value
+      elseif string.find(payload, '^"delivery_info":', key) then
+        infos = infos + 1
+        local _, _, a, b = string.find(payload, '^"delivery_info": {"exchange": "([^"\\]*)", "routing_key": "([^"\\]*)"', key)
+        ex, rk = a, b
+      end
+    end
+  end
+  if tags == 1 and infos == 1 and tag and ex and rk then return tag, '"' .. ex .. '"', '"' .. rk .. '"' end
   local ok, msg = pcall(cjson.decode, payload)
   if ok and type(msg) == 'table' and type(msg.properties) == 'table' then
     local di = msg.properties.delivery_info
@@ -69,8 +84,10 @@ local function register(key, payload)
     out[#out + 1] = ''
     return
   end
-  redis.call('HSET', KEYS[1], tag, '[' .. payload .. ', ' .. ex .. ', ' .. rk .. ']')
-  redis.call('ZADD', KEYS[2], now, tag)
+  hashArgs[#hashArgs + 1] = tag
+  hashArgs[#hashArgs + 1] = '[' .. payload .. ', ' .. ex .. ', ' .. rk .. ']'
+  indexArgs[#indexArgs + 1] = now
+  indexArgs[#indexArgs + 1] = tag
   out[#out + 1] = key
   out[#out + 1] = payload
   out[#out + 1] = tag
@@ -98,6 +115,11 @@ for k = 5, #KEYS do
       count = count + 1
     end
   end
+end
+
+for i = 1, #hashArgs, 400 do
+  redis.call('HSET', KEYS[1], unpack(hashArgs, i, math.min(i + 399, #hashArgs)))
+  redis.call('ZADD', KEYS[2], unpack(indexArgs, i, math.min(i + 399, #indexArgs)))
 end
 
 -- Log this batch (replacing the previous one) for a resend of the same fetch id.
