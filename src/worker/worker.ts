@@ -430,10 +430,10 @@ export class Worker extends EventEmitter {
       finishing = this.finish(held, outcome, runtime, f);
     }
     // The pool slot is free once the handler has returned: storing the result and settling the
-    // message go on beside the next tasks, up to 4 × concurrency of them (at least FINISHING_MIN): a
-    // fetched batch runs in one go, and its results are stored together in the next round trip;
-    // beyond that the slot waits.
-    if (this.finishing.size >= Math.max(this.pool.concurrency * 4, FINISHING_MIN)) return finishing;
+    // message go on beside the next tasks, up to two prefetch windows of them (at least 4 ×
+    // concurrency and FINISHING_MIN): a fetched batch runs in one go, and its results are stored
+    // together while the next batches run; beyond that the slot waits.
+    if (this.finishing.size >= Math.max(this.prefetch * 2, this.pool.concurrency * 4, FINISHING_MIN)) return finishing;
     this.finishing.add(finishing);
     const done = () => void this.finishing.delete(finishing);
     finishing.then(done, done);
