@@ -21,6 +21,21 @@ async function fresh(): Promise<Redis> {
   return r;
 }
 
+/** fetch.lua's reply: a status, then per queue key the key, a count n and n (payload, tag) pairs. */
+type FetchReply = (string | number)[];
+
+/** (queue key, payload or unacked entry, tag) for each message of a fetch reply. */
+function pairs(reply: FetchReply): [string, string, string][] {
+  const out: [string, string, string][] = [];
+  for (let i = 1; i < reply.length;) {
+    const key = String(reply[i]);
+    const n = Number(reply[i + 1]);
+    for (let j = 0; j < n; j++) out.push([key, String(reply[i + 2 + 2 * j]), String(reply[i + 3 + 2 * j])]);
+    i += 2 + 2 * n;
+  }
+  return out;
+}
+
 async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(what)), ms)));
@@ -41,16 +56,17 @@ test('a fetch resent with the same id returns the same batch and pops nothing ne
   const scripts = scriptsFor(r);
   await push(r, ['a', 'b', 'c', 'd', 'e']);
   const run = (id: string, max = 3) =>
-    scripts.run('fetch', [keys.unacked, keys.unackedIndex, keys.inflightKey('c1', 'celery'), keys.fetchLogKey('c1', Number(id)), 'celery'], [max, Date.now() / 1000, '.dlq', 'celery', id]) as Promise<string[]>;
+    scripts.run('fetch', [keys.unacked, keys.unackedIndex, keys.inflightKey('c1', 'celery'), keys.fetchLogKey('c1', Number(id)), 'celery'], [max, Date.now() / 1000, '.dlq', 'celery', id]) as Promise<FetchReply>;
   const first = await run('7');
   assert.equal(first[0], 'fresh');
-  const tags = (reply: string[]) => reply.slice(1).filter((_, i) => i % 3 === 2);
+  const tags = (reply: FetchReply) => pairs(reply).map(([, , tag]) => tag);
   assert.deepEqual(tags(first), ['tag-a', 'tag-b', 'tag-c']);
   const again = await run('7');
   assert.equal(again[0], 'resent');
   assert.deepEqual(tags(again), ['tag-a', 'tag-b', 'tag-c']);
   // The resent reply carries kombu's unacked entries: [payload, exchange, routing_key].
-  const entry = JSON.parse(again[2]!) as unknown[];
+  assert.deepEqual(again.slice(1, 3), ['celery', 3], 'grouped by queue key: the key, then the count');
+  const entry = JSON.parse(pairs(again)[0]![1]) as unknown[];
   assert.deepEqual(entry.slice(1), ['', 'celery']);
   assert.equal(await r.llen('celery'), 2, 'the resend popped nothing');
   await r.hdel(keys.unacked, 'tag-b'); // acked meanwhile: not handed out again
@@ -73,8 +89,8 @@ test('an ack removes held messages in one go and names those no longer held', as
   const keys = new KeyLayout({});
   const scripts = scriptsFor(r);
   await push(r, ['a', 'b', 'c', 'd', 'e', 'f']);
-  const reply = (await scripts.run('fetch', [keys.unacked, keys.unackedIndex, keys.inflightKey('c1', 'celery'), keys.fetchLogKey('c1', 1), 'celery'], [6, Date.now() / 1000, '.dlq', 'celery', '1'])) as string[];
-  assert.equal((reply.length - 1) / 3, 6);
+  const reply = (await scripts.run('fetch', [keys.unacked, keys.unackedIndex, keys.inflightKey('c1', 'celery'), keys.fetchLogKey('c1', 1), 'celery'], [6, Date.now() / 1000, '.dlq', 'celery', '1'])) as FetchReply;
+  assert.equal(pairs(reply).length, 6);
   assert.equal(await r.hlen(keys.unacked), 6, 'one HSET registered the batch');
   assert.equal(await r.zcard(keys.unackedIndex), 6, 'one ZADD indexed the batch');
   const ack = (tags: string[]) => scripts.run('ack', [keys.unacked, keys.unackedIndex], tags) as Promise<string[]>;

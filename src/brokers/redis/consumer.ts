@@ -9,7 +9,7 @@ import type { KeyLayout } from './keys.js';
 import { scriptsFor, type ScriptClient } from './scripts.js';
 
 const BATCH_MAX = 200;
-/** Below this many messages a third of prefetch is too small a fetch (see credit()). */
+/** Below this many messages a quarter of prefetch is too small a fetch (see credit()). */
 const SMALL_BATCH = 64;
 /** Fetches sent ahead of their replies (each has its own slot in the fetch log). */
 const MAX_FETCHES_IN_FLIGHT = 2;
@@ -102,13 +102,13 @@ export class RedisConsumer implements Consumer {
   private credit(): number {
     if (this.prefetch === 0) return BATCH_MAX;
     const free = this.prefetch - this.outstanding.size - this.requested;
-    // Fetch once a third of prefetch is free: one batch being run plus one whose acks Redis has not
-    // confirmed yet leave room for the next fetch to be on its way while this process works. Thirds
-    // of a large prefetch keep that pipeline full; below SMALL_BATCH a fetch takes all that is free,
-    // since a round trip per few messages would cost more than the overlap gains.
-    const third = Math.min(BATCH_MAX, Math.max(1, Math.floor(this.prefetch / 3)));
-    if (free < third) return 0;
-    return third >= SMALL_BATCH ? third : Math.min(BATCH_MAX, free);
+    // Fetch once a quarter of prefetch is free: one batch being run, two fetches on their way and
+    // one batch whose acks are being written keep Redis and this process busy at once. Below
+    // SMALL_BATCH a fetch takes all that is free, since a round trip per few messages would cost
+    // more than the overlap gains.
+    const quarter = Math.min(BATCH_MAX, Math.max(1, Math.floor(this.prefetch / 4)));
+    if (free < quarter) return 0;
+    return quarter >= SMALL_BATCH ? quarter : Math.min(BATCH_MAX, free);
   }
 
   private wakeCredit(): void {
@@ -152,7 +152,7 @@ export class RedisConsumer implements Consumer {
           await new Promise<void>((r) => (this.creditWaiter = r));
           continue;
         }
-        let reply: string[];
+        let reply: FetchReply;
         try {
           reply = await fetch.reply;
         } finally {
@@ -161,7 +161,7 @@ export class RedisConsumer implements Consumer {
         }
         this.dirtySources.delete(fetch.source);
         backoff = 0;
-        const count = (reply.length - 1) / 3;
+        const count = replyCount(reply);
         this.lastFull = count > 0 && count >= fetch.credit;
         const ready = count > 0 ? this.accept(reply) : [];
         // An early message from this source that the fetch did not return left the inflight list
@@ -189,7 +189,7 @@ export class RedisConsumer implements Consumer {
   }
 
   /** Fetches sent and not yet answered, oldest first (replies come back in this order). */
-  private readonly fetches: { reply: Promise<string[]>; credit: number; source: string }[] = [];
+  private readonly fetches: { reply: Promise<FetchReply>; credit: number; source: string }[] = [];
   /** Messages the fetches in flight may return: counted against prefetch like held ones. */
   private requested = 0;
   /** Whether the last reply returned all it was asked for (more are likely waiting). */
@@ -218,7 +218,7 @@ export class RedisConsumer implements Consumer {
         'fetch',
         [keys.unacked, keys.unackedIndex, keys.inflightKey(this.id, source), keys.fetchLogKey(this.id, id), ...this.fetchKeys()],
         [Math.max(0, credit), Date.now() / 1000, keys.deadLetterSuffix(), source, `${id}`],
-      ) as Promise<string[]>;
+      ) as Promise<FetchReply>;
       reply.catch(() => undefined); // a later fetch's failure is handled when the loop reaches it
       const taken = Math.max(0, credit);
       this.fetches.push({ reply, credit: taken, source });
@@ -298,44 +298,51 @@ export class RedisConsumer implements Consumer {
     resolve();
   }
 
-  /** Decode a fetch reply's messages and hold them (outstanding); returns those to hand to the handler. */
-  private accept(reply: string[]): RedisDelivery[] {
+  /**
+   * Decode a fetch reply's messages and hold them (outstanding); returns those to hand to the handler.
+   * The reply is a status, then per queue key: the key, a count n and n (payload, tag) pairs.
+   */
+  private accept(reply: FetchReply): RedisDelivery[] {
     const { keys, logger } = this.deps;
     const ready: RedisDelivery[] = [];
     const resent = reply[0] === 'resent';
-    if (resent) logger.warning(`consumer: a fetch was answered after its connection dropped; delivering its ${(reply.length - 1) / 3} message(s) now`);
-    for (let i = 1; i < reply.length; i += 3) {
-      const key = reply[i]!;
-      const tag = reply[i + 2]!;
-      if (this.outstanding.has(tag)) {
-        this.markRegistered(tag); // delivered already (early, or before a resent fetch)
-        continue;
-      }
-      let payload = reply[i + 1]!;
-      if (resent) {
-        // An unacked entry, [payload, exchange, routing_key], as kombu stores it.
-        try {
-          payload = JSON.stringify((JSON.parse(payload) as unknown[])[0]);
-        } catch {
-          continue; // left in unacked: restored after the visibility timeout
-        }
-      }
+    if (resent) logger.warning(`consumer: a fetch was answered after its connection dropped; delivering its ${replyCount(reply)} message(s) now`);
+    let i = 1;
+    while (i < reply.length) {
+      const key = String(reply[i]);
+      const end = i + 2 + 2 * Number(reply[i + 1]);
       const queue = keys.queueOfKey(key);
-      if (tag === '') {
-        logger.error(`Received a message on queue '${queue}' that is not a kombu envelope; its raw bytes were moved to the list '${key}${keys.deadLetterSuffix()}'.`);
-        continue;
+      for (i += 2; i < end; i += 2) {
+        const tag = String(reply[i + 1]);
+        if (this.outstanding.has(tag)) {
+          this.markRegistered(tag); // delivered already (early, or before a resent fetch)
+          continue;
+        }
+        let payload = String(reply[i]);
+        if (resent) {
+          // An unacked entry, [payload, exchange, routing_key], as kombu stores it.
+          try {
+            payload = JSON.stringify((JSON.parse(payload) as unknown[])[0]);
+          } catch {
+            continue; // left in unacked: restored after the visibility timeout
+          }
+        }
+        if (tag === '') {
+          logger.error(`Received a message on queue '${queue}' that is not a kombu envelope; its raw bytes were moved to the list '${key}${keys.deadLetterSuffix()}'.`);
+          continue;
+        }
+        let envelope: Envelope;
+        try {
+          envelope = decodeEnvelope(payload);
+        } catch (err) {
+          logger.error(`Discarding undecodable message on queue '${queue}': ${(err as Error).message}`);
+          void this.deps.client.lpush(key + keys.deadLetterSuffix(), payload).then(() => this.deps.scripts.run('ack', [keys.unacked, keys.unackedIndex], [tag]));
+          continue;
+        }
+        const delivery = new RedisDelivery(this, envelope, queue, key, payload);
+        this.outstanding.set(tag, delivery);
+        ready.push(delivery);
       }
-      let envelope: Envelope;
-      try {
-        envelope = decodeEnvelope(payload);
-      } catch (err) {
-        logger.error(`Discarding undecodable message on queue '${queue}': ${(err as Error).message}`);
-        void this.deps.client.lpush(key + keys.deadLetterSuffix(), payload).then(() => this.deps.scripts.run('ack', [keys.unacked, keys.unackedIndex], [tag]));
-        continue;
-      }
-      const delivery = new RedisDelivery(this, envelope, queue, key, payload);
-      this.outstanding.set(tag, delivery);
-      ready.push(delivery);
     }
     return ready;
   }
@@ -618,6 +625,16 @@ export class InconsistencyError extends Error {
   override name = 'InconsistencyError';
   /** Retrying cannot help: withRetries rethrows it at once. */
   readonly permanent = true;
+}
+
+/** fetch.lua's reply: a status, then per queue key the key, a count n and n (payload, tag) pairs. */
+type FetchReply = (string | number)[];
+
+/** How many messages a fetch reply carries. */
+function replyCount(reply: FetchReply): number {
+  let n = 0;
+  for (let i = 1; i < reply.length; i += 2 + 2 * Number(reply[i + 1])) n += Number(reply[i + 1]);
+  return n;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -5,22 +5,32 @@
 -- seconds), ARGV[3] dead-letter suffix for payloads that are not kombu envelopes, ARGV[4] the queue
 -- key the inflight list belongs to, ARGV[5] this fetch's id.
 --
--- Reply: 'fresh' then (queue key, payload, delivery tag) per message; or, when this fetch id is the
--- one already logged (the client resent a fetch whose reply was lost with its connection), 'resent'
--- then (queue key, unacked entry, delivery tag) for the logged messages still held, so they are
--- delivered instead of waiting out the visibility timeout.
+-- Reply: 'fresh', then per queue key it took from: the key, a count n, and n pairs (payload,
+-- delivery tag; the tag is '' for a payload moved to the dead-letter list). When this fetch id is
+-- the one already logged (the client resent a fetch whose reply was lost with its connection):
+-- 'resent', then the same groups with (unacked entry, delivery tag) pairs for the logged messages
+-- still held, so they are delivered instead of waiting out the visibility timeout.
+-- The log: the fetch id, then per queue key the key, a count n and n delivery tags.
 local log = KEYS[4]
 local fetchId = ARGV[5]
 if redis.call('LINDEX', log, 0) == fetchId then
   local logged = redis.call('LRANGE', log, 1, -1)
   local again = { 'resent' }
-  for i = 1, #logged, 2 do
-    local entry = redis.call('HGET', KEYS[1], logged[i + 1])
-    if entry then
-      again[#again + 1] = logged[i]
-      again[#again + 1] = entry
-      again[#again + 1] = logged[i + 1]
+  local i = 1
+  while i < #logged do
+    local n = tonumber(logged[i + 1])
+    again[#again + 1] = logged[i]
+    again[#again + 1] = 0
+    local countAt = #again
+    for j = i + 2, i + 1 + n do
+      local entry = redis.call('HGET', KEYS[1], logged[j])
+      if entry then
+        again[#again + 1] = entry
+        again[#again + 1] = logged[j]
+        again[countAt] = again[countAt] + 1
+      end
     end
+    i = i + 2 + n
   end
   return again
 end
@@ -74,12 +84,25 @@ local function envelopeFields(payload)
   return nil, nil, nil
 end
 
+-- Messages are grouped by the queue key they came from, in the reply and in the log.
+local groupKey = nil
+local outCountAt, logCountAt = 0, 0
+
 local function register(key, payload)
+  if key ~= groupKey then
+    groupKey = key
+    out[#out + 1] = key
+    out[#out + 1] = 0
+    outCountAt = #out
+    logEntries[#logEntries + 1] = key
+    logEntries[#logEntries + 1] = 0
+    logCountAt = #logEntries
+  end
+  out[outCountAt] = out[outCountAt] + 1
   local tag, ex, rk = envelopeFields(payload)
   if type(tag) ~= 'string' then
     -- Not an envelope we can track: keep the raw bytes for a person to inspect.
     redis.call('LPUSH', key .. ARGV[3], payload)
-    out[#out + 1] = key
     out[#out + 1] = payload
     out[#out + 1] = ''
     return
@@ -88,11 +111,10 @@ local function register(key, payload)
   hashArgs[#hashArgs + 1] = '[' .. payload .. ', ' .. ex .. ', ' .. rk .. ']'
   indexArgs[#indexArgs + 1] = now
   indexArgs[#indexArgs + 1] = tag
-  out[#out + 1] = key
   out[#out + 1] = payload
   out[#out + 1] = tag
-  logEntries[#logEntries + 1] = key
   logEntries[#logEntries + 1] = tag
+  logEntries[logCountAt] = logEntries[logCountAt] + 1
 end
 
 -- First anything a blocking move left in our inflight list.
