@@ -209,8 +209,19 @@ test('a stored SUCCESS is never overwritten, and get() wakes on PUBLISH rather t
   await backend.store({ ...base, status: 'SUCCESS' });
   assert.equal(await waiting, 1);
   assert.ok(Date.now() - t0 < 500, 'get() resolved promptly after the store');
+  // A later state is refused: nothing is published for it, and the SUCCESS keeps an expiry.
+  const sub = new Redis(BACKEND);
+  const published: string[] = [];
+  sub.on('message', (_channel: string, message: string) => published.push(message));
+  await sub.subscribe(`celery-task-meta-${id}`);
   await backend.store({ ...base, status: 'FAILURE', result: { exc_type: 'X', exc_message: [], exc_module: 'builtins' } });
   assert.equal((await backend.get(id)).status, 'SUCCESS');
+  await backend.store({ ...base, task_id: `${id}-other`, status: 'SUCCESS' }); // published on its own channel only
+  await sleep(50);
+  sub.disconnect();
+  assert.deepEqual(published, [], 'no PUBLISH for a refused store');
+  const ttl = await redis.ttl(`celery-task-meta-${id}`);
+  assert.ok(ttl > 0 && ttl <= 86400, `the SUCCESS still expires (ttl ${ttl})`);
   await assert.rejects(app.AsyncResult(uniqueName('never')).get({ timeout: 200 }), (e: Error) => e.name === 'TimeoutError');
   await app.close();
 });
