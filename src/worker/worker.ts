@@ -92,6 +92,12 @@ export const REDELIVERIES_HEADER = 'celeriac_redeliveries';
 
 /** Results being stored / messages being settled after their handler returned, at least this many at once. */
 const FINISHING_MIN = 64;
+
+interface StoredSuccess {
+  req: TaskRequest;
+  ack: Promise<void>;
+  succeeded: (() => void) | null;
+}
 export class Worker extends EventEmitter {
   readonly hostname: string;
   readonly queues: string[];
@@ -415,7 +421,7 @@ export class Worker extends EventEmitter {
     const runtime = (performance.now() - started) / 1000;
     this.processed++;
     this.totals.set(held.req.task, (this.totals.get(held.req.task) ?? 0) + 1);
-    let finishing: Promise<void>;
+    const limit = Math.max(this.prefetch * 2, this.pool.concurrency * 4, FINISHING_MIN);
     if (outcome.ok && f.earlyAck) {
       // A success whose ack is on its way: store the result (if kept); the events follow the ack's reply.
       const { req } = held;
@@ -425,18 +431,64 @@ export class Worker extends EventEmitter {
         this.afterAck(ack, succeeded);
         return;
       }
-      finishing = this.storeSafely(buildMeta(req, 'SUCCESS', outcome.value, null, f.extras), req).then(() => this.afterAck(ack, succeeded));
-    } else {
-      finishing = this.finish(held, outcome, runtime, f);
+      const stored = this.storeSuccess(req, buildMeta(req, 'SUCCESS', outcome.value, null, f.extras), ack, succeeded);
+      return this.finishing.size + this.storing > limit ? stored : undefined;
     }
+    const finishing = this.finish(held, outcome, runtime, f);
     // The pool slot is free once the handler has returned: storing the result and settling the
     // message go on beside the next tasks, up to two prefetch windows of them (at least 4 ×
     // concurrency and FINISHING_MIN): a fetched batch runs in one go, and its results are stored
     // together while the next batches run; beyond that the slot waits.
-    if (this.finishing.size >= Math.max(this.prefetch * 2, this.pool.concurrency * 4, FINISHING_MIN)) return finishing;
+    if (this.finishing.size + this.storing >= limit) return finishing;
+    this.track(finishing);
+  }
+
+  private track(finishing: Promise<void>): void {
     this.finishing.add(finishing);
     const done = () => void this.finishing.delete(finishing);
     finishing.then(done, done);
+  }
+
+  /** Successes (early ack) whose results wait in the backend's current store batch. */
+  private storing = 0;
+  private storeOf: Promise<void> | undefined;
+  private storeList: StoredSuccess[] = [];
+  private storeDone: Promise<void> = Promise.resolve();
+
+  /**
+   * Store a success's result, then run its events after its ack. Results stored in one turn share
+   * the backend's batch promise, and the tasks of a batch share one callback on it (a promise chain
+   * per task costs about as much as the task). Resolves when the batch is done; never rejects.
+   */
+  private storeSuccess(req: TaskRequest, meta: ResultMeta, ack: Promise<void>, succeeded: (() => void) | null): Promise<void> {
+    let stored: Promise<void>;
+    try {
+      stored = this.backend!.store(meta, { replyTo: req.replyTo, correlationId: req.correlationId });
+    } catch (err) {
+      // e.g. a result that cannot be encoded
+      this.logger.error(`Could not store the SUCCESS state of task ${req.task}[${req.id}]: ${(err as Error).message}`);
+      this.afterAck(ack, succeeded);
+      return Promise.resolve();
+    }
+    if (stored !== this.storeOf) {
+      const list: StoredSuccess[] = [];
+      this.storeOf = stored;
+      this.storeList = list;
+      const run = (failed: boolean, err?: unknown) => {
+        // Tasks stored from now on start a fresh list (this one has run).
+        if (this.storeOf === stored) this.storeOf = undefined;
+        this.storing -= list.length;
+        for (const s of list) {
+          if (failed) this.logger.error(`Could not store the SUCCESS state of task ${s.req.task}[${s.req.id}]: ${(err as Error)?.message ?? err}`);
+          this.afterAck(s.ack, s.succeeded);
+        }
+      };
+      this.storeDone = stored.then(() => run(false), (err: unknown) => run(true, err));
+      this.track(this.storeDone);
+    }
+    this.storeList.push({ req, ack, succeeded });
+    this.storing++;
+    return this.storeDone;
   }
 
   /**
