@@ -266,6 +266,10 @@ export class Worker extends EventEmitter {
    */
   private dispatch(held: Held): void {
     const name = held.task.name;
+    if (!this.rateLimiter.has(name) && !this.globalRateLimiter.has(name)) {
+      this.pool.submit(() => this.execute(held));
+      return;
+    }
     const submit = () => {
       if (this.state === 'running') this.pool.submit(() => this.execute(held));
     };

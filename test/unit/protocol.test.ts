@@ -131,3 +131,16 @@ test('kombu envelope: base64 body, delivery_info and delivery_tag always present
   assert.throws(() => decodeEnvelope('{not json'), DecodeError);
   assert.throws(() => decodeEnvelope('[1,2]'), DecodeError);
 });
+
+test('a base64 body: padded, unpadded, wrapped or URL-safe decodes; anything else is a DecodeError', () => {
+  const text = (body: string) => JSON.stringify({ body, 'content-type': 'application/json', 'content-encoding': 'utf-8', headers: {}, properties: { body_encoding: 'base64', delivery_tag: 't', delivery_info: { exchange: '', routing_key: 'q' } } });
+  const json = '[[1, 2], {}, {}]';
+  const b64 = Buffer.from(json).toString('base64');
+  assert.equal(decodeEnvelope(text(b64)).message.body.toString(), json);
+  assert.equal(decodeEnvelope(text(b64.replace(/=+$/, ''))).message.body.toString(), json);
+  assert.equal(decodeEnvelope(text(b64.slice(0, 8) + '\n' + b64.slice(8))).message.body.toString(), json, 'MIME line breaks');
+  const urlSafe = Buffer.from([0xfb, 0xff, 0xfe]).toString('base64url');
+  assert.deepEqual([...decodeEnvelope(text(urlSafe)).message.body], [0xfb, 0xff, 0xfe]);
+  assert.throws(() => decodeEnvelope(text(b64.slice(0, 8) + '!*' + b64.slice(8))), (e: Error) => e instanceof DecodeError && /not valid base64/.test(e.message));
+  assert.throws(() => decodeEnvelope(text('{"not": "base64"}')), (e: Error) => e instanceof DecodeError && /not valid base64/.test(e.message));
+});
