@@ -7,6 +7,7 @@ import { READY_STATES, pendingMeta } from './types.js';
 import { dumps, flatten, loads } from '../protocol/json.js';
 import { parseRedisUrl, backendKeyPrefix, type RedisTarget } from '../brokers/redis/url.js';
 import { connectClient, closeClient, ConnectionBudget } from '../brokers/redis/connection.js';
+import { STORE_RESULTS_COMMAND } from '../brokers/redis/scripts.js';
 import type { RetryPolicy, TransportOptions } from '../app/settings.js';
 import { TimeoutError, withRetries } from './retry.js';
 
@@ -62,7 +63,7 @@ export class RedisBackend implements ResultBackend {
         throw err;
       }
       this.client.on('error', (err) => this.ctx.logger.debug(`redis backend: ${err.message}`));
-      this.client.defineCommand('celeriacStoreResults', { lua: STORE_LUA });
+      this.client.defineCommand(STORE_RESULTS_COMMAND, { lua: STORE_LUA });
     })().catch((err) => {
       this.connecting = undefined;
       throw err;
@@ -98,8 +99,8 @@ export class RedisBackend implements ResultBackend {
     const expires = this.ctx.settings.result_expires;
     const what = b.ids.length === 1 ? `the result of task ${b.ids[0]}` : `the results of ${b.ids.length} tasks (${b.ids[0]}, …)`;
     await withRetries(this.retryPolicy, `storing ${what} in ${this.displayUrl}`, async () => {
-      const c = (await this.cmd()) as unknown as { celeriacStoreResults: (n: number, ...a: (string | number)[]) => Promise<number> };
-      await c.celeriacStoreResults(b.keys.length, ...b.keys, expires ? Math.trunc(expires) : 0, ...b.metas);
+      const c = (await this.cmd()) as unknown as Record<string, (n: number, ...a: (string | number)[]) => Promise<number>>;
+      await c[STORE_RESULTS_COMMAND]!(b.keys.length, ...b.keys, expires ? Math.trunc(expires) : 0, ...b.metas);
     });
   }
 

@@ -2,6 +2,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { TransportOptions } from '../../app/settings.js';
 import type { RedisTarget } from './url.js';
+import { SCRIPT_COMMANDS } from './scripts.js';
 
 export class BrokerConnectionError extends Error {
   override name = 'OperationalError';
@@ -44,6 +45,7 @@ export function clientOptions(target: RedisTarget, transport: TransportOptions, 
     protocol: 2,
     lazyConnect: true,
     enableAutoPipelining: !role.blocking,
+    autoPipeliningIgnoredCommands: [...SCRIPT_COMMANDS],
     maxRetriesPerRequest: role.blocking ? null : 20,
     enableOfflineQueue: !role.failFast,
     retryStrategy,
