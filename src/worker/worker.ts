@@ -4,7 +4,7 @@ import os from 'node:os';
 import type { Celeriac } from '../app/celeriac.js';
 import type { Broker, Consumer, Delivery } from '../brokers/types.js';
 import type { ResultBackend, ResultMeta, TaskState } from '../backends/types.js';
-import { decodeTask, encodeTaskV2, type TaskRequest } from '../protocol/message.js';
+import { decodeTask, encodeTaskV2, type DecodeOptions, type TaskRequest } from '../protocol/message.js';
 import { ContentDisallowed, DecodeError, InvalidTaskError } from '../protocol/errors.js';
 import { repr } from '../protocol/repr.js';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from '../app/log.js';
@@ -70,6 +70,15 @@ interface Held {
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /** How a task's outcome is stored and its message settled (read once per task). */
+interface ResolvedOptions {
+  acksLate: boolean;
+  ignoreResult: boolean;
+  storeErrors: boolean;
+  trackStarted: boolean;
+  timeLimit: number | null;
+  softTimeLimit: number | null;
+}
+
 interface FinishPolicy {
   acksLate: boolean;
   ignoreResult: boolean;
@@ -187,6 +196,9 @@ export class Worker extends EventEmitter {
     this.state = 'running';
     this.broker = await this.app.broker();
     this.backend = await this.app.backend();
+    // Settings read for every message, taken once here (as Celery reads them at worker start).
+    this.decodeOptions = { accept: this.app.conf.accept_content as DecodeOptions['accept'] };
+    this.resultExtended = this.app.conf.result_extended === true;
     if (!this.app.conf.worker_disable_rate_limits) {
       // Fails the start (before any child is spawned) when global_rate_limit has no shared store.
       await this.globalRateLimiter.start(GlobalRateLimiter.limitsOf(this.app.tasks.values()),
@@ -233,7 +245,7 @@ export class Worker extends EventEmitter {
     if (this.state !== 'running') return; // restored on shutdown
     let req: TaskRequest;
     try {
-      req = decodeTask(d.message, { accept: this.app.conf.accept_content });
+      req = decodeTask(d.message, this.decodeOptions);
     } catch (err) {
       this.onBadMessage(d, err as Error);
       return;
@@ -341,8 +353,33 @@ export class Worker extends EventEmitter {
   }
 
   private metaExtras(d: Delivery) {
-    return { extended: this.app.conf.result_extended === true, hostname: this.hostname, queue: d.routingKey || d.queue };
+    return { extended: this.resultExtended, hostname: this.hostname, queue: d.routingKey || d.queue };
   }
+
+  /**
+   * A task's options with the app's defaults filled in, read once per task while the worker runs
+   * (as Celery resolves them when the app is finalized): app.conf is a proxy that normalises every
+   * key it is asked for, which would cost more per task than the rest of the bookkeeping.
+   */
+  private optionsOf(task: Task<any, any>): ResolvedOptions {
+    let o = this.resolvedOptions.get(task);
+    if (!o) {
+      o = {
+        acksLate: this.taskOption<boolean>(task, 'acks_late', 'task_acks_late') === true,
+        ignoreResult: this.taskOption<boolean>(task, 'ignore_result', 'task_ignore_result') === true,
+        storeErrors: this.taskOption<boolean>(task, 'store_errors_even_if_ignored', 'task_store_errors_even_if_ignored') === true,
+        trackStarted: this.taskOption<boolean>(task, 'track_started', 'task_track_started') === true,
+        timeLimit: (task.options.time_limit as number | null | undefined) ?? this.app.conf.task_time_limit ?? null,
+        softTimeLimit: (task.options.soft_time_limit as number | null | undefined) ?? this.app.conf.task_soft_time_limit ?? null,
+      };
+      this.resolvedOptions.set(task, o);
+    }
+    return o;
+  }
+
+  private readonly resolvedOptions = new Map<Task<any, any>, ResolvedOptions>();
+  private decodeOptions: DecodeOptions = {};
+  private resultExtended = false;
 
   private taskOption<T>(task: Task<any, any>, name: string, setting: string): T {
     const v = task.options[name];
@@ -376,14 +413,14 @@ export class Worker extends EventEmitter {
     const { delivery: d, req, task } = held;
     if (this.revoked.has(req.id)) return this.discardRevoked(d, req, 'revoked');
     if (req.expires && req.expires.getTime() <= Date.now()) return this.discardRevoked(d, req, 'expired');
-    const acksLate = this.taskOption<boolean>(task, 'acks_late', 'task_acks_late') === true;
-    const ignoreResult = req.ignoreResult ?? this.taskOption<boolean>(task, 'ignore_result', 'task_ignore_result') === true;
-    const storeErrors = this.taskOption<boolean>(task, 'store_errors_even_if_ignored', 'task_store_errors_even_if_ignored') === true;
+    const options = this.optionsOf(task);
+    const acksLate = options.acksLate;
+    const ignoreResult = req.ignoreResult ?? options.ignoreResult;
     const extras = this.metaExtras(d);
     // Early ack (the default): acknowledged when the pool accepts the job.
     const earlyAck = acksLate ? null : this.ackEarly(d, req);
-    const f: FinishPolicy = { acksLate, ignoreResult, storeErrors, extras, earlyAck };
-    if (this.taskOption<boolean>(task, 'track_started', 'task_track_started') === true && !ignoreResult) {
+    const f: FinishPolicy = { acksLate, ignoreResult, storeErrors: options.storeErrors, extras, earlyAck };
+    if (options.trackStarted && !ignoreResult) {
       return this.storeSafely(buildMeta(req, 'STARTED', { pid: process.pid, hostname: this.hostname }, null, extras), req)
         .then(() => this.runHandler(held, f));
     }
@@ -672,8 +709,9 @@ export class Worker extends EventEmitter {
   /** The limits that apply: header [hard, soft], then a time_limit control command, then the task, then the settings. */
   private limitsFor(task: Task<any, any>, req: TaskRequest): { hard: number | null; soft: number | null } {
     const ctl = this.timeLimits.get(task.name);
-    const hard = req.timelimit[0] ?? ctl?.hard ?? (task.options.time_limit as number | null | undefined) ?? this.app.conf.task_time_limit ?? null;
-    const soft = req.timelimit[1] ?? ctl?.soft ?? (task.options.soft_time_limit as number | null | undefined) ?? this.app.conf.task_soft_time_limit ?? null;
+    const options = this.optionsOf(task);
+    const hard = req.timelimit[0] ?? ctl?.hard ?? options.timeLimit;
+    const soft = req.timelimit[1] ?? ctl?.soft ?? options.softTimeLimit;
     return { hard, soft };
   }
 
