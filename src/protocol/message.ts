@@ -200,9 +200,22 @@ const CONTENT_ALIASES: Record<string, string> = {
   msgpack: 'application/x-msgpack',
 };
 
+const DEFAULT_ACCEPT: readonly string[] = ['json'];
+let lastAccept: readonly string[] | undefined;
+let lastAcceptTypes: readonly string[] = ['application/json'];
+
+/** accept_content as content types; a worker passes the same list for every message, so it is mapped once. */
+function acceptedTypes(accept: readonly string[] = DEFAULT_ACCEPT): readonly string[] {
+  if (accept !== lastAccept) {
+    lastAcceptTypes = accept.map((a) => CONTENT_ALIASES[a] ?? a);
+    lastAccept = accept;
+  }
+  return lastAcceptTypes;
+}
+
 /** Decode and deserialize a message body (decompress, check accept_content, parse JSON). */
 export function decodeBody(message: Message, opts: DecodeOptions = {}): unknown {
-  const accept = (opts.accept ?? ['json']).map((a) => CONTENT_ALIASES[a] ?? a);
+  const accept = acceptedTypes(opts.accept);
   const ct = message.contentType || 'application/json';
   if (!accept.includes(ct)) {
     throw new ContentDisallowed(`Refusing to deserialize untrusted content of type ${ct} (accept_content is ${JSON.stringify(opts.accept ?? ['json'])})`);

@@ -12,7 +12,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Celeriac, type AsyncResult, type TaskContext } from '../../src/index.js';
 import amqplib from '../../src/brokers/amqp/amqplib.js';
 import type { Delivery } from '../../src/brokers/types.js';
-import { LPUSH_CHUNK, type RedisBroker } from '../../src/brokers/redis/broker.js';
+import { SEND_EVERY, type RedisBroker } from '../../src/brokers/redis/broker.js';
 import { AMQP_URL, eventually, redisDb, requireRabbit, requireRedis, sleep, uniqueName } from '../helpers/services.js';
 
 const N = 2_500; // more than two LPUSH chunks
@@ -194,8 +194,8 @@ for (const t of TRANSPORTS) {
       assert.equal(await (await app.broker()).queueLength(queue), N, 'the broker holds every message once applyBulk resolves');
       if (t.name === 'redis') {
         const serverDelta = (await serverLpushCalls()) - serverBefore;
-        const expected = Math.ceil(N / LPUSH_CHUNK);
-        assert.equal(lpushes, expected, `one LPUSH per chunk of ${LPUSH_CHUNK}, not one per task`);
+        const expected = Math.ceil(N / SEND_EVERY);
+        assert.equal(lpushes, expected, `one LPUSH per ${SEND_EVERY} encoded messages, not one per task`);
         assert.ok(serverDelta >= lpushes, `Redis counted ${serverDelta} LPUSH calls, fewer than the ${lpushes} we sent`);
         assert.ok(serverDelta < N / 10, `Redis counted ${serverDelta} LPUSH calls for ${N} tasks (another client pushing to this Redis at the same time would also show here)`);
         // RPOP order is input order, as with single publishes.

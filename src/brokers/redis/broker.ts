@@ -12,6 +12,8 @@ import { RedisConsumer, resolveQueues } from './consumer.js';
 import { RedisFanout } from './fanout.js';
 import type { BroadcastSubscription } from '../types.js';
 
+/** A bulk publish sends what it has encoded every this many messages. */
+export const SEND_EVERY = 250;
 /** Most values one bulk LPUSH carries; a longer run for one list is split into several commands. */
 export const LPUSH_CHUNK = 1000;
 
@@ -94,7 +96,8 @@ export class RedisBroker implements Broker {
 
   /**
    * Bulk publish: the routing of `publish` (exchange bindings, priority sub-lists), then one
-   * `LPUSH key v1 v2 …` per list and chunk of LPUSH_CHUNK values, all in one pipeline. LPUSH inserts
+   * `LPUSH key v1 v2 …` per list and chunk of LPUSH_CHUNK values, in a pipeline per SEND_EVERY
+   * encoded messages (sent while the rest are encoded); it resolves once Redis has them all. LPUSH inserts
    * its values left to right, so a consumer popping from the right sees them in input order, as with
    * one LPUSH per message. Not atomic: after an error some chunks may be queued already.
    */
@@ -109,6 +112,21 @@ export class RedisBroker implements Broker {
     const routes = new Map<string, string[]>();
     const lists = new Map<string, string[]>();
     const undeclared = new Set<string>();
+    const sent: Promise<[Error | null, unknown][] | null>[] = [];
+    let encoded = 0;
+    // Encoded messages leave in pipelines of SEND_EVERY while the rest are still being encoded, so
+    // Redis stores the first ones while this process works on the next. Successive LPUSHes to a
+    // list on one connection leave it in the order one LPUSH of the whole batch would.
+    const send = () => {
+      const pipe = client.pipeline();
+      for (const q of undeclared) if (!this.declared.has(q)) pipe.sadd(this.keys.bindingKey(q), this.keys.bindingMember(q, q));
+      for (const [key, values] of lists) {
+        for (let i = 0; i < values.length; i += LPUSH_CHUNK) pipe.lpush(key, ...values.slice(i, i + LPUSH_CHUNK));
+      }
+      lists.clear();
+      encoded = 0;
+      sent.push(pipe.exec());
+    };
     for (const { message, target } of items) {
       let queues: string[];
       if (target.exchange === '') {
@@ -128,13 +146,10 @@ export class RedisBroker implements Broker {
         if (!values) lists.set(key, (values = []));
         values.push(payload);
       }
+      if (++encoded >= SEND_EVERY) send();
     }
-    const pipe = client.pipeline();
-    for (const q of undeclared) pipe.sadd(this.keys.bindingKey(q), this.keys.bindingMember(q, q));
-    for (const [key, values] of lists) {
-      for (let i = 0; i < values.length; i += LPUSH_CHUNK) pipe.lpush(key, ...values.slice(i, i + LPUSH_CHUNK));
-    }
-    const replies = (await pipe.exec()) ?? [];
+    if (encoded > 0) send();
+    const replies = (await Promise.all(sent)).flatMap((r) => r ?? []);
     const failed = replies.find(([err]) => err);
     if (failed) throw failed[0];
     for (const q of undeclared) this.declared.add(q);
