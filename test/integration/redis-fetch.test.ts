@@ -5,6 +5,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { createBroker } from '../../src/brokers/redis/index.js';
+import { redisVersionProblem, type RedisBroker } from '../../src/brokers/redis/broker.js';
 import { KeyLayout } from '../../src/brokers/redis/keys.js';
 import { scriptsFor } from '../../src/brokers/redis/scripts.js';
 import { encodeEnvelope } from '../../src/protocol/envelope.js';
@@ -168,4 +169,19 @@ for (const prefetch of [10, 1]) test(`a message the blocking wait takes is hande
     await broker.close();
     r.disconnect();
   }
+});
+
+test('a worker on a Redis older than 6.2 does not start, and says why', async () => {
+  assert.equal(redisVersionProblem('# Server\r\nredis_version:7.0.15\r\n', 'x'), null);
+  assert.equal(redisVersionProblem('redis_version:6.2.0\r\n', 'x'), null);
+  assert.equal(redisVersionProblem('# Server\r\n', 'x'), null, 'a server that does not say is given the benefit of the doubt');
+  assert.match(redisVersionProblem('redis_version:5.0.7\r\n', 'redis://h/0') ?? '', /redis:\/\/h\/0 is version 5\.0\.7; a Celeriac worker needs Redis 6\.2 or later/);
+  // The broker asks the server before it consumes (the server here is newer, so its answer is replaced).
+  const broker = createBroker(redisDb(DB), ctx({}, {}));
+  const client = await (broker as unknown as RedisBroker).commandClient();
+  const info = client.info.bind(client) as (section?: string) => Promise<string>;
+  (client as unknown as { info: (section?: string) => Promise<string> }).info = async (section?: string) =>
+    section === 'server' ? '# Server\r\nredis_version:6.0.16\r\n' : info(section);
+  await assert.rejects(broker.consume(['celery'], () => undefined, { prefetch: 1 }), /version 6\.0\.16; a Celeriac worker needs Redis 6\.2 or later/);
+  await broker.close();
 });

@@ -158,6 +158,7 @@ export class RedisBroker implements Broker {
   async consume(queues: string[], handler: DeliveryHandler, opts: ConsumeOptions): Promise<Consumer> {
     if (queues.length === 0) throw new Error('consume() needs at least one queue');
     const { client, scripts } = await this.ready();
+    await this.requireServerVersion(client);
     await this.warnIfKeysCanBeEvicted(client);
     for (const q of queues) await this.declareQueue(client, q);
     const consumer = new RedisConsumer(
@@ -197,6 +198,23 @@ export class RedisBroker implements Broker {
    * Redis may delete queue lists, bindings and unacked entries when maxmemory is reached under any
    * policy but noeviction: say so once, when a worker starts consuming (CONFIG may be disabled).
    */
+  private versionChecked = false;
+
+  /** A worker needs Redis 6.2 (BLMOVE, SET … GET): an older server fails the start with that said. */
+  private async requireServerVersion(client: Redis): Promise<void> {
+    if (this.versionChecked) return;
+    let info: string;
+    try {
+      info = await client.info('server');
+    } catch (err) {
+      this.ctx.logger.debug(`Could not read the server version of ${this.displayUrl}: ${(err as Error).message}`);
+      return;
+    }
+    const problem = redisVersionProblem(info, this.displayUrl);
+    if (problem) throw new Error(problem);
+    this.versionChecked = true;
+  }
+
   private async warnIfKeysCanBeEvicted(client: Redis): Promise<void> {
     if (this.evictionChecked) return;
     this.evictionChecked = true;
@@ -254,4 +272,18 @@ export class RedisBroker implements Broker {
     this.client = undefined;
     this.connecting = undefined;
   }
+}
+
+/**
+ * Why a server whose `INFO server` reads `info` cannot host a Celeriac worker, or null when it can (or
+ * does not say its version: Redis-compatible servers are given the benefit of the doubt).
+ */
+export function redisVersionProblem(info: string, where: string): string | null {
+  const m = /^redis_version:(\d+)\.(\d+)/m.exec(info);
+  if (!m) return null;
+  const major = Number(m[1]);
+  const minor = Number(m[2]);
+  if (major > 6 || (major === 6 && minor >= 2)) return null;
+  const version = /^redis_version:(\S+)/m.exec(info)![1];
+  return `The Redis server at ${where} is version ${version}; a Celeriac worker needs Redis 6.2 or later (it waits with BLMOVE and stores results with SET … GET). Upgrade the server, or point broker_url at one that is 6.2 or later.`;
 }
