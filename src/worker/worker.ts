@@ -69,7 +69,7 @@ interface Held {
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
-/** How a task's outcome is stored and its message settled (read once per task). */
+/** A task's options with the app's defaults filled in (see Worker.optionsOf). */
 interface ResolvedOptions {
   acksLate: boolean;
   ignoreResult: boolean;
@@ -79,6 +79,7 @@ interface ResolvedOptions {
   softTimeLimit: number | null;
 }
 
+/** How a task's outcome is stored and its message settled (read once per task). */
 interface FinishPolicy {
   acksLate: boolean;
   ignoreResult: boolean;
@@ -107,6 +108,7 @@ interface StoredSuccess {
   ack: Promise<void>;
   succeeded: (() => void) | null;
 }
+
 export class Worker extends EventEmitter {
   readonly hostname: string;
   readonly queues: string[];
@@ -386,6 +388,10 @@ export class Worker extends EventEmitter {
     return (v === undefined ? this.app.conf[setting] : v) as T;
   }
 
+  private storeFailed(status: string, req: TaskRequest, err: unknown): void {
+    this.logger.error(`Could not store the ${status} state of task ${req.task}[${req.id}]: ${(err as Error)?.message ?? err}`);
+  }
+
   /** @internal Store a state; false (and logged) when the backend failed. */
   storeSafely(meta: ResultMeta, req: TaskRequest): Promise<boolean> {
     if (!this.backend) return Promise.resolve(true);
@@ -398,7 +404,7 @@ export class Worker extends EventEmitter {
     return stored.then(
       () => true,
       (err: unknown) => {
-        this.logger.error(`Could not store the ${meta.status} state of task ${req.task}[${req.id}]: ${(err as Error).message}`);
+        this.storeFailed(meta.status, req, err);
         return false;
       },
     );
@@ -506,8 +512,7 @@ export class Worker extends EventEmitter {
     try {
       stored = this.backend!.store(meta, { replyTo: req.replyTo, correlationId: req.correlationId });
     } catch (err) {
-      // e.g. a result that cannot be encoded
-      this.logger.error(`Could not store the SUCCESS state of task ${req.task}[${req.id}]: ${(err as Error).message}`);
+      this.storeFailed('SUCCESS', req, err); // e.g. a result that cannot be encoded
       this.afterAck(ack, succeeded);
       return Promise.resolve();
     }
@@ -520,7 +525,7 @@ export class Worker extends EventEmitter {
         if (this.storeOf === stored) this.storeOf = undefined;
         this.storing -= list.length;
         for (const s of list) {
-          if (failed) this.logger.error(`Could not store the SUCCESS state of task ${s.req.task}[${s.req.id}]: ${(err as Error)?.message ?? err}`);
+          if (failed) this.storeFailed('SUCCESS', s.req, err);
           this.afterAck(s.ack, s.succeeded);
         }
       };
