@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import BetterSqlite3 from 'better-sqlite3';
 import { Celeriac, type AsyncResult, type TaskContext } from '../../src/index.js';
@@ -309,6 +310,35 @@ for (const t of TRANSPORTS) {
     }
   });
 }
+
+test('redis: applyAsync calls made together leave in one socket write; a lone call is written before the event loop turns', async () => {
+  const queue = uniqueName('together');
+  const app = makeApp(TRANSPORTS[0]!, queue);
+  const task = app.task('together.t', () => null);
+  try {
+    await task.applyAsync([0]); // connects and declares the queue
+    const client = await ((await app.broker()) as RedisBroker).commandClient();
+    const socket = (client as unknown as { stream: Writable }).stream;
+    // Commands per socket write: corked writes leave through _writev, lone ones through _write.
+    const writes: number[] = [];
+    const write = socket._write.bind(socket);
+    const writev = socket._writev!.bind(socket);
+    socket._write = (chunk, encoding, cb) => { writes.push(1); write(chunk, encoding, cb); };
+    socket._writev = (chunks, cb) => { writes.push(chunks.length); writev(chunks, cb); };
+    await Promise.all(Array.from({ length: 50 }, (_, i) => task.applyAsync([i + 1])));
+    assert.deepEqual(writes, [50], 'fifty publishes made together, one write');
+    writes.length = 0;
+    const sent = task.applyAsync([51]);
+    const beforeTurn = await new Promise<number>((resolve) => setImmediate(() => resolve(writes.length)));
+    await sent;
+    assert.equal(beforeTurn, 1, 'a lone publish is on the socket before setImmediate callbacks run');
+    const ids = (await redis.lrange(queue, 0, -1)).reverse().map((text) => (JSON.parse(text) as { headers: { argsrepr: string } }).headers.argsrepr);
+    assert.deepEqual(ids, Array.from({ length: 52 }, (_, i) => `(${i},)`), 'every message once, in call order');
+  } finally {
+    await app.close();
+    await redis.del(queue);
+  }
+});
 
 test('applyBulk with no calls sends nothing; bad calls are rejected before anything is sent', async () => {
   const queue = uniqueName('bulk-args');

@@ -171,6 +171,38 @@ for (const prefetch of [10, 1]) test(`a message the blocking wait takes is hande
   }
 });
 
+test('restoreUnacked puts held messages back at the head of their queue, intact and marked redelivered', async () => {
+  const r = await fresh();
+  const keys = new KeyLayout({});
+  const broker = createBroker(redisDb(DB), ctx({}, {}, captureLogger()));
+  await push(r, ['h1', 'h2', 'h3']);
+  const sent = new Map((await r.lrange('celery', 0, -1)).map((text) => [String((JSON.parse(text) as { headers: { id: string } }).headers.id), JSON.parse(text) as Record<string, unknown>]));
+  const got: Delivery[] = [];
+  const consumer = await broker.consume(['celery'], (d) => got.push(d), { prefetch: 10 });
+  try {
+    await eventually(() => got.length === 3, 'the three messages');
+    await consumer.stop();
+    await push(r, ['later']); // queued behind the restored ones once they are back at the head
+    assert.equal(await consumer.restoreUnacked(), 3);
+    assert.equal(await r.hlen(keys.unacked), 0, 'no longer held');
+    const queued = (await r.lrange('celery', 0, -1)).map((text) => JSON.parse(text) as { headers: Record<string, unknown>; properties: Record<string, unknown> });
+    // RPOP takes from the right: the restored messages come first, oldest first, then the later one.
+    assert.deepEqual(queued.map((m) => m.headers.id).reverse(), ['h1', 'h2', 'h3', 'later']);
+    for (const m of queued.filter((q) => q.headers.id !== 'later')) {
+      const original = sent.get(String(m.headers.id)) as { headers: Record<string, unknown>; properties: Record<string, unknown> };
+      assert.deepEqual(m, {
+        ...original,
+        headers: { ...original.headers, redelivered: true },
+        properties: { ...original.properties, delivery_info: { ...(original.properties.delivery_info as object), redelivered: true } },
+      });
+    }
+  } finally {
+    await consumer.stop();
+    await broker.close();
+    r.disconnect();
+  }
+});
+
 test('a worker on a Redis older than 6.2 does not start, and says why', async () => {
   assert.equal(redisVersionProblem('# Server\r\nredis_version:7.0.15\r\n', 'x'), null);
   assert.equal(redisVersionProblem('redis_version:6.2.0\r\n', 'x'), null);

@@ -5,7 +5,7 @@ import type { Message } from '../../protocol/message.js';
 import { encodeEnvelope } from '../../protocol/envelope.js';
 import type { TransportOptions } from '../../app/settings.js';
 import { parseRedisUrl, type RedisTarget } from './url.js';
-import { connectClient, closeClient, ConnectionBudget } from './connection.js';
+import { connectClient, closeClient, ConnectionBudget, writeTogether } from './connection.js';
 import { KeyLayout } from './keys.js';
 import { scriptsFor, type ScriptClient } from './scripts.js';
 import { RedisConsumer, resolveQueues } from './consumer.js';
@@ -89,6 +89,7 @@ export class RedisBroker implements Broker {
     await Promise.all(
       queues.map(async (q) => {
         if (!this.declared.has(q)) await this.declareQueue(client, q);
+        writeTogether(client);
         await client.lpush(this.keys.queueKey(q, step), payload);
       }),
     );

@@ -1,8 +1,8 @@
 // Creating ioredis clients with the settings a queue needs, and a clear error when Redis is unreachable.
+import type { Writable } from 'node:stream';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { TransportOptions } from '../../app/settings.js';
 import type { RedisTarget } from './url.js';
-import { SCRIPT_COMMANDS } from './scripts.js';
 
 export class BrokerConnectionError extends Error {
   override name = 'OperationalError';
@@ -26,6 +26,18 @@ function retryStrategy(times: number): number {
 }
 
 /**
+ * Hold this client's socket writes until the current tick's callbacks and promise jobs have run,
+ * then send them as one write: a burst of publishes leaves together, a lone one leaves at once
+ * (within the same turn of the event loop).
+ */
+export function writeTogether(client: Redis): void {
+  const stream = (client as unknown as { stream?: Writable }).stream;
+  if (!stream || client.status !== 'ready' || stream.writableCorked > 0) return;
+  stream.cork();
+  process.nextTick(() => stream.uncork());
+}
+
+/**
  * After a Sentinel failover the old master turns replica (READONLY) or, with min-replicas-to-write,
  * refuses writes once its replica left (NOREPLICAS): reconnect through the sentinels and resend.
  */
@@ -44,8 +56,10 @@ export function clientOptions(target: RedisTarget, transport: TransportOptions, 
     ...target.options,
     protocol: 2,
     lazyConnect: true,
-    enableAutoPipelining: !role.blocking,
-    autoPipeliningIgnoredCommands: [...SCRIPT_COMMANDS],
+    // Commands are written as they are issued; publishes group themselves with writeTogether().
+    // ioredis' auto-pipelining waits for setImmediate and builds a pipeline per batch: it cost an
+    // awaited publish about a third of its speed.
+    enableAutoPipelining: false,
     maxRetriesPerRequest: role.blocking ? null : 20,
     enableOfflineQueue: !role.failFast,
     retryStrategy,

@@ -33,7 +33,6 @@ class RedisDelivery implements Delivery {
     readonly envelope: Envelope,
     readonly queue: string,
     readonly sourceKey: string,
-    readonly payload: string,
   ) {}
   get message(): Message { return this.envelope.message; }
   get exchange(): string { return this.envelope.deliveryInfo.exchange; }
@@ -281,7 +280,7 @@ export class RedisConsumer implements Consumer {
     }
     const tag = (envelope.raw.properties as Record<string, unknown> | undefined)?.delivery_tag;
     if (typeof tag !== 'string' || tag.includes('"') || tag.includes('\\') || this.outstanding.has(tag)) return;
-    const delivery = new RedisDelivery(this, envelope, this.deps.keys.queueOfKey(key), key, payload);
+    const delivery = new RedisDelivery(this, envelope, this.deps.keys.queueOfKey(key), key);
     delivery.registered = new Promise<void>((resolve) => this.unregistered.set(tag, resolve));
     this.outstanding.set(tag, delivery);
     queueMicrotask(() => this.handOut([delivery]));
@@ -339,7 +338,7 @@ export class RedisConsumer implements Consumer {
           void this.deps.client.lpush(key + keys.deadLetterSuffix(), payload).then(() => this.deps.scripts.run('ack', [keys.unacked, keys.unackedIndex], [tag]));
           continue;
         }
-        const delivery = new RedisDelivery(this, envelope, queue, key, payload);
+        const delivery = new RedisDelivery(this, envelope, queue, key);
         this.outstanding.set(tag, delivery);
         ready.push(delivery);
       }
@@ -483,7 +482,6 @@ export class RedisConsumer implements Consumer {
 
   /** Put one unacked entry ([payload, exchange, routing_key]) back on its queue. */
   private async restoreOne(tag: string, value: string, end: 'head' | 'tail', maxScore: string): Promise<boolean> {
-    const { keys, client } = this.deps;
     let entry: unknown;
     try {
       entry = JSON.parse(value);
@@ -491,9 +489,12 @@ export class RedisConsumer implements Consumer {
       return false;
     }
     if (!Array.isArray(entry) || typeof entry[0] !== 'object' || entry[0] === null) return false;
-    const raw = entry[0] as Record<string, unknown>;
-    const exchange = String(entry[1] ?? '');
-    const routingKey = String(entry[2] ?? '');
+    return this.restoreEnvelope(tag, entry[0] as Record<string, unknown>, String(entry[1] ?? ''), String(entry[2] ?? ''), end, maxScore);
+  }
+
+  /** Put a held message back on the queues its exchange and routing key lead to, marked redelivered. */
+  private async restoreEnvelope(tag: string, raw: Record<string, unknown>, exchange: string, routingKey: string, end: 'head' | 'tail', maxScore: string): Promise<boolean> {
+    const { keys, client } = this.deps;
     const queues = await resolveQueues(client, keys, exchange, routingKey);
     const props = (raw.properties ?? {}) as Record<string, unknown>;
     const payload = markRedelivered(raw);
@@ -563,7 +564,7 @@ export class RedisConsumer implements Consumer {
       d.settled = true;
       this.outstanding.delete(d.deliveryTag);
       try {
-        if (await this.restoreOne(d.deliveryTag, `[${d.payload}, ${JSON.stringify(d.exchange)}, ${JSON.stringify(d.routingKey)}]`, 'head', '+inf')) n++;
+        if (await this.restoreEnvelope(d.deliveryTag, d.envelope.raw, d.exchange, d.routingKey, 'head', '+inf')) n++;
       } catch (err) {
         // Left in unacked: it comes back after the visibility timeout, or when the binding exists again.
         this.deps.logger.error(`Could not restore message ${d.deliveryTag} at shutdown: ${(err as Error).message}`);

@@ -32,12 +32,6 @@ const COMMANDS: Record<ScriptName, string> = {
 /** The result backend's store script (defined in backends/redis.ts). */
 export const STORE_RESULTS_COMMAND = 'celeriacStoreResults';
 
-/**
- * Our script commands. Each call already carries a batch (acks, results, a fetch), so ioredis's
- * auto-pipelining, which would hold it until the next turn of the event loop, is turned off for them.
- */
-export const SCRIPT_COMMANDS: readonly string[] = [...Object.values(COMMANDS), STORE_RESULTS_COMMAND];
-
 /** Define our scripts on a client as custom commands (ioredis handles EVALSHA/NOSCRIPT). */
 export function scriptsFor(client: Redis): ScriptClient {
   const c = client as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
