@@ -15,6 +15,7 @@ import {
   SoftTimeLimitExceeded, TaskError, TaskRevokedError, TimeLimitExceeded, WorkerLostError,
 } from '../app/exceptions.js';
 import { AsyncPool } from './pool.js';
+import { Completions } from './completion.js';
 import { buildMeta, type MetaExtras } from './meta.js';
 import { InlineExecutor, POOL_KINDS, type Executor, type PoolKind } from './executor.js';
 import { ChildExecutor, PoolClosed } from './child-executor.js';
@@ -103,12 +104,6 @@ export const REDELIVERIES_HEADER = 'celeriac_redeliveries';
 /** Results being stored / messages being settled after their handler returned, at least this many at once. */
 const FINISHING_MIN = 64;
 
-interface StoredSuccess {
-  req: TaskRequest;
-  ack: Promise<void>;
-  succeeded: (() => void) | null;
-}
-
 export class Worker extends EventEmitter {
   readonly hostname: string;
   readonly queues: string[];
@@ -136,10 +131,7 @@ export class Worker extends EventEmitter {
   private readonly etaTimers = new Map<string, { timer: NodeJS.Timeout; held: Held; release: () => void }>();
   private prefetch: number;
   private heldForEta = 0;
-  /** Early acks still in flight for tasks that already finished (awaited at shutdown). */
-  private readonly pendingAcks = new Set<Promise<void>>();
-  /** Tasks whose handler returned and whose result/ack is still being written. */
-  private readonly finishing = new Set<Promise<void>>();
+  private readonly completions: Completions;
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private closing: Promise<void> | undefined;
 
@@ -155,6 +147,7 @@ export class Worker extends EventEmitter {
     this.prefetchMultiplier = opts.prefetchMultiplier ?? conf.worker_prefetch_multiplier ?? 4;
     this.prefetch = this.prefetchMultiplier > 0 ? this.concurrency * this.prefetchMultiplier : 0;
     this.logger = opts.logger ?? (opts.loglevel ? createLogger(parseLogLevel(String(opts.loglevel))) : app.logger);
+    this.completions = new Completions(this.logger);
     this.globalRateLimiter = new GlobalRateLimiter(this.logger);
     const kind = String(opts.pool ?? conf.worker_pool ?? 'async');
     if (!POOL_KINDS.includes(kind as PoolKind)) throw new Error(`Unknown pool '${kind}': use one of ${POOL_KINDS.join(', ')} (-P/--pool, worker_pool)`);
@@ -388,10 +381,6 @@ export class Worker extends EventEmitter {
     return (v === undefined ? this.app.conf[setting] : v) as T;
   }
 
-  private storeFailed(status: string, req: TaskRequest, err: unknown): void {
-    this.logger.error(`Could not store the ${status} state of task ${req.task}[${req.id}]: ${(err as Error)?.message ?? err}`);
-  }
-
   /** @internal Store a state; false (and logged) when the backend failed. */
   storeSafely(meta: ResultMeta, req: TaskRequest): Promise<boolean> {
     if (!this.backend) return Promise.resolve(true);
@@ -404,7 +393,7 @@ export class Worker extends EventEmitter {
     return stored.then(
       () => true,
       (err: unknown) => {
-        this.storeFailed(meta.status, req, err);
+        this.completions.storeFailed(meta.status, req, err);
         return false;
       },
     );
@@ -424,7 +413,7 @@ export class Worker extends EventEmitter {
     const ignoreResult = req.ignoreResult ?? options.ignoreResult;
     const extras = this.metaExtras(d);
     // Early ack (the default): acknowledged when the pool accepts the job.
-    const earlyAck = acksLate ? null : this.ackEarly(d, req);
+    const earlyAck = acksLate ? null : this.completions.ackEarly(d, req);
     const f: FinishPolicy = { acksLate, ignoreResult, storeErrors: options.storeErrors, extras, earlyAck };
     if (options.trackStarted && !ignoreResult) {
       return this.storeSafely(buildMeta(req, 'STARTED', { pid: process.pid, hostname: this.hostname }, null, extras), req)
@@ -475,102 +464,19 @@ export class Worker extends EventEmitter {
       const ack = f.earlyAck;
       const succeeded = this.succeeded(req, outcome.value, runtime);
       if (f.ignoreResult || !this.backend) {
-        this.afterAck(ack, succeeded);
+        this.completions.afterAck(ack, succeeded);
         return;
       }
-      const stored = this.storeSuccess(req, buildMeta(req, 'SUCCESS', outcome.value, null, f.extras), ack, succeeded);
-      return this.finishing.size + this.storing > limit ? stored : undefined;
+      const stored = this.completions.storeSuccess(this.backend, req, buildMeta(req, 'SUCCESS', outcome.value, null, f.extras), ack, succeeded);
+      return this.completions.inFlight > limit ? stored : undefined;
     }
     const finishing = this.finish(held, outcome, runtime, f);
     // The pool slot is free once the handler has returned: storing the result and settling the
     // message go on beside the next tasks, up to two prefetch windows of them (at least 4 ×
     // concurrency and FINISHING_MIN): a fetched batch runs in one go, and its results are stored
     // together while the next batches run; beyond that the slot waits.
-    if (this.finishing.size + this.storing >= limit) return finishing;
-    this.track(finishing);
-  }
-
-  private track(finishing: Promise<void>): void {
-    this.finishing.add(finishing);
-    const done = () => void this.finishing.delete(finishing);
-    finishing.then(done, done);
-  }
-
-  /** Successes (early ack) whose results wait in the backend's current store batch. */
-  private storing = 0;
-  private storeOf: Promise<void> | undefined;
-  private storeList: StoredSuccess[] = [];
-  private storeDone: Promise<void> = Promise.resolve();
-
-  /**
-   * Store a success's result, then run its events after its ack. Results stored in one turn share
-   * the backend's batch promise, and the tasks of a batch share one callback on it (a promise chain
-   * per task costs about as much as the task). Resolves when the batch is done; never rejects.
-   */
-  private storeSuccess(req: TaskRequest, meta: ResultMeta, ack: Promise<void>, succeeded: (() => void) | null): Promise<void> {
-    let stored: Promise<void>;
-    try {
-      stored = this.backend!.store(meta, { replyTo: req.replyTo, correlationId: req.correlationId });
-    } catch (err) {
-      this.storeFailed('SUCCESS', req, err); // e.g. a result that cannot be encoded
-      this.afterAck(ack, succeeded);
-      return Promise.resolve();
-    }
-    if (stored !== this.storeOf) {
-      const list: StoredSuccess[] = [];
-      this.storeOf = stored;
-      this.storeList = list;
-      const run = (failed: boolean, err?: unknown) => {
-        // Tasks stored from now on start a fresh list (this one has run).
-        if (this.storeOf === stored) this.storeOf = undefined;
-        this.storing -= list.length;
-        for (const s of list) {
-          if (failed) this.storeFailed('SUCCESS', s.req, err);
-          this.afterAck(s.ack, s.succeeded);
-        }
-      };
-      this.storeDone = stored.then(() => run(false), (err: unknown) => run(true, err));
-      this.track(this.storeDone);
-    }
-    this.storeList.push({ req, ack, succeeded });
-    this.storing++;
-    return this.storeDone;
-  }
-
-  /**
-   * Send the early ack. Acks of one event-loop turn share one promise on Redis: its failure is logged
-   * once for all of them, and the promise returned here never rejects.
-   */
-  private ackEarly(d: Delivery, req: TaskRequest): Promise<void> {
-    const ack = d.ack();
-    if (ack === this.lastAck) return this.lastAckSafe!;
-    this.lastAck = ack;
-    return (this.lastAckSafe = ack.catch((err) => this.logger.error(`Could not acknowledge ${req.task}[${req.id}] (and the messages acknowledged with it): ${(err as Error).message}`)));
-  }
-
-  private lastAck: Promise<void> | undefined;
-  private lastAckSafe: Promise<void> | undefined;
-  private afterAckOf: Promise<void> | undefined;
-  private afterAckList: (() => void)[] = [];
-
-  /**
-   * Run `fn` once the early ack `ack` is confirmed (or failed). Tasks sharing an ack share one
-   * callback on it; a warm shutdown waits for these before it closes the connection.
-   */
-  private afterAck(ack: Promise<void>, fn: (() => void) | null): void {
-    if (ack !== this.afterAckOf) {
-      const list: (() => void)[] = [];
-      this.afterAckOf = ack;
-      this.afterAckList = list;
-      const done = ack.then(() => {
-        // Tasks that finish from now on register a fresh callback (this list has run).
-        if (this.afterAckOf === ack) this.afterAckOf = undefined;
-        for (const g of list) g();
-      });
-      this.pendingAcks.add(done);
-      void done.finally(() => this.pendingAcks.delete(done));
-    }
-    if (fn) this.afterAckList.push(fn);
+    if (this.completions.inFlight >= limit) return finishing;
+    this.completions.track(finishing);
   }
 
   /** What a success reports (log line, taskSuccess, taskPostrun), or null when nobody would see it. */
@@ -930,8 +836,7 @@ export class Worker extends EventEmitter {
       for (const r of [...this.running.values()]) this.executor.kill(r.key, new PoolClosed('cold shutdown'));
     }
     await this.executor.close().catch(() => undefined);
-    await Promise.allSettled([...this.finishing]);
-    await Promise.allSettled([...this.pendingAcks]);
+    await this.completions.settled();
     const n = await this.consumer?.restoreUnacked().catch((err) => {
       this.logger.error(`Could not restore unacknowledged messages: ${(err as Error).message}`);
       return 0;
