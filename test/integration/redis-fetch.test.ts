@@ -181,12 +181,13 @@ test('restoreUnacked puts held messages back at the head of their queue, intact 
   const consumer = await broker.consume(['celery'], (d) => got.push(d), { prefetch: 10 });
   try {
     await eventually(() => got.length === 3, 'the three messages');
+    await eventually(async () => (await r.hlen(keys.unacked)) === 3, 'all three registered in unacked');
     await consumer.stop();
     await push(r, ['later']); // queued behind the restored ones once they are back at the head
     assert.equal(await consumer.restoreUnacked(), 3);
     assert.equal(await r.hlen(keys.unacked), 0, 'no longer held');
     const queued = (await r.lrange('celery', 0, -1)).map((text) => JSON.parse(text) as { headers: Record<string, unknown>; properties: Record<string, unknown> });
-    // RPOP takes from the right: the restored messages come first, oldest first, then the later one.
+    // RPOP takes from the right: the restored messages come first, in their delivery order, then the later one.
     assert.deepEqual(queued.map((m) => m.headers.id).reverse(), ['h1', 'h2', 'h3', 'later']);
     for (const m of queued.filter((q) => q.headers.id !== 'later')) {
       const original = sent.get(String(m.headers.id)) as { headers: Record<string, unknown>; properties: Record<string, unknown> };

@@ -557,7 +557,9 @@ export class RedisConsumer implements Consumer {
   }
 
   async restoreUnacked(): Promise<number> {
-    const held = [...this.outstanding.values()];
+    // Newest first, each pushed to the consuming end: the oldest ends up next in line, and the
+    // restored messages are taken again in the order they were delivered (as kombu restores them).
+    const held = [...this.outstanding.values()].reverse();
     let n = 0;
     for (const d of held) {
       if (d.settled) continue; // acked or being restored already
