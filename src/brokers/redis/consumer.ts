@@ -163,6 +163,10 @@ export class RedisConsumer implements Consumer {
         const count = replyCount(reply);
         this.lastFull = count > 0 && count >= fetch.credit;
         const ready = count > 0 ? this.accept(reply) : [];
+        // Empty the reply: ioredis's command promise still holds this array, and such promises keep
+        // their values alive through the next young-generation collection (see docs/benchmarks.md).
+        // Emptied, its payload strings go at once: a third fewer bytes promoted during a drain.
+        reply.length = 0;
         // An early message from this source that the fetch did not return left the inflight list
         // some other way (recovered to its queue): its ack goes ahead and finds nothing to remove.
         if (this.unregistered.size > 0) {
