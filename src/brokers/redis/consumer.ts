@@ -214,8 +214,8 @@ export class RedisConsumer implements Consumer {
       if (credit <= 0 && (this.unregistered.size === 0 || this.fetches.length > 0)) return;
       const source = this.dirtySources.values().next().value ?? keys.queueKey(this.queues[0]!);
       const id = ++this.fetchSeq;
-      // The fetch goes out on the blocking connection, which has no auto-pipelining: the command is
-      // written now. The fetch id makes a resent fetch (ioredis resends a command whose reply a
+      // The fetch goes out on the blocking connection and is written now (no connection uses
+      // auto-pipelining). The fetch id makes a resent fetch (ioredis resends a command whose reply a
       // dropped connection lost) return the batch Redis already handed out, not a second one.
       const reply = this.fetchScripts().run(
         'fetch',
