@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { dumps, loads } from '../protocol/json.js';
 import { decodeBody } from '../protocol/message.js';
 import type { Message } from '../protocol/message.js';
+import { matchHostname } from './matcher.js';
 
 export const PIDBOX_EXCHANGE = 'celery.pidbox';
 export const REPLY_EXCHANGE = 'reply.celery.pidbox';
@@ -59,7 +60,8 @@ export function decodeControlRequest(message: Message): ControlRequest | null {
   return {
     method: b.method!,
     arguments: (b.arguments && typeof b.arguments === 'object' ? b.arguments : {}) as Record<string, unknown>,
-    destination: Array.isArray(b.destination) ? b.destination.map(String) : null,
+    // kombu tests `hostname in destination`: a lone string names one node, never everyone.
+    destination: Array.isArray(b.destination) ? b.destination.map(String) : typeof b.destination === 'string' && b.destination ? [b.destination] : null,
     pattern: typeof b.pattern === 'string' ? b.pattern : null,
     matcher: typeof b.matcher === 'string' ? b.matcher : null,
     ticket: b.ticket,
@@ -67,14 +69,13 @@ export function decodeControlRequest(message: Message): ControlRequest | null {
   };
 }
 
-/** kombu's Node.handle_message filter: destination list, else pattern (glob or pcre), else everyone. */
+/**
+ * kombu's Node.handle_message filter: destination list, else pattern with matcher (glob or pcre, see
+ * matcher.ts), else everyone. Throws PatternRefused for a pattern this worker will not run.
+ */
 export function isForNode(req: ControlRequest, hostname: string): boolean {
   if (req.destination) return req.destination.includes(hostname);
-  if (req.pattern && req.matcher) {
-    if (req.matcher === 'pcre') return new RegExp(req.pattern).test(hostname);
-    const re = new RegExp('^' + req.pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*').replace(/\\\?/g, '.') + '$');
-    return re.test(hostname);
-  }
+  if (req.pattern && req.matcher) return matchHostname(hostname, req.pattern, req.matcher);
   return true;
 }
 

@@ -32,7 +32,9 @@ export class WorkerControl {
       this.logger.info(`Remote control (revoke, ping) is not available on the ${this.broker.transport} transport.`);
       return false;
     }
-    this.sub = await this.broker.subscribeBroadcast(PIDBOX_EXCHANGE, `${this.target.hostname}.celery.pidbox`, (m) => void this.onMessage(m));
+    this.sub = await this.broker.subscribeBroadcast(PIDBOX_EXCHANGE, `${this.target.hostname}.celery.pidbox`, (m) => {
+      this.onMessage(m).catch((err: unknown) => this.logger.error(`Remote control: ${(err as Error)?.message ?? err}`));
+    });
     return true;
   }
 
@@ -41,14 +43,26 @@ export class WorkerControl {
     this.sub = undefined;
   }
 
+  /**
+   * Every remote-control message enters here, and nothing it carries may crash the worker: a request
+   * that fails to parse or to filter is logged once and dropped (as Celery's Pidbox.on_message does),
+   * a command that throws is answered with {error}.
+   */
   private async onMessage(message: Message): Promise<void> {
-    const req = decodeControlRequest(message);
-    if (!req || !isForNode(req, this.target.hostname) || isExpired(message)) return;
+    let req: ControlRequest | null = null;
+    try {
+      req = decodeControlRequest(message);
+      if (!req || isExpired(message) || !isForNode(req, this.target.hostname)) return;
+    } catch (err) {
+      const what = req ? `${req.method} with pattern '${req.pattern}' (matcher ${req.matcher})` : 'a control message';
+      this.logger.error(`Remote control: ${what} refused: ${(err as Error).message}`);
+      return;
+    }
     let reply: unknown;
     try {
       reply = await this.dispatch(req);
     } catch (err) {
-      reply = { error: `${(err as Error).name}(${JSON.stringify((err as Error).message)})` };
+      reply = { error: `${(err as Error)?.name ?? 'Error'}(${JSON.stringify((err as Error)?.message ?? String(err))})` };
     }
     if (req.method === 'shutdown' || !req.reply_to || !req.ticket) return;
     await this.reply(req, reply).catch((err) => this.logger.warning(`Could not reply to ${req.method}: ${(err as Error).message}`));
