@@ -40,8 +40,14 @@ export interface ConsumeOptions {
 }
 
 export interface Consumer {
-  /** Change the prefetch limit (Celery raises it by one for every ETA message held). */
+  /** Change the prefetch window: most deliveries held at once for running (0 = no limit). */
   setPrefetch(n: number): void;
+  /**
+   * How many ETA messages the worker holds until they are due. Each raises the limit by one (Celery's
+   * qos.increment_eventually), while fetch sizes follow the window alone: a worker holding many ETA
+   * messages keeps taking the rest of its queue.
+   */
+  setEtaHeld(n: number): void;
   /** Stop fetching. Deliveries already handed out stay valid until acked or rejected. */
   stop(): Promise<void>;
   /** Put back every delivery that was handed out and not yet acked or rejected (warm shutdown). */

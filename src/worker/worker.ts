@@ -291,13 +291,11 @@ export class Worker extends EventEmitter {
 
   /** Keep an ETA message unacked until it is due; it does not count against prefetch (as Celery). */
   private holdUntilEta(held: Held, delay: number): void {
-    this.heldForEta++;
-    this.consumer?.setPrefetch(this.prefetch === 0 ? 0 : this.prefetch + this.heldForEta);
+    this.consumer?.setEtaHeld(++this.heldForEta);
     const key = held.req.id + held.delivery.deliveryTag;
     const release = () => {
       this.etaTimers.delete(key);
-      this.heldForEta--;
-      this.consumer?.setPrefetch(this.prefetch === 0 ? 0 : this.prefetch + this.heldForEta);
+      this.consumer?.setEtaHeld(--this.heldForEta);
     };
     const fire = () => {
       release();

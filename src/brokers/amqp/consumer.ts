@@ -13,6 +13,9 @@ import { toMessage } from './message.js';
 import { BrokerConnectionError, explainChannelError } from './errors.js';
 import type { AmqpEndpoint } from './url.js';
 
+/** basic.qos prefetch_count is a 16-bit field. */
+const PREFETCH_COUNT_MAX = 0xffff;
+
 class AmqpDelivery implements Delivery {
   readonly message: Message;
   readonly exchange: string;
@@ -60,6 +63,11 @@ export class AmqpConsumer implements Consumer {
   private closed = false;
   private recovering: Promise<void> | null = null;
   private started = false;
+  private etaHeld = 0;
+  /** The prefetch_count last sent with basic.qos (-1 before any). */
+  private qosSent = -1;
+  private qosDisabledLogged = false;
+  private qosScheduled = false;
 
   constructor(
     endpoint: AmqpEndpoint,
@@ -96,7 +104,8 @@ export class AmqpConsumer implements Consumer {
     this.consumerTags = [];
     let step = 'basic.qos';
     try {
-      await ch.prefetch(this.prefetch, this.globalQos);
+      this.qosSent = this.qosCount();
+      await ch.prefetch(this.qosSent, this.globalQos);
       for (const q of this.queues) {
         step = `declaring queue "${q}"`;
         await declareTaskQueue(ch, taskQueueSpec(q, this.settings));
@@ -224,6 +233,34 @@ export class AmqpConsumer implements Consumer {
 
   setPrefetch(n: number): void {
     this.prefetch = n;
+    this.applyQos();
+  }
+
+  setEtaHeld(n: number): void {
+    this.etaHeld = n;
+    // One basic.qos per turn of the event loop, however many ETA messages arrived in it (Celery's qos.update).
+    if (this.qosScheduled) return;
+    this.qosScheduled = true;
+    setImmediate(() => {
+      this.qosScheduled = false;
+      this.applyQos();
+    });
+  }
+
+  /** basic.qos of the window plus the held ETA messages (kombu's QoS.set: above 65535, no limit). */
+  private qosCount(): number {
+    if (this.prefetch === 0) return 0;
+    const n = this.prefetch + this.etaHeld;
+    if (n <= PREFETCH_COUNT_MAX) return n;
+    if (!this.qosDisabledLogged) this.logger.warning(`QoS: Disabled: prefetch_count exceeds ${PREFETCH_COUNT_MAX} (${this.etaHeld} ETA messages held)`);
+    this.qosDisabledLogged = true;
+    return 0;
+  }
+
+  private applyQos(): void {
+    const n = this.qosCount();
+    if (n === this.qosSent) return;
+    this.qosSent = n;
     this.channel?.prefetch(n, this.globalQos).catch((err: Error) => this.logger.warning(`basic.qos(${n}) failed: ${err.message}`));
   }
 

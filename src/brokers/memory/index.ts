@@ -118,6 +118,7 @@ class MemoryConsumer implements Consumer {
   private readonly held = new Set<MemoryDelivery>();
   private stopped = false;
   private turn = 0;
+  private etaHeld = 0;
 
   constructor(
     private readonly t: Transport,
@@ -129,6 +130,11 @@ class MemoryConsumer implements Consumer {
 
   setPrefetch(n: number): void {
     this.prefetch = Math.max(0, Math.floor(n));
+    notify(this.t);
+  }
+
+  setEtaHeld(n: number): void {
+    this.etaHeld = Math.max(0, Math.floor(n));
     notify(this.t);
   }
 
@@ -146,7 +152,7 @@ class MemoryConsumer implements Consumer {
 
   /** Hand out waiting messages up to the prefetch credit, taking the queues in turn. */
   dispatch(): void {
-    while (!this.stopped && (this.prefetch === 0 || this.held.size < this.prefetch)) {
+    while (!this.stopped && (this.prefetch === 0 || this.held.size < this.prefetch + this.etaHeld)) {
       const taken = this.takeOne();
       if (!taken) return;
       const [queue, entry] = taken;

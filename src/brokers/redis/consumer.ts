@@ -47,6 +47,7 @@ export class RedisConsumer implements Consumer {
   readonly id = randomUUID();
   private readonly outstanding = new Map<string, RedisDelivery>();
   private prefetch: number;
+  private etaHeld = 0;
   private running = true;
   private loopDone: Promise<void> = Promise.resolve();
   private creditWaiter: (() => void) | null = null;
@@ -98,9 +99,15 @@ export class RedisConsumer implements Consumer {
     this.wakeCredit();
   }
 
+  setEtaHeld(n: number): void {
+    this.etaHeld = Math.max(0, n);
+    this.wakeCredit();
+  }
+
   private credit(): number {
     if (this.prefetch === 0) return BATCH_MAX;
-    const free = this.prefetch - this.outstanding.size - this.requested;
+    // Held ETA messages raise the limit, not the fetch size: the quarter below follows the window.
+    const free = this.prefetch + this.etaHeld - this.outstanding.size - this.requested;
     // Fetch once a quarter of prefetch is free: one batch being run, two fetches on their way and
     // one batch whose acks are being written keep Redis and this process busy at once. Below
     // SMALL_BATCH a fetch takes all that is free, since a round trip per few messages would cost

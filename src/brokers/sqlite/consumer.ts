@@ -67,6 +67,7 @@ export class SqliteConsumer implements Consumer {
   private loop: Promise<void> | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
   private queueTurn = 0;
+  private etaHeld = 0;
   private readonly onPublish = (queue: string) => {
     if (this.queues.includes(queue)) this.wake();
   };
@@ -92,6 +93,11 @@ export class SqliteConsumer implements Consumer {
 
   setPrefetch(n: number): void {
     this.prefetch = Math.max(0, Math.floor(n));
+    this.wake();
+  }
+
+  setEtaHeld(n: number): void {
+    this.etaHeld = Math.max(0, Math.floor(n));
     this.wake();
   }
 
@@ -125,7 +131,7 @@ export class SqliteConsumer implements Consumer {
 
   private credit(): number {
     if (this.prefetch === 0) return UNLIMITED_BATCH;
-    return Math.min(UNLIMITED_BATCH, this.prefetch - this.held.size);
+    return Math.min(UNLIMITED_BATCH, this.prefetch + this.etaHeld - this.held.size);
   }
 
   private wake(): void {
