@@ -9,6 +9,8 @@ import { parseRedisUrl, backendKeyPrefix, type RedisTarget } from '../brokers/re
 import { connectClient, closeClient, ConnectionBudget } from '../brokers/redis/connection.js';
 import { STORE_RESULTS_COMMAND } from '../brokers/redis/scripts.js';
 import type { RetryPolicy, TransportOptions } from '../app/settings.js';
+import type { SharedBuckets } from '../brokers/types.js';
+import { redisBuckets } from '../brokers/redis/rate-limit-buckets.js';
 import { TimeoutError, withRetries } from './retry.js';
 
 const STORE_LUA = readFileSync(fileURLToPath(new URL('./lua/store.lua', import.meta.url)), 'utf8');
@@ -213,6 +215,11 @@ export class RedisBackend implements ResultBackend {
   }
 
   /** The raw client, for tools and tests. */
+  /** global_rate_limit buckets on this Redis (when the broker has no store of its own). */
+  async sharedBuckets(): Promise<SharedBuckets> {
+    return redisBuckets(await this.commandClient(), this.displayUrl);
+  }
+
   async commandClient(): Promise<Redis> {
     return this.cmd();
   }

@@ -3,6 +3,8 @@ import { dumps, loads } from '../protocol/json.js';
 import type { Logger } from '../app/log.js';
 import { openDatabase, prepared, type Db, type SqliteDatabase } from '../brokers/sqlite/database.js';
 import { parseSqliteUrl, type SqliteLocation } from '../brokers/sqlite/url.js';
+import { sqliteBuckets } from '../brokers/sqlite/rate-limits.js';
+import type { SharedBuckets } from '../brokers/types.js';
 import { pendingMeta, type BackendContext, type ResultBackend, type ResultMeta, type WaitOptions } from './types.js';
 import { onResultEvent, resultExpiresMs, waitForReady } from './memory.js';
 
@@ -33,6 +35,12 @@ export class SqliteBackend implements ResultBackend {
   private get database(): SqliteDatabase {
     if (!this.db) throw new Error(`Result backend ${this.displayUrl} is not connected: call connect() first`);
     return this.db;
+  }
+
+  /** global_rate_limit buckets in this database (when the broker has no store of its own). */
+  async sharedBuckets(): Promise<SharedBuckets> {
+    await this.connect();
+    return sqliteBuckets(this.database.acquire(), this.displayUrl.replace(/\?.*$/, ''));
   }
 
   async connect(): Promise<void> {

@@ -1,4 +1,5 @@
 // The ResultBackend interface and Celery's task-state vocabulary.
+import type { SharedBuckets } from '../brokers/types.js';
 import type { Settings } from '../app/settings.js';
 import type { Logger } from '../app/log.js';
 
@@ -72,6 +73,8 @@ export interface ResultBackend {
   wait(taskId: string, opts?: WaitOptions): Promise<ResultMeta>;
   forget(taskId: string): Promise<void>;
   close(): Promise<void>;
+  /** Optional: rate-limit buckets every worker shares, for global_rate_limit when the broker has none. */
+  sharedBuckets?(): Promise<SharedBuckets>;
 }
 
 export interface BackendContext {

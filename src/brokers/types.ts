@@ -84,6 +84,24 @@ export interface Broker {
   broadcast?(exchange: string, message: Message): Promise<void>;
   /** `queueName` names the subscriber's own queue where the transport needs one (AMQP: `<node>.celery.pidbox`). */
   subscribeBroadcast?(exchange: string, queueName: string, handler: (message: Message) => void): Promise<BroadcastSubscription>;
+  /**
+   * Optional remote-control reply channel (kombu's reply.celery.pidbox direct exchange): a worker sends
+   * a reply to the client waiting on `to.routingKey`; a reply nobody waits for is dropped.
+   */
+  sendReply?(to: PublishTarget, message: Message): Promise<void>;
+  /** The client's side: receive the replies sent to `routingKey` until the subscription is closed. */
+  subscribeReplies?(exchange: string, routingKey: string, handler: (message: Message) => void): Promise<BroadcastSubscription>;
+  /** Optional store of rate-limit buckets every worker on this broker shares (global_rate_limit). */
+  sharedBuckets?(): Promise<SharedBuckets>;
+}
+
+/** Token buckets every worker shares, one per name (global_rate_limit). */
+export interface SharedBuckets {
+  /** Where they live, for logs. */
+  readonly where: string;
+  /** Take a token for `name`: 0 when taken, else the ms to wait before asking again. */
+  take(name: string, intervalMs: number, capacity: number): Promise<number>;
+  close(): Promise<void>;
 }
 
 export interface BroadcastSubscription {

@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import { dumps, loads } from '../protocol/json.js';
 import { decodeBody } from '../protocol/message.js';
 import type { Message } from '../protocol/message.js';
-import { matchHostname } from './matcher.js';
 
 export const PIDBOX_EXCHANGE = 'celery.pidbox';
 export const REPLY_EXCHANGE = 'reply.celery.pidbox';
@@ -67,16 +66,6 @@ export function decodeControlRequest(message: Message): ControlRequest | null {
     ticket: b.ticket,
     reply_to: b.reply_to,
   };
-}
-
-/**
- * kombu's Node.handle_message filter: destination list, else pattern with matcher (glob or pcre, see
- * matcher.ts), else everyone. Throws PatternRefused for a pattern this worker will not run.
- */
-export function isForNode(req: ControlRequest, hostname: string): boolean {
-  if (req.destination) return req.destination.includes(hostname);
-  if (req.pattern && req.matcher) return matchHostname(hostname, req.pattern, req.matcher);
-  return true;
 }
 
 /** Has the request expired (headers.expires is a unix time, 0 for never)? */

@@ -1,30 +1,29 @@
-// The worker's side of remote control: subscribe to celery.pidbox and run the commands meant for this node.
+// The worker's side of remote control: subscribe to celery.pidbox, keep the requests meant for this
+// node, run them from the command table and send the reply through the broker's reply channel.
 import type { Broker, BroadcastSubscription } from '../brokers/types.js';
 import type { Logger } from '../app/log.js';
 import { dumps } from '../protocol/json.js';
 import type { Message } from '../protocol/message.js';
-import { decodeControlRequest, isExpired, isForNode, PIDBOX_EXCHANGE, taskIds, type ControlRequest } from './pidbox.js';
-
-/** What a worker offers to remote control. */
-export interface ControlTarget {
-  readonly hostname: string;
-  revoke(ids: string[], terminate: boolean, signal: string): Promise<unknown>;
-  setRateLimit(taskName: string, rate: string | number | null): unknown;
-  setTimeLimit(taskName: string, soft: number | null, hard: number | null): unknown;
-  shutdown(): void;
-  ping(): unknown;
-  stats(): unknown;
-  active(): unknown;
-  registered(): unknown;
-  revokedIds(): unknown;
-}
+import { decodeControlRequest, isExpired, PIDBOX_EXCHANGE, type ControlRequest } from './pidbox.js';
+import { matchHostname } from './matcher.js';
+import { COMMANDS, NO_REPLY, type ControlledWorker } from './commands.js';
 
 let replyClock = 0;
+
+/**
+ * kombu's Node.handle_message filter: destination list, else pattern with matcher (glob or pcre, see
+ * matcher.ts), else everyone. Throws PatternRefused for a pattern this worker will not run.
+ */
+export function isForNode(req: ControlRequest, hostname: string): boolean {
+  if (req.destination) return req.destination.includes(hostname);
+  if (req.pattern && req.matcher) return matchHostname(hostname, req.pattern, req.matcher);
+  return true;
+}
 
 export class WorkerControl {
   private sub: BroadcastSubscription | undefined;
 
-  constructor(private readonly broker: Broker, private readonly target: ControlTarget, private readonly logger: Logger) {}
+  constructor(private readonly broker: Broker, private readonly target: ControlledWorker, private readonly logger: Logger) {}
 
   /** False when the transport has no fanout (remote control is then unavailable on this worker). */
   async start(): Promise<boolean> {
@@ -48,7 +47,7 @@ export class WorkerControl {
    * that fails to parse or to filter is logged once and dropped (as Celery's Pidbox.on_message does),
    * a command that throws is answered with {error}.
    */
-  private async onMessage(message: Message): Promise<void> {
+  async onMessage(message: Message): Promise<void> {
     let req: ControlRequest | null = null;
     try {
       req = decodeControlRequest(message);
@@ -58,49 +57,26 @@ export class WorkerControl {
       this.logger.error(`Remote control: ${what} refused: ${(err as Error).message}`);
       return;
     }
-    let reply: unknown;
-    try {
-      reply = await this.dispatch(req);
-    } catch (err) {
-      reply = { error: `${(err as Error)?.name ?? 'Error'}(${JSON.stringify((err as Error)?.message ?? String(err))})` };
-    }
-    if (req.method === 'shutdown' || !req.reply_to || !req.ticket) return;
+    const reply = await this.dispatch(req);
+    if (NO_REPLY.has(req.method) || !req.reply_to || !req.ticket) return;
     await this.reply(req, reply).catch((err) => this.logger.warning(`Could not reply to ${req.method}: ${(err as Error).message}`));
   }
 
-  private async dispatch(req: ControlRequest): Promise<unknown> {
-    const a = req.arguments;
-    const t = this.target;
-    switch (req.method) {
-      case 'revoke':
-      case 'terminate':
-        return t.revoke(taskIds(a.task_id), req.method === 'terminate' || a.terminate === true, String(a.signal ?? 'SIGTERM'));
-      case 'rate_limit':
-        return t.setRateLimit(String(a.task_name), (a.rate_limit ?? null) as string | number | null);
-      case 'time_limit':
-        return t.setTimeLimit(String(a.task_name), (a.soft ?? null) as number | null, (a.hard ?? null) as number | null);
-      case 'shutdown':
-        this.logger.warning(`Got shutdown from remote`);
-        t.shutdown();
-        return null;
-      case 'ping':
-        return t.ping();
-      case 'stats':
-        return t.stats();
-      case 'active':
-        return t.active();
-      case 'registered':
-        return t.registered();
-      case 'revoked':
-        return t.revokedIds();
-      default:
-        return { error: `No such control command: ${req.method}` };
+  /** Run a command; an unknown one or one that throws is answered with {error}, as kombu's Node.dispatch. */
+  async dispatch(req: ControlRequest): Promise<unknown> {
+    const command = Object.hasOwn(COMMANDS, req.method) ? COMMANDS[req.method] : undefined;
+    if (!command) return { error: `No such control command: ${req.method}` };
+    try {
+      return await command(this.target, req.arguments);
+    } catch (err) {
+      return { error: `${(err as Error)?.name ?? 'Error'}(${JSON.stringify((err as Error)?.message ?? String(err))})` };
     }
   }
 
-  /** Replies go to the direct exchange reply.celery.pidbox; only transports that route it safely (Redis). */
+  /** The reply goes to the client's reply queue through the transport's reply channel. */
   private async reply(req: ControlRequest, value: unknown): Promise<void> {
-    if (this.broker.transport !== 'redis') return;
+    const to = req.reply_to!;
+    if (!this.broker.sendReply || typeof to.exchange !== 'string' || typeof to.routing_key !== 'string') return;
     const message: Message = {
       headers: { ticket: req.ticket, clock: ++replyClock },
       properties: { delivery_mode: 1, priority: 0 },
@@ -108,6 +84,6 @@ export class WorkerControl {
       contentType: 'application/json',
       contentEncoding: 'utf-8',
     };
-    await this.broker.publish(message, { exchange: req.reply_to!.exchange, routingKey: req.reply_to!.routing_key });
+    await this.broker.sendReply({ exchange: to.exchange, routingKey: to.routing_key }, message);
   }
 }

@@ -7,7 +7,7 @@ import type { Logger } from '../app/log.js';
 import { WorkerLostError } from '../app/exceptions.js';
 import { errorOfOutcome, retryOptionsOf, type Job, type JobHooks } from './job.js';
 import { GUARDED_SIGNALS, type ChildMessage, type ParentMessage } from './child-protocol.js';
-import type { Executor } from './executor.js';
+import { PoolClosed, type Executor } from './executor.js';
 
 const ENTRY = new URL(import.meta.url.endsWith('.ts') ? './child-main.ts' : './child-main.js', import.meta.url);
 const READY_TIMEOUT_MS = 60_000;
@@ -23,11 +23,6 @@ export interface ChildExecutorOptions {
   /** KiB, as Celery's worker_max_memory_per_child: RSS for a process, V8 heap for a thread. */
   maxMemoryPerChild?: number | null;
   logger: Logger;
-}
-
-/** Thrown into jobs that were running when the pool was closed (cold shutdown). */
-export class PoolClosed extends Error {
-  override name = 'PoolClosed';
 }
 
 interface Handle {

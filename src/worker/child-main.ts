@@ -2,7 +2,7 @@
 import { parentPort } from 'node:worker_threads';
 import { getHeapStatistics } from 'node:v8';
 import { pathToFileURL } from 'node:url';
-import type { Celeriac } from '../app/celeriac.js';
+import type { WorkerHost } from './host.js';
 import type { RetryOptions } from '../app/context.js';
 import { NotRegistered, SoftTimeLimitExceeded, TaskRevokedError } from '../app/exceptions.js';
 import { makeContext, outcomeOfError, RetryRequested, type WireOutcome } from './job.js';
@@ -14,17 +14,17 @@ const send = (m: ChildMessage): void => {
   else process.send?.(m);
 };
 const running = new Map<string, AbortController>();
-let app: Celeriac | undefined;
+let app: WorkerHost | undefined;
 
 function memoryKiB(): number {
   // A thread shares the process RSS, so it reports its own V8 heap instead.
   return Math.round((isThread ? getHeapStatistics().used_heap_size : process.memoryUsage().rss) / 1024);
 }
 
-async function loadApp(module: string): Promise<Celeriac> {
+async function loadApp(module: string): Promise<WorkerHost> {
   const mod = (await import(module.startsWith('file:') ? module : pathToFileURL(module).href)) as Record<string, unknown>;
   for (const c of [mod.app, mod.default, (mod.default as Record<string, unknown> | undefined)?.app, mod.celery]) {
-    if (c && typeof c === 'object' && 'tasks' in c && 'conf' in c) return c as Celeriac;
+    if (c && typeof c === 'object' && 'tasks' in c && 'conf' in c) return c as WorkerHost;
   }
   throw new Error(`${module} does not export an app (export const app = new Celeriac(...))`);
 }
@@ -49,7 +49,7 @@ async function run(m: Extract<ParentMessage, { type: 'run' }>): Promise<void> {
       retry: (opts: RetryOptions) => new RetryRequested(opts),
       updateState: async (state, meta) => send({ type: 'updateState', key: job.key, state, meta }),
     });
-    const value = await task.invoke(ctx, job.args, job.kwargs);
+    const value = await task.call(ctx, job.args, job.kwargs);
     outcome = { kind: 'success', value };
   } catch (err) {
     outcome = outcomeOfError(err, abort.signal);

@@ -1,10 +1,15 @@
 // Executors run task handlers: on the event loop (async), in worker threads (thread) or child processes (process).
-import type { Celeriac } from '../app/celeriac.js';
+import type { TaskHandle } from './host.js';
 import { isThenable } from '../app/context.js';
 import { NotRegistered } from '../app/exceptions.js';
 import { effectiveError, JobContext, type Job, type JobHooks } from './job.js';
 
 export type PoolKind = 'async' | 'thread' | 'process';
+
+/** Thrown into jobs that were running when the pool was closed (cold shutdown). */
+export class PoolClosed extends Error {
+  override name = 'PoolClosed';
+}
 export const POOL_KINDS: readonly PoolKind[] = ['async', 'thread', 'process'];
 
 export interface Executor {
@@ -23,6 +28,13 @@ export interface Executor {
   /** Change how many jobs may run at once (autoscale). */
   resize(n: number): void;
   close(): Promise<void>;
+  /**
+   * Run the handler now, on this event loop (the async pool only): a plain value comes back as it
+   * is, a throw is rethrown, a thenable comes back as a Promise. Absent on thread/process pools.
+   */
+  runInline?(job: Job, hooks: JobHooks): unknown;
+  /** Process ids of the children (stats), where there are children. */
+  readonly pids?: string[];
 }
 
 /** An AbortController made only when a task looks at its signal (most never do; creating one per task is costly). */
@@ -56,7 +68,7 @@ export class InlineExecutor implements Executor {
   readonly kind = 'async' as const;
   private readonly running = new Map<string, { abort: LazyAbort; fail: (e: Error) => void }>();
 
-  constructor(private readonly app: Celeriac) {}
+  constructor(private readonly tasks: ReadonlyMap<string, TaskHandle>) {}
 
   async start(): Promise<void> {}
 
@@ -75,7 +87,7 @@ export class InlineExecutor implements Executor {
    * which interrupt() and kill() can reach until it settles.
    */
   runInline(job: Job, hooks: JobHooks): unknown {
-    const task = this.app.tasks.get(job.taskName);
+    const task = this.tasks.get(job.taskName);
     if (!task) throw new NotRegistered(job.taskName);
     const abort = new LazyAbort();
     const ctx = new JobContext(task.name, job, abort, hooks);

@@ -1,94 +1,23 @@
 // Global (all workers) rate limits, which Celery lacks: one token bucket per task name in a store every
 // worker shares (Redis, the embedded SQLite database, or this process for memory://). Messages waiting for
 // a token stay unacked in the worker, holding prefetch, as per-worker rate limits do.
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
-import type { Broker } from '../brokers/types.js';
+import type { Broker, SharedBuckets } from '../brokers/types.js';
 import type { ResultBackend } from '../backends/types.js';
 import type { Logger } from '../app/log.js';
-import type { Task } from '../app/task.js';
-import { openDatabase, type SqliteDatabase } from '../brokers/sqlite/database.js';
-import { parseSqliteUrl } from '../brokers/sqlite/url.js';
-import { takeSharedToken } from '../brokers/sqlite/rate-limits.js';
+import type { TaskHandle } from './host.js';
 import { parseRate } from './rate-limit.js';
 
 /** Celery's buckets hold one token; so do ours, so a global '10/s' never bursts above 10 in a second. */
 const CAPACITY = 1;
 const RETRY_AFTER_ERROR_MS = 1000;
 
-/** Where the shared buckets live. */
-export interface SharedBuckets {
-  readonly where: string;
-  /** Take a token for `name`: 0 when taken, else the ms to wait before asking again. */
-  take(name: string, intervalMs: number, capacity: number): Promise<number>;
-  close(): Promise<void>;
-}
-
-const LUA = readFileSync(fileURLToPath(new URL('./lua/global-rate-limit.lua', import.meta.url)), 'utf8');
-const COMMAND = 'celeriacGlobalRateLimit';
-
-class RedisBuckets implements SharedBuckets {
-  constructor(private readonly client: Redis, readonly where: string) {
-    if (typeof (client as unknown as Record<string, unknown>)[COMMAND] !== 'function') client.defineCommand(COMMAND, { numberOfKeys: 1, lua: LUA });
-  }
-
-  async take(name: string, intervalMs: number, capacity: number): Promise<number> {
-    const run = (this.client as unknown as Record<string, (...a: unknown[]) => Promise<number>>)[COMMAND]!;
-    return Number(await run.call(this.client, `celeriac.global_rate_limit.${name}`, intervalMs, capacity));
-  }
-
-  async close(): Promise<void> {} // the connection belongs to the broker or backend
-}
-
-class SqliteBuckets implements SharedBuckets {
-  constructor(private readonly db: SqliteDatabase, readonly where: string) {}
-
-  take(name: string, intervalMs: number, capacity: number): Promise<number> {
-    return takeSharedToken(this.db, name, intervalMs, capacity);
-  }
-
-  close(): Promise<void> {
-    return this.db.release();
-  }
-}
-
-/** memory:// brokers live in one process, so the buckets do too (keyed by broker URL). */
-const MEMORY_BUCKETS = new Map<string, number>();
-
-class MemoryBuckets implements SharedBuckets {
-  constructor(readonly where: string) {}
-
-  async take(name: string, intervalMs: number, capacity: number): Promise<number> {
-    const key = `${this.where}\u0000${name}`;
-    const now = performance.now();
-    const tat = Math.max(MEMORY_BUCKETS.get(key) ?? 0, now);
-    const allowedAt = tat - (capacity - 1) * intervalMs;
-    if (allowedAt > now) return Math.max(1, Math.ceil(allowedAt - now));
-    MEMORY_BUCKETS.set(key, tat + intervalMs);
-    return 0;
-  }
-
-  async close(): Promise<void> {}
-}
-
-type HasRedisClient = { commandClient(): Promise<Redis> };
-const hasRedisClient = (x: unknown): x is HasRedisClient => typeof (x as Partial<HasRedisClient>)?.commandClient === 'function';
-
 /**
- * The shared store for global rate limits: the Redis or SQLite broker itself, else a Redis or SQLite
- * result backend (RabbitMQ has no shared state a worker can update atomically).
+ * The shared store for global rate limits: the broker's (Redis, SQLite, memory), else the result
+ * backend's (Redis, SQLite); RabbitMQ has no shared state a worker can update atomically.
  */
-export async function openSharedBuckets(broker: Broker, backend: ResultBackend | null, backendUrl: string | null, limited: string[]): Promise<SharedBuckets> {
-  if (broker.transport === 'redis' && hasRedisClient(broker)) return new RedisBuckets(await broker.commandClient(), broker.displayUrl);
-  if (broker.transport === 'sqlite') {
-    const db = (broker as Broker & { database?: SqliteDatabase }).database;
-    if (db) return new SqliteBuckets(db.acquire(), broker.displayUrl);
-  }
-  if (broker.transport === 'memory') return new MemoryBuckets(broker.displayUrl);
-  const scheme = backendUrl ? backendUrl.split(':')[0]!.toLowerCase() : '';
-  if (backend && (scheme === 'redis' || scheme === 'rediss') && hasRedisClient(backend)) return new RedisBuckets(await backend.commandClient(), backend.displayUrl);
-  if (backendUrl && scheme === 'sqlite') return new SqliteBuckets(await openDatabase(parseSqliteUrl(backendUrl)), backendUrl.replace(/\?.*$/, ''));
+export async function openSharedBuckets(broker: Broker, backend: ResultBackend | null, limited: string[]): Promise<SharedBuckets> {
+  if (broker.sharedBuckets) return broker.sharedBuckets();
+  if (backend?.sharedBuckets) return backend.sharedBuckets();
   throw new Error(
     `Task(s) ${limited.join(', ')} set global_rate_limit, which needs a store all workers share, and the ${broker.transport} broker ` +
       `${broker.displayUrl} has none: configure a redis:// or sqlite:// result_backend (--result-backend), ` +
@@ -112,7 +41,7 @@ export class GlobalRateLimiter {
   constructor(private readonly logger: Logger) {}
 
   /** Task names with a global_rate_limit option, and their rates in tasks per second. */
-  static limitsOf(tasks: Iterable<Task<any, any>>): Map<string, number> {
+  static limitsOf(tasks: Iterable<TaskHandle>): Map<string, number> {
     const out = new Map<string, number>();
     for (const t of tasks) {
       const r = parseRate(t.options.global_rate_limit as string | number | null | undefined);

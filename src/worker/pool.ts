@@ -1,8 +1,13 @@
 // The async execution pool: runs at most `concurrency` jobs at once on the event loop.
 
+/** What the pool runs: a job that returns no promise finished when it returned. */
+export interface PoolJob {
+  execute(): Promise<void> | void;
+}
+
 export class AsyncPool {
   private running = 0;
-  private readonly waiting: (() => Promise<void> | void)[] = [];
+  private readonly waiting: PoolJob[] = [];
   private idleWaiters: (() => void)[] = [];
 
   constructor(public concurrency: number) {}
@@ -15,8 +20,8 @@ export class AsyncPool {
     return this.waiting.length;
   }
 
-  /** Queue a job; it starts as soon as a slot is free. A job that returns no promise finished when it returned. */
-  submit(job: () => Promise<void> | void): void {
+  /** Queue a job; it starts as soon as a slot is free. */
+  submit(job: PoolJob): void {
     this.waiting.push(job);
     this.pump();
   }
@@ -35,14 +40,15 @@ export class AsyncPool {
     this.checkIdle();
   };
 
-  private pump(): void {
+  /** Start waiting jobs while slots are free (after the concurrency was raised). */
+  pump(): void {
     let finishedHere = false;
     while (this.running < this.concurrency && this.waiting.length > 0) {
       const job = this.waiting.shift()!;
       this.running++;
       let pending: Promise<void> | void;
       try {
-        pending = job();
+        pending = job.execute();
       } catch {
         pending = undefined; // a job reports its own errors; its slot is free either way
       }

@@ -1,6 +1,11 @@
-// autoretry_for, retry_backoff, retry_backoff_max and retry_jitter, as Celery's task decorator applies them.
+// Task.retry's message, and autoretry_for, retry_backoff, retry_backoff_max and retry_jitter as Celery's
+// task decorator applies them.
 import type { RetryOptions } from '../app/context.js';
-import { encodeException, Ignore, Reject, Retry } from '../app/exceptions.js';
+import type { Settings } from '../app/settings.js';
+import type { Delivery } from '../brokers/types.js';
+import { encodeTaskV2, type Message, type TaskRequest } from '../protocol/message.js';
+import { repr } from '../protocol/repr.js';
+import { encodeException, exceptionRepr, Ignore, MaxRetriesExceededError, Reject, Retry } from '../app/exceptions.js';
 
 type ErrorClass = abstract new (...a: never[]) => Error;
 
@@ -40,4 +45,32 @@ export function autoretryOptions(options: Record<string, unknown>, error: unknow
     opts.countdown = backoffInterval(factor, retries, maximum, jitter);
   }
   return opts;
+}
+
+/**
+ * Celery's Task.retry for a running task: the message that runs it again (same id, retries + 1, an
+ * ETA) and the Retry to end this run with; or the error to end with when max_retries is spent.
+ */
+export function retryMessage(
+  f: TaskRequest, d: Delivery, task: { options: Record<string, unknown> }, opts: RetryOptions, conf: Settings,
+): { message: Message; queue: string; retry: Retry } | Error {
+  const taskMax = task.options.max_retries as number | null | undefined;
+  const max = opts.maxRetries !== undefined ? opts.maxRetries : opts.max_retries !== undefined ? opts.max_retries : taskMax !== undefined ? taskMax : conf.task_max_retries;
+  if (max !== null && max !== undefined && f.retries >= max) {
+    if (opts.exc instanceof Error) return opts.exc;
+    return new MaxRetriesExceededError(`Can't retry ${f.task}[${f.id}] args:${repr(f.args)} kwargs:${repr(f.kwargs)}`);
+  }
+  const countdown = opts.countdown ?? (opts.eta ? undefined : ((task.options.default_retry_delay as number | undefined) ?? conf.task_default_retry_delay));
+  const eta = opts.eta ? new Date(opts.eta) : new Date(Date.now() + (countdown ?? 0) * 1000);
+  const message = encodeTaskV2(f.task, f.args, f.kwargs, {
+    id: f.id, eta, expires: f.expires, retries: f.retries + 1, timeLimit: f.timelimit[0], softTimeLimit: f.timelimit[1],
+    rootId: f.rootId, parentId: f.id, group: f.group, groupIndex: f.groupIndex, origin: f.origin ?? undefined,
+    shadow: f.shadow, replyTo: f.replyTo ?? undefined, priority: opts.priority ?? f.priority, headers: f.headers,
+    embed: f.embed, ignoreResult: f.ignoreResult ?? undefined, argsrepr: f.argsrepr, kwargsrepr: f.kwargsrepr,
+  });
+  const queue = opts.queue ?? (d.exchange === '' ? d.routingKey : d.queue) ?? d.queue;
+  const when = countdown !== undefined && !opts.eta ? `${countdown}s` : eta.toISOString();
+  const exc = opts.exc;
+  const retry = new Retry(`Retry in ${when}${exc ? `: ${exceptionRepr(encodeException(exc))}` : ''}`, exc, eta);
+  return { message, queue, retry };
 }

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseRate, TokenBucket } from '../../src/worker/rate-limit.js';
 import { autoretryOptions, backoffInterval } from '../../src/worker/retry-policy.js';
-import { decodeControlRequest, encodeControlRequest, isForNode } from '../../src/control/pidbox.js';
+import { decodeControlRequest, encodeControlRequest } from '../../src/control/pidbox.js';
+import { isForNode } from '../../src/control/worker-control.js';
 
 test('parseRate follows Celery: n/s, n/m, n/h, bare numbers per second', () => {
   assert.equal(parseRate('10/s'), 10);

@@ -5,7 +5,9 @@ import { randomUUID } from 'node:crypto';
 import { decodeEnvelope, encodeEnvelope, markRedelivered } from '../../protocol/envelope.js';
 import type { Message } from '../../protocol/message.js';
 import type { Logger } from '../../app/log.js';
-import type { BroadcastSubscription, Broker, BrokerContext, ConsumeOptions, Consumer, Delivery, DeliveryHandler, PublishItem, PublishTarget } from '../types.js';
+import type { BroadcastSubscription, Broker, BrokerContext, ConsumeOptions, Consumer, Delivery, DeliveryHandler, PublishItem, PublishTarget, SharedBuckets } from '../types.js';
+import { replyChannel } from '../reply-channel.js';
+import { memoryBuckets } from './rate-limit-buckets.js';
 
 interface Entry {
   seq: number;
@@ -264,6 +266,19 @@ export class MemoryBroker implements Broker {
     const sub: BroadcastSubscription = { close: async () => { subs.delete(handler); this.subscriptions.delete(sub); } };
     this.subscriptions.add(sub);
     return sub;
+  }
+
+  /** Remote-control replies are broadcasts on a channel named after the client's routing key. */
+  sendReply(to: PublishTarget, message: Message): Promise<void> {
+    return this.broadcast(replyChannel(to.exchange, to.routingKey), message);
+  }
+
+  subscribeReplies(exchange: string, routingKey: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+    return this.subscribeBroadcast(replyChannel(exchange, routingKey), '', handler);
+  }
+
+  async sharedBuckets(): Promise<SharedBuckets> {
+    return memoryBuckets(this.displayUrl);
   }
 
   /** Like a closed AMQP channel: unacknowledged deliveries go back to their queues. */

@@ -1,6 +1,6 @@
 // The Redis transport: kombu's key layout, so Python and TypeScript workers share queues.
 import type { Redis } from 'ioredis';
-import type { Broker, BrokerContext, Consumer, ConsumeOptions, DeliveryHandler, PublishItem, PublishTarget } from '../types.js';
+import type { Broker, BrokerContext, Consumer, ConsumeOptions, DeliveryHandler, PublishItem, PublishTarget, SharedBuckets } from '../types.js';
 import type { Message } from '../../protocol/message.js';
 import { encodeEnvelope } from '../../protocol/envelope.js';
 import type { TransportOptions } from '../../app/settings.js';
@@ -10,6 +10,8 @@ import { KeyLayout } from './keys.js';
 import { scriptsFor, type ScriptClient } from './scripts.js';
 import { RedisConsumer, resolveQueues } from './consumer.js';
 import { RedisFanout } from './fanout.js';
+import { subscribeReplies } from './replies.js';
+import { redisBuckets } from './rate-limit-buckets.js';
 import type { BroadcastSubscription } from '../types.js';
 
 /** A bulk publish sends what it has encoded every this many messages. */
@@ -260,6 +262,21 @@ export class RedisBroker implements Broker {
     const { client } = await this.ready();
     const lens = await Promise.all(this.keys.queueKeys(queue).map((k) => client.llen(k)));
     return lens.reduce((a, b) => a + b, 0);
+  }
+
+  /** A remote-control reply: a publish to the reply exchange, routed to the client's bound reply queue. */
+  sendReply(to: PublishTarget, message: Message): Promise<void> {
+    return this.publish(message, to);
+  }
+
+  async subscribeReplies(exchange: string, routingKey: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+    const { client } = await this.ready();
+    return subscribeReplies(client, () => connectClient(this.target, this.transportOptions, { blocking: true }), this.keys, this.ctx.logger, exchange, routingKey, handler);
+  }
+
+  /** global_rate_limit buckets on this Redis. */
+  async sharedBuckets(): Promise<SharedBuckets> {
+    return redisBuckets((await this.ready()).client, this.displayUrl);
   }
 
   async close(): Promise<void> {

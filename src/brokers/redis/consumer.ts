@@ -472,7 +472,7 @@ export class RedisConsumer implements Consumer {
       }
       restored += await this.recoverDeadInflight();
     } finally {
-      await client.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0", 1, keys.unackedMutex, token);
+      await this.deps.scripts.run('unlock', [keys.unackedMutex], [token]);
     }
     if (restored > 0) logger.warning(`Restored ${restored} unacknowledged message(s) older than the visibility timeout (${visibilityTimeout}s).`);
     return restored;

@@ -15,7 +15,7 @@ function source(name: string): string {
   return s;
 }
 
-export type ScriptName = 'fetch' | 'ack' | 'restore' | 'renew' | 'recover-inflight';
+export type ScriptName = 'fetch' | 'ack' | 'restore' | 'renew' | 'recover-inflight' | 'global-rate-limit' | 'unlock';
 
 export interface ScriptClient {
   run(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown>;
@@ -27,6 +27,8 @@ const COMMANDS: Record<ScriptName, string> = {
   restore: 'celeriacRestore',
   renew: 'celeriacRenew',
   'recover-inflight': 'celeriacRecoverInflight',
+  'global-rate-limit': 'celeriacGlobalRateLimit',
+  unlock: 'celeriacUnlock',
 };
 
 /** The result backend's store script (defined in backends/redis.ts). */

@@ -3,9 +3,11 @@ import { encodeEnvelope } from '../../protocol/envelope.js';
 import type { Message } from '../../protocol/message.js';
 import type { Logger } from '../../app/log.js';
 import type { Settings } from '../../app/settings.js';
-import type { BroadcastSubscription, Broker, BrokerContext, ConsumeOptions, Consumer, DeliveryHandler, PublishItem, PublishTarget } from '../types.js';
+import type { BroadcastSubscription, Broker, BrokerContext, ConsumeOptions, Consumer, DeliveryHandler, PublishItem, PublishTarget, SharedBuckets } from '../types.js';
 import { broadcast, BROADCAST_SCHEMA, subscribe } from './fanout.js';
 import { openDatabase, type SqliteDatabase } from './database.js';
+import { sqliteBuckets } from './rate-limits.js';
+import { replyChannel } from '../reply-channel.js';
 import { countVisible, insertMessage, MESSAGES_SCHEMA, purgeVisible } from './messages.js';
 import { SqliteConsumer } from './consumer.js';
 import { parseSqliteUrl, type SqliteLocation } from './url.js';
@@ -114,6 +116,20 @@ export class SqliteBroker implements Broker {
         await sub.close();
       },
     };
+  }
+
+  /** Remote-control replies travel on the broadcast table, on a channel named after the client's routing key. */
+  sendReply(to: PublishTarget, message: Message): Promise<void> {
+    return this.broadcast(replyChannel(to.exchange, to.routingKey), message);
+  }
+
+  subscribeReplies(exchange: string, routingKey: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+    return this.subscribeBroadcast(replyChannel(exchange, routingKey), '', handler);
+  }
+
+  /** global_rate_limit buckets in this database file, shared by every process on it. */
+  async sharedBuckets(): Promise<SharedBuckets> {
+    return sqliteBuckets(this.database.acquire(), this.displayUrl);
   }
 
   async close(): Promise<void> {

@@ -2,6 +2,7 @@
 // name holding the time (ms) the next token is free, updated inside the write transaction so every
 // process on the file sees one bucket.
 import { prepared, type SqliteDatabase } from './database.js';
+import type { SharedBuckets } from '../types.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS celeriac_rate_limits (
@@ -22,4 +23,13 @@ export async function takeSharedToken(db: SqliteDatabase, name: string, interval
     prepared(d, 'INSERT INTO celeriac_rate_limits (name, next_free_ms) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET next_free_ms = excluded.next_free_ms').run(name, tat + intervalMs);
     return 0;
   });
+}
+
+/** The shared-bucket capability of the embedded database (Broker.sharedBuckets, ResultBackend.sharedBuckets). */
+export function sqliteBuckets(db: SqliteDatabase, where: string): SharedBuckets {
+  return {
+    where,
+    take: (name, intervalMs, capacity) => takeSharedToken(db, name, intervalMs, capacity),
+    close: () => db.release(),
+  };
 }

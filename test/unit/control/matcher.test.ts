@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { globToRegex, matchHostname, MAX_PATTERN_LENGTH, PatternRefused } from '../../../src/control/matcher.js';
-import { decodeControlRequest, encodeControlRequest, isForNode } from '../../../src/control/pidbox.js';
+import { decodeControlRequest, encodeControlRequest } from '../../../src/control/pidbox.js';
+import { isForNode } from '../../../src/control/worker-control.js';
 
 test('pcre matches at the start of the hostname, as re.match does', () => {
   assert.equal(matchHostname('celery@web1', 'celery@web', 'pcre'), true);

@@ -1,0 +1,38 @@
+// The start-up banner, like Celery's.
+import os from 'node:os';
+import { maskUrl } from '../app/log.js';
+import type { WorkerHost } from './host.js';
+
+const VERSION = '0.1.0';
+
+export interface BannerFacts {
+  hostname: string;
+  concurrency: string;
+  poolKind: string;
+  prefetch: number;
+  queues: string[];
+}
+
+export function banner(app: WorkerHost, w: BannerFacts): string {
+  const backend = app.backendUrl ? maskUrl(app.backendUrl) : 'disabled';
+  const tasks = [...app.tasks.keys()].sort();
+  const lines = [
+    ` -------------- ${w.hostname} v${VERSION}`,
+    `--- ***** ----- Node ${process.version} ${os.platform()} ${os.arch()} ${new Date().toISOString()}`,
+    `- *** --- * --- `,
+    `- ** ---------- [config]`,
+    `- ** ---------- .> app:         ${app.main}`,
+    `- ** ---------- .> transport:   ${maskUrl(app.brokerUrl)}${app.usesEmbeddedDefault ? '  (embedded default: no broker configured)' : ''}`,
+    `- ** ---------- .> results:     ${backend}`,
+    `- *** --- * --- .> concurrency: ${w.concurrency} (${w.poolKind})`,
+    `-- ******* ---- .> prefetch:    ${w.prefetch || 'unlimited'}`,
+    `--- ***** ----- `,
+    ` -------------- [queues]`,
+    ...w.queues.map((q) => `                .> ${q.padEnd(16)} exchange=${q}(direct) key=${q}`),
+    '',
+    '[tasks]',
+    ...tasks.map((t) => `  . ${t}`),
+    '',
+  ];
+  return lines.join('\n');
+}
