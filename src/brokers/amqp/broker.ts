@@ -51,6 +51,14 @@ export class AmqpBroker implements Broker {
     return this.fanout.subscribe(exchange, queueName, handler);
   }
 
+  sendReply(to: PublishTarget, message: Message): Promise<void> {
+    return this.fanout.reply(to.exchange, to.routingKey, message);
+  }
+
+  subscribeReplies(exchange: string, routingKey: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+    return this.fanout.subscribeReplies(exchange, routingKey, handler);
+  }
+
   async connect(): Promise<void> {
     const s = this.ctx.settings;
     const retry = s.broker_connection_retry_on_startup !== false;

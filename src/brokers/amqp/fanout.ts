@@ -11,6 +11,7 @@ const CONTROL_QUEUE_ARGS = { 'x-message-ttl': 300_000, 'x-expires': 10_000 };
 
 export class AmqpFanout {
   private channel: Promise<Channel> | null = null;
+  private replyChannel: Promise<Channel> | null = null;
   private readonly subscriptions = new Set<{ close(): Promise<void> }>();
   private closed = false;
 
@@ -35,7 +36,31 @@ export class AmqpFanout {
     ch.publish(exchange, '', message.body, publishOptions(message, 1));
   }
 
-  async subscribe(exchange: string, queueName: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+  /**
+   * A remote-control reply: declare the client's direct reply exchange (as kombu's _publish_reply
+   * does) and publish to its routing key, on a channel of its own so a failure cannot cost a broadcast.
+   */
+  async reply(exchange: string, routingKey: string, message: Message): Promise<void> {
+    this.replyChannel ??= (async () => {
+      const ch = await (await this.open()).createChannel();
+      ch.on('error', (err: Error) => this.logger.warning(`AMQP reply channel error: ${err.message}`));
+      ch.on('close', () => { this.replyChannel = null; });
+      return ch;
+    })().catch((err) => {
+      this.replyChannel = null;
+      throw err;
+    });
+    const ch = await this.replyChannel;
+    await ch.assertExchange(exchange, 'direct', { durable: false, autoDelete: false });
+    ch.publish(exchange, routingKey, message.body, publishOptions(message, 1));
+  }
+
+  /** The client's side of replies: its reply queue `<routing key>.<exchange>`, bound with its routing key. */
+  subscribeReplies(exchange: string, routingKey: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+    return this.subscribe(exchange, `${routingKey}.${exchange}`, handler, { type: 'direct', routingKey });
+  }
+
+  async subscribe(exchange: string, queueName: string, handler: (message: Message) => void, how: { type: 'fanout' | 'direct'; routingKey: string } = { type: 'fanout', routingKey: '' }): Promise<BroadcastSubscription> {
     let ch: Channel | null = null;
     let stopped = false;
     const attach = async (): Promise<void> => {
@@ -46,9 +71,9 @@ export class AmqpFanout {
         // Resubscribe after a connection loss; broadcasts sent meanwhile are missed, as with kombu.
         if (!stopped && !this.closed) setTimeout(() => void attach().catch((err) => this.logger.warning(`Could not resubscribe to ${exchange}: ${(err as Error).message}`)), 1000).unref();
       });
-      await c.assertExchange(exchange, 'fanout', { durable: false, autoDelete: false });
+      await c.assertExchange(exchange, how.type, { durable: false, autoDelete: false });
       await c.assertQueue(queueName, { durable: false, autoDelete: true, arguments: CONTROL_QUEUE_ARGS });
-      await c.bindQueue(queueName, exchange, '');
+      await c.bindQueue(queueName, exchange, how.routingKey);
       await c.consume(queueName, (raw: ConsumeMessage | null) => {
         if (raw) handler(toMessage(raw));
       }, { noAck: true });
@@ -68,8 +93,8 @@ export class AmqpFanout {
   async close(): Promise<void> {
     this.closed = true;
     for (const s of [...this.subscriptions]) await s.close();
-    const ch = this.channel;
+    for (const ch of [this.channel, this.replyChannel]) if (ch) await ch.then((c) => c.close()).catch(() => undefined);
     this.channel = null;
-    if (ch) await ch.then((c) => c.close()).catch(() => undefined);
+    this.replyChannel = null;
   }
 }
