@@ -1,19 +1,15 @@
 // Celery's Redis result backend: celery-task-meta-<id> JSON, SETEX + PUBLISH, pub/sub waits.
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import type { BackendContext, ResultBackend, ResultMeta, WaitOptions } from './types.js';
 import { READY_STATES, pendingMeta } from './types.js';
 import { dumps, flatten, loads } from '../protocol/json.js';
 import { parseRedisUrl, backendKeyPrefix, type RedisTarget } from '../brokers/redis/url.js';
 import { connectClient, closeClient, ConnectionBudget } from '../brokers/redis/connection.js';
-import { STORE_RESULTS_COMMAND } from '../brokers/redis/scripts.js';
+import { defineScript, STORE_RESULTS_COMMAND } from '../brokers/redis/scripts.js';
 import type { RetryPolicy, TransportOptions } from '../app/settings.js';
 import type { SharedBuckets } from '../brokers/types.js';
 import { redisBuckets } from '../brokers/redis/rate-limit-buckets.js';
 import { TimeoutError, withRetries } from './retry.js';
-
-const STORE_LUA = readFileSync(fileURLToPath(new URL('./lua/store.lua', import.meta.url)), 'utf8');
 
 interface Waiter {
   resolve: (m: ResultMeta) => void;
@@ -65,7 +61,7 @@ export class RedisBackend implements ResultBackend {
         throw err;
       }
       this.client.on('error', (err) => this.ctx.logger.debug(`redis backend: ${err.message}`));
-      this.client.defineCommand(STORE_RESULTS_COMMAND, { lua: STORE_LUA });
+      defineScript(this.client, 'store-results');
     })().catch((err) => {
       this.connecting = undefined;
       throw err;

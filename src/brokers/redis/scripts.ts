@@ -1,4 +1,6 @@
-// Lua scripts, one file each, loaded once and called by SHA (EVALSHA with an EVAL fallback).
+// The one loader for every Lua script of ours (broker and result backend): one file each in lua/,
+// opening with a header naming KEYS, ARGV and the reply; defined once per client as a custom command
+// and called by SHA (ioredis: EVALSHA with an EVAL fallback).
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
@@ -15,7 +17,7 @@ function source(name: string): string {
   return s;
 }
 
-export type ScriptName = 'fetch' | 'ack' | 'restore' | 'renew' | 'recover-inflight' | 'global-rate-limit' | 'unlock';
+export type ScriptName = 'fetch' | 'ack' | 'restore' | 'renew' | 'recover-inflight' | 'global-rate-limit' | 'unlock' | 'store-results';
 
 export interface ScriptClient {
   run(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown>;
@@ -29,17 +31,22 @@ const COMMANDS: Record<ScriptName, string> = {
   'recover-inflight': 'celeriacRecoverInflight',
   'global-rate-limit': 'celeriacGlobalRateLimit',
   unlock: 'celeriacUnlock',
+  'store-results': 'celeriacStoreResults',
 };
 
-/** The result backend's store script (defined in backends/redis.ts). */
-export const STORE_RESULTS_COMMAND = 'celeriacStoreResults';
+/** The result backend's store script, called as a custom command by backends/redis.ts. */
+export const STORE_RESULTS_COMMAND = COMMANDS['store-results'];
+
+/** Define one script on a client as its custom command (COMMANDS[name]). */
+export function defineScript(client: Redis, name: ScriptName): void {
+  const cmd = COMMANDS[name];
+  if (typeof (client as unknown as Record<string, unknown>)[cmd] !== 'function') client.defineCommand(cmd, { lua: source(name) });
+}
 
 /** Define our scripts on a client as custom commands (ioredis handles EVALSHA/NOSCRIPT). */
 export function scriptsFor(client: Redis): ScriptClient {
   const c = client as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
-  for (const [name, cmd] of Object.entries(COMMANDS)) {
-    if (typeof c[cmd] !== 'function') client.defineCommand(cmd, { lua: source(name) });
-  }
+  for (const name of Object.keys(COMMANDS) as ScriptName[]) defineScript(client, name);
   return {
     run: (name, keys, args) => c[COMMANDS[name]]!.call(client, keys.length, ...keys, ...args),
   };

@@ -1,6 +1,7 @@
 -- Store task states unless SUCCESS is already stored (Celery never overwrites a SUCCESS), then
 -- PUBLISH each on its key's channel so waiting clients wake up. Many results share one call.
 -- KEYS[i] celery-task-meta-<id>; ARGV[1] expiry seconds (0 = none); ARGV[i + 1] the meta JSON for KEYS[i].
+-- Reply: how many states were stored (a refused SUCCESS overwrite is not counted).
 --
 -- SET ... GET writes and returns what was there in one call. In the rare case that was a SUCCESS,
 -- it is put back at once (atomically: nothing runs between the two) and nothing is published; the
