@@ -17,21 +17,22 @@ export class AmqpFanout {
 
   constructor(private readonly open: () => Promise<ChannelModel>, private readonly logger: Logger) {}
 
-  private publishChannel(): Promise<Channel> {
-    this.channel ??= (async () => {
+  /** The channel kept under `slot`, opened on first use and again after it closed. */
+  private channelOf(slot: 'channel' | 'replyChannel', what: string): Promise<Channel> {
+    const opened = (this[slot] ??= (async () => {
       const ch = await (await this.open()).createChannel();
-      ch.on('error', (err: Error) => this.logger.warning(`AMQP fanout channel error: ${err.message}`));
-      ch.on('close', () => { this.channel = null; });
+      ch.on('error', (err: Error) => this.logger.warning(`AMQP ${what} channel error: ${err.message}`));
+      ch.on('close', () => { if (this[slot] === opened) this[slot] = null; });
       return ch;
     })().catch((err) => {
-      this.channel = null;
+      this[slot] = null;
       throw err;
-    });
-    return this.channel;
+    }));
+    return opened;
   }
 
   async broadcast(exchange: string, message: Message): Promise<void> {
-    const ch = await this.publishChannel();
+    const ch = await this.channelOf('channel', 'fanout');
     await ch.assertExchange(exchange, 'fanout', { durable: false, autoDelete: false });
     ch.publish(exchange, '', message.body, publishOptions(message, 1));
   }
@@ -41,16 +42,7 @@ export class AmqpFanout {
    * does) and publish to its routing key, on a channel of its own so a failure cannot cost a broadcast.
    */
   async reply(exchange: string, routingKey: string, message: Message): Promise<void> {
-    this.replyChannel ??= (async () => {
-      const ch = await (await this.open()).createChannel();
-      ch.on('error', (err: Error) => this.logger.warning(`AMQP reply channel error: ${err.message}`));
-      ch.on('close', () => { this.replyChannel = null; });
-      return ch;
-    })().catch((err) => {
-      this.replyChannel = null;
-      throw err;
-    });
-    const ch = await this.replyChannel;
+    const ch = await this.channelOf('replyChannel', 'reply');
     await ch.assertExchange(exchange, 'direct', { durable: false, autoDelete: false });
     ch.publish(exchange, routingKey, message.body, publishOptions(message, 1));
   }
