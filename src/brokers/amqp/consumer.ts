@@ -10,6 +10,7 @@ import type { Settings } from '../../app/settings.js';
 import { AmqpConnection, maxConnectionRetries, reconnectDelay, sleep } from './connection.js';
 import { declareTaskQueue, isQuorum, taskQueueSpec } from './topology.js';
 import { toMessage } from './message.js';
+import { QoS } from '../qos.js';
 import { BrokerConnectionError, explainChannelError } from './errors.js';
 import type { AmqpEndpoint } from './url.js';
 
@@ -55,15 +56,14 @@ export class AmqpConsumer implements Consumer {
   /** Increases with every channel; a delivery is only settled on the channel it came from. */
   private channelId = 0;
   private consumerTags: string[] = [];
-  /** Deliveries of the current channel not yet acked, in delivery (tag) order. */
-  private readonly unacked = new Map<number, AmqpDelivery>();
+  /** Deliveries of the current channel not yet acked (held, in delivery tag order), the window and held ETA messages. */
+  private readonly qos: QoS<number, AmqpDelivery>;
   private readonly pendingAcks = new Set<number>();
   private ackScheduled = false;
   private stopped = false;
   private closed = false;
   private recovering: Promise<void> | null = null;
   private started = false;
-  private etaHeld = 0;
   /** The prefetch_count last sent with basic.qos (-1 before any). */
   private qosSent = -1;
   private qosDisabledLogged = false;
@@ -75,8 +75,9 @@ export class AmqpConsumer implements Consumer {
     private readonly logger: Logger,
     private readonly queues: string[],
     private readonly handler: DeliveryHandler,
-    private prefetch: number,
+    prefetch: number,
   ) {
+    this.qos = new QoS(prefetch);
     this.conn = new AmqpConnection(endpoint, logger, 'consumer');
     this.conn.on('lost', () => this.scheduleRecovery());
   }
@@ -131,7 +132,7 @@ export class AmqpConsumer implements Consumer {
       return;
     }
     const d = new AmqpDelivery(this, m, queue, id);
-    this.unacked.set(m.fields.deliveryTag, d);
+    this.qos.held.set(m.fields.deliveryTag, d);
     try {
       this.handler(d);
     } catch (err) {
@@ -157,7 +158,7 @@ export class AmqpConsumer implements Consumer {
       }
       return;
     }
-    this.unacked.delete(raw.fields.deliveryTag);
+    this.qos.held.delete(raw.fields.deliveryTag);
     try {
       ch.reject(raw, how === 'requeue');
     } catch (err) {
@@ -173,16 +174,16 @@ export class AmqpConsumer implements Consumer {
     const ch = this.channel;
     if (!ch) return; // onChannelClosed already dropped them (RabbitMQ redelivers)
     let upTo = -1;
-    for (const tag of this.unacked.keys()) {
+    for (const tag of this.qos.held.keys()) {
       if (!pending.has(tag)) break;
       upTo = tag;
-      this.unacked.delete(tag);
+      this.qos.held.delete(tag);
       pending.delete(tag);
     }
     try {
       if (upTo >= 0) ch.ack({ fields: { deliveryTag: upTo } } as ConsumeMessage, true);
       for (const tag of pending) {
-        this.unacked.delete(tag);
+        this.qos.held.delete(tag);
         ch.ack({ fields: { deliveryTag: tag } } as ConsumeMessage, false);
       }
     } catch (err) {
@@ -198,9 +199,9 @@ export class AmqpConsumer implements Consumer {
       this.logger.warning(`AMQP channel closed before ${this.pendingAcks.size} acks were sent; RabbitMQ will redeliver those tasks (possible duplicates)`);
       this.pendingAcks.clear();
     }
-    if (this.unacked.size) {
-      this.logger.warning(`AMQP channel closed with ${this.unacked.size} unacknowledged deliveries; RabbitMQ requeues them`);
-      this.unacked.clear();
+    if (this.qos.held.size) {
+      this.logger.warning(`AMQP channel closed with ${this.qos.held.size} unacknowledged deliveries; RabbitMQ requeues them`);
+      this.qos.held.clear();
     }
     this.scheduleRecovery();
   }
@@ -232,12 +233,12 @@ export class AmqpConsumer implements Consumer {
   }
 
   setPrefetch(n: number): void {
-    this.prefetch = n;
+    this.qos.setPrefetch(n);
     this.applyQos();
   }
 
   setEtaHeld(n: number): void {
-    this.etaHeld = n;
+    this.qos.setEtaHeld(n);
     // One basic.qos per turn of the event loop, however many ETA messages arrived in it (Celery's qos.update).
     if (this.qosScheduled) return;
     this.qosScheduled = true;
@@ -249,10 +250,10 @@ export class AmqpConsumer implements Consumer {
 
   /** basic.qos of the window plus the held ETA messages (kombu's QoS.set: above 65535, no limit). */
   private qosCount(): number {
-    if (this.prefetch === 0) return 0;
-    const n = this.prefetch + this.etaHeld;
+    const n = this.qos.limit;
+    if (n === 0) return 0;
     if (n <= PREFETCH_COUNT_MAX) return n;
-    if (!this.qosDisabledLogged) this.logger.warning(`QoS: Disabled: prefetch_count exceeds ${PREFETCH_COUNT_MAX} (${this.etaHeld} ETA messages held)`);
+    if (!this.qosDisabledLogged) this.logger.warning(`QoS: Disabled: prefetch_count exceeds ${PREFETCH_COUNT_MAX} (${this.qos.etaHeld} ETA messages held)`);
     this.qosDisabledLogged = true;
     return 0;
   }
@@ -275,16 +276,13 @@ export class AmqpConsumer implements Consumer {
     if (this.channel) await this.cancelConsumers(this.channel);
   }
 
-  async restoreUnacked(): Promise<number> {
+  restoreUnacked(): Promise<number> {
     this.flushAcks();
-    const ch = this.channel;
-    let n = 0;
-    for (const d of [...this.unacked.values()]) {
-      if (d.isSettled || d.channelId !== this.channelId || !ch) continue;
+    return this.qos.restoreUnacked(async (d) => {
+      if (d.isSettled || d.channelId !== this.channelId || !this.channel) return false;
       await d.reject(true);
-      n++;
-    }
-    return n;
+      return true;
+    }, this.logger);
   }
 
   async close(): Promise<void> {

@@ -8,6 +8,7 @@ import type { Logger } from '../../app/log.js';
 import type { BroadcastSubscription, Broker, BrokerContext, ConsumeOptions, Consumer, Delivery, DeliveryHandler, PublishItem, PublishTarget, SharedBuckets } from '../types.js';
 import { replyChannel } from '../reply-channel.js';
 import { memoryBuckets } from './rate-limit-buckets.js';
+import { QoS } from '../qos.js';
 
 interface Entry {
   seq: number;
@@ -117,26 +118,27 @@ class MemoryDelivery implements Delivery {
 }
 
 class MemoryConsumer implements Consumer {
-  private readonly held = new Set<MemoryDelivery>();
+  private readonly qos: QoS<MemoryDelivery, MemoryDelivery>;
   private stopped = false;
   private turn = 0;
-  private etaHeld = 0;
 
   constructor(
     private readonly t: Transport,
     private readonly queues: string[],
     private readonly handler: DeliveryHandler,
-    private prefetch: number,
+    prefetch: number,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.qos = new QoS(prefetch);
+  }
 
   setPrefetch(n: number): void {
-    this.prefetch = Math.max(0, Math.floor(n));
+    this.qos.setPrefetch(n);
     notify(this.t);
   }
 
   setEtaHeld(n: number): void {
-    this.etaHeld = Math.max(0, Math.floor(n));
+    this.qos.setEtaHeld(n);
     notify(this.t);
   }
 
@@ -145,16 +147,13 @@ class MemoryConsumer implements Consumer {
     this.t.consumers.delete(this);
   }
 
-  async restoreUnacked(): Promise<number> {
-    let n = 0;
-    for (const d of [...this.held]) if (this.settle(d, true)) n++;
-    if (n > 0) this.logger.info(`Restoring ${n} unacknowledged message(s)`);
-    return n;
+  restoreUnacked(): Promise<number> {
+    return this.qos.restoreUnacked((d) => this.settle(d, true), this.logger);
   }
 
   /** Hand out waiting messages up to the prefetch credit, taking the queues in turn. */
   dispatch(): void {
-    while (!this.stopped && (this.prefetch === 0 || this.held.size < this.prefetch + this.etaHeld)) {
+    while (!this.stopped && this.qos.free() > 0) {
       const taken = this.takeOne();
       if (!taken) return;
       const [queue, entry] = taken;
@@ -166,7 +165,7 @@ class MemoryConsumer implements Consumer {
         continue;
       }
       const d = new MemoryDelivery(env.message, queue, env.deliveryInfo.exchange, env.deliveryInfo.routing_key || queue, env.deliveryTag, env.deliveryInfo.redelivered === true, entry, env.raw, this);
-      this.held.add(d);
+      this.qos.held.set(d, d);
       try {
         this.handler(d);
       } catch (err) {
@@ -191,7 +190,7 @@ class MemoryConsumer implements Consumer {
   settle(d: MemoryDelivery, requeue: boolean): boolean {
     if (d.settled) return false;
     d.settled = true;
-    this.held.delete(d);
+    this.qos.held.delete(d);
     if (requeue) queueOf(this.t, d.queue).push({ ...d.entry, payload: markRedelivered(d.raw) });
     notify(this.t);
     return true;

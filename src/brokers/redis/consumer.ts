@@ -1,4 +1,7 @@
 // Fetching from kombu's queue lists without a loss window, holding deliveries, acking, restoring.
+// Over 400 lines because it is one state machine: credit, fetches in flight, messages handed out early
+// and ack batches written on the fetch connection are read and changed by every method here; restores
+// (restore.ts) and the shared credit (../qos.ts) live apart.
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Consumer, Delivery, DeliveryHandler } from '../types.js';
@@ -7,6 +10,8 @@ import { decodeEnvelope, markRedelivered, type Envelope } from '../../protocol/e
 import type { Message } from '../../protocol/message.js';
 import type { KeyLayout } from './keys.js';
 import { scriptsFor, type ScriptClient } from './scripts.js';
+import { Restorer } from './restore.js';
+import { QoS } from '../qos.js';
 
 const BATCH_MAX = 200;
 /** Below this many messages a quarter of prefetch is too small a fetch (see credit()). */
@@ -45,9 +50,8 @@ class RedisDelivery implements Delivery {
 
 export class RedisConsumer implements Consumer {
   readonly id = randomUUID();
-  private readonly outstanding = new Map<string, RedisDelivery>();
-  private prefetch: number;
-  private etaHeld = 0;
+  /** Held deliveries by tag, the prefetch window and the held ETA messages (shared with every transport). */
+  private readonly qos: QoS<string, RedisDelivery>;
   private running = true;
   private loopDone: Promise<void> = Promise.resolve();
   private creditWaiter: (() => void) | null = null;
@@ -61,8 +65,7 @@ export class RedisConsumer implements Consumer {
   private renewTimer: NodeJS.Timeout | undefined;
   private readonly renewMs: number;
   readonly sweepMs: number;
-  /** Tags we could not route back to a queue; logged once each, kept in unacked. */
-  private readonly parked = new Set<string>();
+  private readonly restorer: Restorer;
 
   constructor(
     private readonly deps: ConsumerDeps,
@@ -70,7 +73,8 @@ export class RedisConsumer implements Consumer {
     private readonly handler: DeliveryHandler,
     prefetch: number,
   ) {
-    this.prefetch = prefetch;
+    this.qos = new QoS(prefetch);
+    this.restorer = new Restorer(deps);
     // Renew held messages well inside the visibility timeout; kombu only restores entries older than it.
     this.renewMs = Math.max(200, Math.min(10_000, (deps.visibilityTimeout * 1000) / 3));
     // How often we look for stale entries: a dead worker's messages come back within vt + sweepMs.
@@ -95,24 +99,25 @@ export class RedisConsumer implements Consumer {
   }
 
   setPrefetch(n: number): void {
-    this.prefetch = Math.max(0, n);
+    this.qos.setPrefetch(n);
     this.wakeCredit();
   }
 
   setEtaHeld(n: number): void {
-    this.etaHeld = Math.max(0, n);
+    this.qos.setEtaHeld(n);
     this.wakeCredit();
   }
 
   private credit(): number {
-    if (this.prefetch === 0) return BATCH_MAX;
+    const { qos } = this;
+    if (qos.prefetch === 0) return BATCH_MAX;
     // Held ETA messages raise the limit, not the fetch size: the quarter below follows the window.
-    const free = this.prefetch + this.etaHeld - this.outstanding.size - this.requested;
+    const free = qos.free(this.requested);
     // Fetch once a quarter of prefetch is free: one batch being run, two fetches on their way and
     // one batch whose acks are being written keep Redis and this process busy at once. Below
     // SMALL_BATCH a fetch takes all that is free, since a round trip per few messages would cost
     // more than the overlap gains.
-    const quarter = Math.min(BATCH_MAX, Math.max(1, Math.floor(this.prefetch / 4)));
+    const quarter = Math.min(BATCH_MAX, Math.max(1, Math.floor(qos.prefetch / 4)));
     if (free < quarter) return 0;
     return quarter >= SMALL_BATCH ? quarter : Math.min(BATCH_MAX, free);
   }
@@ -177,7 +182,7 @@ export class RedisConsumer implements Consumer {
         // An early message from this source that the fetch did not return left the inflight list
         // some other way (recovered to its queue): its ack goes ahead and finds nothing to remove.
         if (this.unregistered.size > 0) {
-          for (const tag of [...this.unregistered.keys()]) if (this.outstanding.get(tag)?.sourceKey === fetch.source) this.markRegistered(tag);
+          for (const tag of [...this.unregistered.keys()]) if (this.qos.held.get(tag)?.sourceKey === fetch.source) this.markRegistered(tag);
         }
         if (count > 0) {
           // The batch is held (counted against prefetch) now, and handed to the handler once this
@@ -290,10 +295,10 @@ export class RedisConsumer implements Consumer {
       return; // the fetch reports it
     }
     const tag = (envelope.raw.properties as Record<string, unknown> | undefined)?.delivery_tag;
-    if (typeof tag !== 'string' || tag.includes('"') || tag.includes('\\') || this.outstanding.has(tag)) return;
+    if (typeof tag !== 'string' || tag.includes('"') || tag.includes('\\') || this.qos.held.has(tag)) return;
     const delivery = new RedisDelivery(this, envelope, this.deps.keys.queueOfKey(key), key);
     delivery.registered = new Promise<void>((resolve) => this.unregistered.set(tag, resolve));
-    this.outstanding.set(tag, delivery);
+    this.qos.held.set(tag, delivery);
     queueMicrotask(() => this.handOut([delivery]));
   }
 
@@ -303,7 +308,7 @@ export class RedisConsumer implements Consumer {
     const resolve = this.unregistered.get(tag);
     if (!resolve) return;
     this.unregistered.delete(tag);
-    const held = this.outstanding.get(tag);
+    const held = this.qos.held.get(tag);
     if (held) held.registered = null; // later settles need not wait
     resolve();
   }
@@ -324,7 +329,7 @@ export class RedisConsumer implements Consumer {
       const queue = keys.queueOfKey(key);
       for (i += 2; i < end; i += 2) {
         const tag = String(reply[i + 1]);
-        if (this.outstanding.has(tag)) {
+        if (this.qos.held.has(tag)) {
           this.markRegistered(tag); // delivered already (early, or before a resent fetch)
           continue;
         }
@@ -350,7 +355,7 @@ export class RedisConsumer implements Consumer {
           continue;
         }
         const delivery = new RedisDelivery(this, envelope, queue, key);
-        this.outstanding.set(tag, delivery);
+        this.qos.held.set(tag, delivery);
         ready.push(delivery);
       }
     }
@@ -396,7 +401,7 @@ export class RedisConsumer implements Consumer {
   }
 
   private release(tags: string[]): void {
-    for (const tag of tags) this.outstanding.delete(tag);
+    for (const tag of tags) this.qos.held.delete(tag);
     // While the loop waits for a reply, freed credit goes into the next fetch now, not when that
     // reply has come back: Redis prepares a batch meanwhile.
     if (this.running && this.fetches.length > 0) this.topUp();
@@ -439,7 +444,7 @@ export class RedisConsumer implements Consumer {
   /** Refresh our heartbeat and the delivery time of every message we hold. */
   private async renew(): Promise<void> {
     const { keys } = this.deps;
-    const tags = [...this.outstanding.keys()];
+    const tags = [...this.qos.held.keys()];
     const now = Date.now() / 1000;
     const ttl = this.renewMs * 3 + 1000;
     for (let i = 0; i === 0 || i < tags.length; i += 5000) {
@@ -448,93 +453,8 @@ export class RedisConsumer implements Consumer {
   }
 
   /** kombu's restore_visible: return messages unacknowledged for longer than visibility_timeout. */
-  async restoreVisible(): Promise<number> {
-    const { client, keys, logger, visibilityTimeout } = this.deps;
-    const token = randomUUID().replace(/-/g, '');
-    const locked = await client.set(keys.unackedMutex, token, 'PX', 300_000, 'NX');
-    if (locked !== 'OK') return 0;
-    let restored = 0;
-    try {
-      const cutoff = Date.now() / 1000 - visibilityTimeout;
-      const tags = await client.zrevrangebyscore(keys.unackedIndex, cutoff, 0, 'LIMIT', 0, 1000);
-      for (const tag of tags) {
-        const value = await client.hget(keys.unacked, tag);
-        if (value === null) {
-          await client.zrem(keys.unackedIndex, tag);
-          continue;
-        }
-        try {
-          if (await this.restoreOne(tag, value, 'head', String(cutoff))) restored++;
-        } catch (err) {
-          if (!(err instanceof InconsistencyError)) throw err;
-          await this.park(tag, err);
-        }
-      }
-      restored += await this.recoverDeadInflight();
-    } finally {
-      await this.deps.scripts.run('unlock', [keys.unackedMutex], [token]);
-    }
-    if (restored > 0) logger.warning(`Restored ${restored} unacknowledged message(s) older than the visibility timeout (${visibilityTimeout}s).`);
-    return restored;
-  }
-
-  /**
-   * A held message whose exchange has no binding left stays in unacked (never deleted). Its index
-   * score is refreshed so a Python worker's restore (which would drop it silently) leaves it alone;
-   * we try again one visibility timeout later, e.g. after a worker restart re-declared the binding.
-   */
-  private async park(tag: string, err: Error): Promise<void> {
-    const { client, keys, logger } = this.deps;
-    await client.zadd(keys.unackedIndex, 'XX', Date.now() / 1000, tag);
-    if (this.parked.has(tag)) return;
-    this.parked.add(tag);
-    logger.error(`Could not restore message ${tag}: ${err.message} The message is kept in the '${keys.unacked}' hash and will be restored once the binding exists again.`);
-  }
-
-  /** Put one unacked entry ([payload, exchange, routing_key]) back on its queue. */
-  private async restoreOne(tag: string, value: string, end: 'head' | 'tail', maxScore: string): Promise<boolean> {
-    let entry: unknown;
-    try {
-      entry = JSON.parse(value);
-    } catch {
-      return false;
-    }
-    if (!Array.isArray(entry) || typeof entry[0] !== 'object' || entry[0] === null) return false;
-    return this.restoreEnvelope(tag, entry[0] as Record<string, unknown>, String(entry[1] ?? ''), String(entry[2] ?? ''), end, maxScore);
-  }
-
-  /** Put a held message back on the queues its exchange and routing key lead to, marked redelivered. */
-  private async restoreEnvelope(tag: string, raw: Record<string, unknown>, exchange: string, routingKey: string, end: 'head' | 'tail', maxScore: string): Promise<boolean> {
-    const { keys, client } = this.deps;
-    const queues = await resolveQueues(client, keys, exchange, routingKey);
-    const props = (raw.properties ?? {}) as Record<string, unknown>;
-    const payload = markRedelivered(raw);
-    let ok = false;
-    for (const q of queues) {
-      const dest = keys.queueKey(q, keys.stepFor(props.priority));
-      ok = (await this.deps.scripts.run('restore', [keys.unacked, keys.unackedIndex, dest], [tag, payload, end, maxScore])) === 1 || ok;
-    }
-    return ok;
-  }
-
-  private async recoverDeadInflight(): Promise<number> {
-    const { client, keys } = this.deps;
-    let n = 0;
-    const prefix = keys.inflightPattern().slice(0, -1);
-    let cursor = '0';
-    do {
-      const [next, found] = await client.scan(cursor, 'MATCH', keys.inflightPattern(), 'COUNT', 200);
-      cursor = next;
-      for (const key of found) {
-        const rest = key.slice(prefix.length);
-        const slash = rest.indexOf('/');
-        if (slash < 0) continue;
-        const owner = rest.slice(0, slash);
-        const source = rest.slice(slash + 1);
-        n += Number(await this.deps.scripts.run('recover-inflight', [key, keys.heartbeatKey(owner), source], []));
-      }
-    } while (cursor !== '0');
-    return n;
+  restoreVisible(): Promise<number> {
+    return this.restorer.restoreVisible();
   }
 
   async stop(): Promise<void> {
@@ -567,24 +487,19 @@ export class RedisConsumer implements Consumer {
     for (const tag of [...this.unregistered.keys()]) this.markRegistered(tag);
   }
 
-  async restoreUnacked(): Promise<number> {
-    // Newest first, each pushed to the consuming end: the oldest ends up next in line, and the
-    // restored messages are taken again in the order they were delivered (as kombu restores them).
-    const held = [...this.outstanding.values()].reverse();
-    let n = 0;
-    for (const d of held) {
-      if (d.settled) continue; // acked or being restored already
+  restoreUnacked(): Promise<number> {
+    return this.qos.restoreUnacked(async (d) => {
+      if (d.settled) return false; // acked or being restored already
       d.settled = true;
-      this.outstanding.delete(d.deliveryTag);
+      this.qos.held.delete(d.deliveryTag);
       try {
-        if (await this.restoreEnvelope(d.deliveryTag, d.envelope.raw, d.exchange, d.routingKey, 'head', '+inf')) n++;
+        return await this.restorer.restoreEnvelope(d.deliveryTag, d.envelope.raw, d.exchange, d.routingKey, 'head', '+inf');
       } catch (err) {
         // Left in unacked: it comes back after the visibility timeout, or when the binding exists again.
         this.deps.logger.error(`Could not restore message ${d.deliveryTag} at shutdown: ${(err as Error).message}`);
+        return false;
       }
-    }
-    if (n > 0) this.deps.logger.info(`Restoring ${n} unacknowledged message(s)`);
-    return n;
+    }, this.deps.logger);
   }
 
   async close(): Promise<void> {
@@ -594,51 +509,6 @@ export class RedisConsumer implements Consumer {
     const logs = Array.from({ length: MAX_FETCHES_IN_FLIGHT }, (_, i) => keys.fetchLogKey(this.id, i));
     await this.deps.client.del(keys.heartbeatKey(this.id), ...logs).catch(() => undefined);
   }
-}
-
-/**
- * The queues a message for (exchange, routing_key) goes to: '' routes by name, others by the bindings
- * in _kombu.binding.<exchange>. A missing binding set or a routing key no binding matches is an
- * error, never a silent drop (kombu >= 5.2 drops such messages).
- */
-export async function resolveQueues(client: Redis, keys: KeyLayout, exchange: string, routingKey: string): Promise<string[]> {
-  if (exchange === '') return [routingKey];
-  const bindingKey = keys.bindingKey(exchange);
-  const members = await client.smembers(bindingKey);
-  if (members.length === 0) {
-    throw new InconsistencyError(
-      `Cannot route message for exchange '${exchange}': Table empty or key no longer exists. Probably the key ('${bindingKey}') has been removed from the Redis database. ` +
-        `If Redis evicts keys, set maxmemory-policy to noeviction and raise maxmemory (redis.conf or CONFIG SET), then restart the workers to re-declare their queues.`,
-    );
-  }
-  const out = new Set<string>();
-  for (const m of members) {
-    const [rk = '', pattern = '', queue] = m.split(keys.sep);
-    if (queue === undefined) continue;
-    if (pattern !== '' ? safeMatch(pattern, routingKey) : rk === routingKey || rk === '') out.add(queue);
-  }
-  if (out.size === 0) {
-    throw new InconsistencyError(
-      `Cannot route message for exchange '${exchange}' with routing key '${routingKey}': no binding in '${bindingKey}' matches it. ` +
-        `Bind a queue to it (start a worker that consumes it) or publish to the queue by name.`,
-    );
-  }
-  return [...out];
-}
-
-function safeMatch(pattern: string, routingKey: string): boolean {
-  try {
-    return new RegExp(pattern).test(routingKey);
-  } catch {
-    return false;
-  }
-}
-
-/** kombu's InconsistencyError: routing state in Redis is missing (evicted or flushed). Not retried. */
-export class InconsistencyError extends Error {
-  override name = 'InconsistencyError';
-  /** Retrying cannot help: withRetries rethrows it at once. */
-  readonly permanent = true;
 }
 
 /** fetch.lua's reply: a status, then per queue key the key, a count n and n (payload, tag) pairs. */

@@ -7,6 +7,7 @@ import type { Logger } from '../../app/log.js';
 import type { Consumer, Delivery, DeliveryHandler } from '../types.js';
 import type { SqliteDatabase } from './database.js';
 import { claimMessages, deleteHeld, hasVisible, releaseHeld, renewLease, type ClaimedRow } from './messages.js';
+import { QoS } from '../qos.js';
 
 export interface SqliteConsumerOptions {
   prefetch: number;
@@ -58,8 +59,7 @@ class SqliteDelivery implements Delivery {
 
 export class SqliteConsumer implements Consumer {
   readonly stats: ConsumerStats = { claimed: 0, acked: 0, fencedFailures: 0, leasesLost: 0, renewals: 0, expiredRedeliveries: 0 };
-  private readonly held = new Map<number, SqliteDelivery>();
-  private prefetch: number;
+  private readonly qos: QoS<number, SqliteDelivery>;
   private stopped = false;
   private closed = false;
   private idleMs: number;
@@ -67,7 +67,6 @@ export class SqliteConsumer implements Consumer {
   private loop: Promise<void> | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
   private queueTurn = 0;
-  private etaHeld = 0;
   private readonly onPublish = (queue: string) => {
     if (this.queues.includes(queue)) this.wake();
   };
@@ -79,7 +78,7 @@ export class SqliteConsumer implements Consumer {
     private readonly opts: SqliteConsumerOptions,
     private readonly logger: Logger,
   ) {
-    this.prefetch = opts.prefetch;
+    this.qos = new QoS(opts.prefetch);
     this.idleMs = opts.minPollMs;
   }
 
@@ -92,18 +91,18 @@ export class SqliteConsumer implements Consumer {
   }
 
   setPrefetch(n: number): void {
-    this.prefetch = Math.max(0, Math.floor(n));
+    this.qos.setPrefetch(n);
     this.wake();
   }
 
   setEtaHeld(n: number): void {
-    this.etaHeld = Math.max(0, Math.floor(n));
+    this.qos.setEtaHeld(n);
     this.wake();
   }
 
   /** Deliveries handed out and not yet settled. */
   get heldCount(): number {
-    return this.held.size;
+    return this.qos.held.size;
   }
 
   async stop(): Promise<void> {
@@ -113,12 +112,12 @@ export class SqliteConsumer implements Consumer {
     await this.loop;
   }
 
-  async restoreUnacked(): Promise<number> {
-    const pending = [...this.held.values()].filter((d) => !d.settled);
-    const restored = await Promise.all(pending.map((d) => (d.settled = this.settle(d, 'restore')).then(() => !d.leaseLost)));
-    const n = restored.filter(Boolean).length;
-    if (n > 0) this.logger.info(`Restoring ${n} unacknowledged message(s)`);
-    return n;
+  restoreUnacked(): Promise<number> {
+    return this.qos.restoreUnacked(async (d) => {
+      if (d.settled) return false;
+      await (d.settled = this.settle(d, 'restore'));
+      return !d.leaseLost;
+    }, this.logger);
   }
 
   /** Stop fetching, put back what is still held, stop renewing. */
@@ -130,8 +129,7 @@ export class SqliteConsumer implements Consumer {
   }
 
   private credit(): number {
-    if (this.prefetch === 0) return UNLIMITED_BATCH;
-    return Math.min(UNLIMITED_BATCH, this.prefetch + this.etaHeld - this.held.size);
+    return Math.min(UNLIMITED_BATCH, this.qos.free());
   }
 
   private wake(): void {
@@ -221,7 +219,7 @@ export class SqliteConsumer implements Consumer {
           `came back after its lease expired (delivery ${row.deliveries}); its previous holder may have run it`,
       );
     }
-    this.held.set(row.id, d);
+    this.qos.held.set(row.id, d);
     try {
       this.handler(d);
     } catch (err) {
@@ -246,14 +244,14 @@ export class SqliteConsumer implements Consumer {
         );
       }
     } finally {
-      if (this.held.get(d.rowId) === d) this.held.delete(d.rowId);
+      if (this.qos.held.get(d.rowId) === d) this.qos.held.delete(d.rowId);
       this.wake();
     }
   }
 
   private async renew(): Promise<void> {
     if (this.closed) return;
-    const live = [...this.held.values()].filter((d) => !d.settled && !d.leaseLost);
+    const live = [...this.qos.held.values()].filter((d) => !d.settled && !d.leaseLost);
     if (live.length === 0) return;
     try {
       const results = await this.db.write((db) => {

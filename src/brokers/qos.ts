@@ -1,0 +1,46 @@
+// kombu's QoS (transport/virtual/base.py), written once for every consumer: the prefetch window, the
+// ETA messages the worker holds beyond it, and the deliveries held now (handed out, not yet settled).
+import type { Logger } from '../app/log.js';
+
+export class QoS<K, D> {
+  /** Deliveries handed out and not yet settled, in the order they were handed out. */
+  readonly held = new Map<K, D>();
+  /** The window: concurrency × prefetch multiplier; 0 means no limit. */
+  prefetch: number;
+  /** ETA messages the worker holds until due; each raises the limit by one (Consumer.setEtaHeld). */
+  etaHeld = 0;
+
+  constructor(prefetch: number) {
+    this.prefetch = Math.max(0, Math.floor(prefetch));
+  }
+
+  /** Most deliveries held at once (0: no limit). */
+  get limit(): number {
+    return this.prefetch === 0 ? 0 : this.prefetch + this.etaHeld;
+  }
+
+  /** How many more may be taken now, `pending` being already asked for (Infinity without a limit). */
+  free(pending = 0): number {
+    return this.prefetch === 0 ? Infinity : this.limit - this.held.size - pending;
+  }
+
+  setPrefetch(n: number): void {
+    this.prefetch = Math.max(0, Math.floor(n));
+  }
+
+  setEtaHeld(n: number): void {
+    this.etaHeld = Math.max(0, Math.floor(n));
+  }
+
+  /**
+   * Warm shutdown: put back every held delivery, newest first (each pushed to the consuming end, so
+   * the oldest is next in line again, as kombu restores them). `restore` returns false for one that
+   * was settled meanwhile. Returns how many went back.
+   */
+  async restoreUnacked(restore: (d: D) => Promise<boolean> | boolean, logger: Logger): Promise<number> {
+    let n = 0;
+    for (const d of [...this.held.values()].reverse()) if (await restore(d)) n++;
+    if (n > 0) logger.info(`Restoring ${n} unacknowledged message(s)`);
+    return n;
+  }
+}
