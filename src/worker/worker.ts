@@ -1,29 +1,23 @@
-// The worker: wiring and lifecycle. It connects, consumes through the strategy (strategy.ts), runs
-// requests (request.ts) in a pool, and shuts down cleanly; remote control, time limits, autoscale and
-// the banner live in files of their own.
+// The worker: its options, banner and lifecycle. What runs once it has started (strategy, requests,
+// pool, executors, remote control) is runtime.ts, loaded with a dynamic import by start(), so the app
+// and a process that only publishes never load it.
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
-import type { Broker, Consumer } from '../brokers/types.js';
-import type { ResultBackend } from '../backends/types.js';
-import type { DecodeOptions } from '../protocol/message.js';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from '../app/log.js';
 import type { WorkerHost } from './host.js';
-import { AsyncPool } from './pool.js';
-import { Completions } from './completion.js';
-import { InlineExecutor, POOL_KINDS, PoolClosed, type Executor, type PoolKind } from './executor.js';
-import { parseRate, RateLimiter } from './rate-limit.js';
-import { GlobalRateLimiter, openSharedBuckets } from './global-rate-limit.js';
-import { RevokedSet } from './revoked.js';
-import { TaskOptionsCache } from './task-options.js';
-import type { ControlTimeLimits } from './time-limits.js';
-import { EtaSchedule } from './eta.js';
-import { Strategy, type StrategyOwner } from './strategy.js';
-import type { Request } from './request.js';
-import { Autoscaler, type AutoscaleLimits } from './autoscale.js';
 import { banner } from './banner.js';
-import { WorkerControlTarget, type ControlSubject } from './remote-control.js';
+import type { AsyncPool } from './pool.js';
+import type { Executor, PoolKind } from './executor.js';
+import type { RevokedSet } from './revoked.js';
+import type { RateLimiter } from './rate-limit.js';
+import type { GlobalRateLimiter } from './global-rate-limit.js';
+import type { EtaSchedule } from './eta.js';
+import type { AutoscaleLimits } from './autoscale.js';
+import type { WorkerRuntime } from './runtime.js';
 
-export { REDELIVERIES_HEADER, type TaskEvent } from './request.js';
+export type { TaskEvent } from './request.js';
+
+const POOL_KINDS: readonly PoolKind[] = ['async', 'thread', 'process'];
 
 export interface WorkerOptions {
   queues?: string[];
@@ -51,115 +45,112 @@ export interface WorkerOptions {
   remoteControl?: boolean;
 }
 
-/** Results being stored / messages being settled after their handler returned, at least this many at once. */
-const FINISHING_MIN = 64;
+/** The options with the app's settings filled in, checked once (what the runtime is started with). */
+export interface WorkerConfig {
+  hostname: string;
+  queues: string[];
+  logger: Logger;
+  concurrency: number;
+  prefetch: number;
+  poolKind: PoolKind;
+  autoscale: AutoscaleLimits | undefined;
+  childModule: string | undefined;
+  maxTasksPerChild: number | null | undefined;
+  maxMemoryPerChild: number | null | undefined;
+  statedb: string | null;
+  softShutdownTimeout: number;
+  remoteControl: boolean;
+}
 
-export class Worker extends EventEmitter implements StrategyOwner, ControlSubject {
+export class Worker extends EventEmitter {
   readonly hostname: string;
   readonly queues: string[];
-  concurrency: number;
+  readonly concurrency: number;
   readonly prefetchMultiplier: number;
   readonly prefetch: number;
   readonly logger: Logger;
-  readonly pool: AsyncPool;
   readonly poolKind: PoolKind;
-  executor: Executor;
-  readonly revoked: RevokedSet;
-  readonly rateLimiter = new RateLimiter();
-  /** global_rate_limit: one bucket per task name shared by every worker on the broker. */
-  readonly globalRateLimiter: GlobalRateLimiter;
-  readonly completions: Completions;
-  readonly taskOptions: TaskOptionsCache;
-  readonly timeLimits: ControlTimeLimits = new Map();
-  readonly running = new Set<Request>();
-  readonly totals = new Map<string, number>();
-  readonly eta = new EtaSchedule((n) => this.consumer?.setEtaHeld(n));
-  readonly events: EventEmitter = this;
-  readonly startedAt = Date.now();
-  readonly autoscaleLimits: AutoscaleLimits | undefined;
-  processed = 0;
-  broker!: Broker;
-  backend: ResultBackend | null = null;
-  decodeOptions: DecodeOptions = {};
-  resultExtended = false;
-  private readonly softShutdownTimeout: number;
-  private readonly remoteControl: boolean;
-  private readonly childModule: string | undefined;
-  private readonly childLimits: { maxTasksPerChild?: number | null; maxMemoryPerChild?: number | null };
-  private consumer: Consumer | undefined;
-  private control: { stop(): Promise<void> } | undefined;
-  private autoscaler: Autoscaler | undefined;
-  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  private readonly config: WorkerConfig;
+  private started: WorkerRuntime | undefined;
+  private state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
   private closing: Promise<void> | undefined;
-  private coldRequested = false;
-  private coldNow: (() => void) | undefined;
 
   constructor(readonly host: WorkerHost, opts: WorkerOptions = {}) {
     super();
     const conf = host.conf;
     this.hostname = opts.hostname ?? `celery@${os.hostname()}`;
     this.queues = opts.queues?.length ? opts.queues : [conf.task_default_queue];
-    this.concurrency = Math.max(1, opts.concurrency ?? conf.worker_concurrency ?? 10);
+    let concurrency = Math.max(1, opts.concurrency ?? conf.worker_concurrency ?? 10);
     this.prefetchMultiplier = opts.prefetchMultiplier ?? conf.worker_prefetch_multiplier ?? 4;
     this.logger = opts.logger ?? (opts.loglevel ? createLogger(parseLogLevel(String(opts.loglevel))) : host.logger);
-    this.completions = new Completions(this.logger);
-    this.globalRateLimiter = new GlobalRateLimiter(this.logger);
-    this.taskOptions = new TaskOptionsCache(conf);
     const kind = String(opts.pool ?? conf.worker_pool ?? 'async');
     if (!POOL_KINDS.includes(kind as PoolKind)) throw new Error(`Unknown pool '${kind}': use one of ${POOL_KINDS.join(', ')} (-P/--pool, worker_pool)`);
     this.poolKind = kind as PoolKind;
-    const [maxC, minC] = opts.autoscale ?? [this.concurrency, this.concurrency];
-    if (opts.autoscale && (!(maxC >= 1) || !(minC >= 1) || minC > maxC)) throw new Error(`autoscale must be max,min with 1 <= min <= max, got ${opts.autoscale.join(',')}`);
+    let autoscale: AutoscaleLimits | undefined;
     if (opts.autoscale) {
-      this.concurrency = maxC;
-      this.autoscaleLimits = { max: maxC, min: minC, keepaliveMs: (opts.autoscaleKeepalive ?? Number(process.env.AUTOSCALE_KEEPALIVE ?? 5)) * 1000 };
+      const [max, min] = opts.autoscale;
+      if (!(max >= 1) || !(min >= 1) || min > max) throw new Error(`autoscale must be max,min with 1 <= min <= max, got ${opts.autoscale.join(',')}`);
+      concurrency = max;
+      autoscale = { max, min, keepaliveMs: (opts.autoscaleKeepalive ?? Number(process.env.AUTOSCALE_KEEPALIVE ?? 5)) * 1000 };
     }
-    this.prefetch = this.prefetchMultiplier > 0 ? this.concurrency * this.prefetchMultiplier : 0;
-    this.pool = new AsyncPool(opts.autoscale ? minC : this.concurrency);
-    this.executor = new InlineExecutor(host.tasks);
-    this.childModule = opts.module ?? (conf.worker_app_module as string | undefined);
-    if (this.poolKind !== 'async' && !this.childModule) {
+    this.concurrency = concurrency;
+    this.prefetch = this.prefetchMultiplier > 0 ? concurrency * this.prefetchMultiplier : 0;
+    const childModule = opts.module ?? (conf.worker_app_module as string | undefined);
+    if (this.poolKind !== 'async' && !childModule) {
       throw new Error(`The ${this.poolKind} pool runs tasks in ${this.poolKind === 'thread' ? 'worker threads' : 'child processes'} that import your app module: pass { module: '/path/to/app.ts' } to app.worker() (the CLI passes -A).`);
     }
-    this.childLimits = { maxTasksPerChild: opts.maxTasksPerChild ?? conf.worker_max_tasks_per_child, maxMemoryPerChild: opts.maxMemoryPerChild ?? conf.worker_max_memory_per_child };
-    this.revoked = new RevokedSet(opts.statedb ?? conf.worker_state_db ?? null);
-    this.softShutdownTimeout = opts.softShutdownTimeout ?? conf.worker_soft_shutdown_timeout ?? 0;
-    this.remoteControl = opts.remoteControl ?? conf.worker_enable_remote_control !== false;
-    if (!conf.worker_disable_rate_limits) {
-      for (const t of host.tasks.values()) {
-        const r = parseRate(t.options.rate_limit as string | number | null | undefined);
-        if (r > 0) this.rateLimiter.set(t.name, r);
-      }
-    }
+    this.config = {
+      hostname: this.hostname, queues: this.queues, logger: this.logger, concurrency, prefetch: this.prefetch, poolKind: this.poolKind, autoscale, childModule,
+      maxTasksPerChild: opts.maxTasksPerChild ?? conf.worker_max_tasks_per_child, maxMemoryPerChild: opts.maxMemoryPerChild ?? conf.worker_max_memory_per_child,
+      statedb: opts.statedb ?? conf.worker_state_db ?? null, softShutdownTimeout: opts.softShutdownTimeout ?? conf.worker_soft_shutdown_timeout ?? 0,
+      remoteControl: opts.remoteControl ?? conf.worker_enable_remote_control !== false,
+    };
   }
 
-  /** True while deliveries are taken in (not after shutdown began). */
-  get accepting(): boolean {
-    return this.state === 'running';
+  /** @internal What runs once started (tests reach the pool, executor and requests through it). */
+  get runtime(): WorkerRuntime {
+    if (!this.started) throw new Error(`Worker ${this.hostname} has not been started: await worker.start() first`);
+    return this.started;
+  }
+
+  get pool(): AsyncPool {
+    return this.runtime.pool;
+  }
+
+  get executor(): Executor {
+    return this.runtime.executor;
+  }
+
+  get revoked(): RevokedSet {
+    return this.runtime.revoked;
+  }
+
+  get rateLimiter(): RateLimiter {
+    return this.runtime.rateLimiter;
+  }
+
+  get globalRateLimiter(): GlobalRateLimiter {
+    return this.runtime.globalRateLimiter;
+  }
+
+  /** ETA messages held until due. */
+  get eta(): EtaSchedule {
+    return this.runtime.eta;
+  }
+
+  /** Tasks whose handler returned (stats). */
+  get processed(): number {
+    return this.started?.processed ?? 0;
   }
 
   /** How many tasks are running now (for tests, stats and shutdown). */
   get activeCount(): number {
-    return this.running.size;
-  }
-
-  /** Results being stored / messages settled at once: two prefetch windows (at least 4 × concurrency and FINISHING_MIN). */
-  finishingLimit(): number {
-    return Math.max(this.prefetch * 2, this.pool.concurrency * 4, FINISHING_MIN);
-  }
-
-  countProcessed(name: string): void {
-    this.processed++;
-    this.totals.set(name, (this.totals.get(name) ?? 0) + 1);
-  }
-
-  requestShutdown(): void {
-    this.emit('shutdownRequested');
+    return this.started?.running.size ?? 0;
   }
 
   /** The start-up banner, like Celery's. */
   banner(): string {
-    const a = this.autoscaleLimits;
+    const a = this.config.autoscale;
     const concurrency = a ? `{min=${a.min}, max=${a.max}}` : String(this.concurrency);
     return banner(this.host, { hostname: this.hostname, concurrency, poolKind: this.poolKind, prefetch: this.prefetch, queues: this.queues });
   }
@@ -167,38 +158,12 @@ export class Worker extends EventEmitter implements StrategyOwner, ControlSubjec
   /** Connect, start consuming, and resolve once the worker is ready. */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('This worker was already started; create a new one with app.worker()');
+    this.state = 'starting';
+    const { WorkerRuntime } = await import('./runtime.js');
+    this.started = new WorkerRuntime(this.host, this.config, this);
+    await this.started.start();
+    if (this.state !== 'starting') return; // closed while starting
     this.state = 'running';
-    const host = this.host;
-    this.broker = await host.broker();
-    this.backend = await host.backend();
-    // Settings read for every message, taken once here (as Celery reads them at worker start).
-    this.decodeOptions = { accept: host.conf.accept_content as DecodeOptions['accept'] };
-    this.resultExtended = host.conf.result_extended === true;
-    if (!host.conf.worker_disable_rate_limits) {
-      // Fails the start (before any child is spawned) when global_rate_limit has no shared store.
-      await this.globalRateLimiter.start(GlobalRateLimiter.limitsOf(host.tasks.values()), (names) => openSharedBuckets(this.broker, this.backend, names));
-    }
-    if (this.poolKind !== 'async') {
-      // Loaded only for these pools: the async pool never needs worker threads or child processes.
-      const { ChildExecutor } = await import('./child-executor.js');
-      this.executor = new ChildExecutor({
-        kind: this.poolKind, module: this.childModule!, size: this.pool.concurrency, brokerUrl: host.brokerUrl, backendUrl: host.backendUrl,
-        logger: this.logger, ...this.childLimits,
-      });
-    }
-    await this.executor.start();
-    if (this.remoteControl) {
-      const { WorkerControl } = await import('../control/worker-control.js');
-      const control = new WorkerControl(this.broker, new WorkerControlTarget(this), this.logger);
-      await control.start();
-      this.control = control;
-    }
-    const strategy = new Strategy(this);
-    this.consumer = await this.broker.consume(this.queues, strategy.onDelivery, { prefetch: this.prefetch });
-    if (this.autoscaleLimits) {
-      this.autoscaler = new Autoscaler(this.autoscaleLimits, this.pool, this.executor, this.logger);
-      this.autoscaler.start();
-    }
     this.logger.info(`${this.hostname} ready.`);
     this.emit('workerReady', this);
   }
@@ -209,64 +174,16 @@ export class Worker extends EventEmitter implements StrategyOwner, ControlSubjec
    * with acks_late their messages are restored too.
    */
   close(opts: { cold?: boolean; timeout?: number } = {}): Promise<void> {
-    if (opts.cold && this.closing && !this.coldRequested) {
-      this.coldRequested = true;
-      this.coldNow?.();
-    }
+    if (opts.cold && this.closing) this.started?.goCold();
     return (this.closing ??= this.shutdown(opts));
   }
 
   private async shutdown(opts: { cold?: boolean; timeout?: number }): Promise<void> {
-    if (this.state === 'new') {
-      this.state = 'stopped';
-      return;
-    }
-    this.state = 'stopping';
-    if (opts.cold) this.coldRequested = true;
-    this.logger.info(`${opts.cold ? 'Cold' : 'Warm'} shutdown (${this.hostname})`);
-    this.autoscaler?.stop();
-    await this.consumer?.stop().catch(() => undefined);
-    await this.control?.stop();
-    this.eta.clear();
-    this.rateLimiter.clear();
-    await this.globalRateLimiter.close();
-    this.pool.drain();
-    await this.waitForRunning(opts.timeout);
-    if (this.running.size > 0) {
-      this.logger.warning(`Terminating ${this.running.size} running task(s)`);
-      for (const r of [...this.running]) this.executor.kill(r.key, new PoolClosed('cold shutdown'));
-    }
-    await this.executor.close().catch(() => undefined);
-    await this.completions.settled();
-    const n = await this.consumer?.restoreUnacked().catch((err) => {
-      this.logger.error(`Could not restore unacknowledged messages: ${(err as Error).message}`);
-      return 0;
-    });
-    if (n) this.logger.info(`Restoring ${n} unacknowledged message(s)`);
-    this.revoked.save();
+    const runtime = this.started;
     this.state = 'stopped';
+    if (!runtime) return;
+    this.logger.info(`${opts.cold ? 'Cold' : 'Warm'} shutdown (${this.hostname})`);
+    await runtime.shutdown(opts);
     this.emit('workerShutdown', this);
-  }
-
-  /** Until running tasks end, `timeout` ms pass, or a cold shutdown's worker_soft_shutdown_timeout runs out. */
-  private async waitForRunning(timeout: number | undefined): Promise<void> {
-    const waiting = this.pool.onNoneRunning();
-    const timers: NodeJS.Timeout[] = [];
-    const after = (ms: number) => new Promise<void>((r) => timers.push(setTimeout(r, ms)));
-    const cold = new Promise<void>((r) => {
-      this.coldNow = r;
-      if (this.coldRequested) r();
-    });
-    const limits: Promise<unknown>[] = [waiting];
-    if (timeout) limits.push(after(timeout));
-    // A cold shutdown first gives running tasks worker_soft_shutdown_timeout seconds (Celery 5.5's soft shutdown).
-    limits.push(cold.then(() => {
-      if (this.running.size === 0) return;
-      const grace = this.softShutdownTimeout;
-      if (grace > 0) this.logger.warning(`Cold shutdown: giving ${this.running.size} running task(s) ${grace}s (worker_soft_shutdown_timeout)`);
-      return Promise.race([waiting, after(grace * 1000)]);
-    }));
-    await Promise.race(limits);
-    timers.forEach(clearTimeout);
   }
 }

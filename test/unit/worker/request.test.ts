@@ -42,6 +42,7 @@ test('acks_late outcomes: Reject(requeue) runs again, Reject drops, Ignore acks,
 test('settle() acknowledges a message once, however often it is called', async () => {
   const s = await setup();
   const task = s.app.task('r.once', () => 1);
+  await s.worker.start();
   let acks = 0;
   let rejects = 0;
   const message = encodeTaskV2('r.once', [], {});
@@ -50,7 +51,7 @@ test('settle() acknowledges a message once, however often it is called', async (
     ack: async () => { acks++; },
     reject: async () => { rejects++; },
   };
-  const request = new Request(s.worker, delivery, decodeTask(message), task);
+  const request = new Request(s.worker.runtime, delivery, decodeTask(message), task);
   await Promise.all([request.settle('ack'), request.settle('reject'), request.settle('requeue')]);
   assert.equal(request.acknowledged, true);
   assert.deepEqual({ acks, rejects }, { acks: 1, rejects: 0 });
@@ -72,7 +73,7 @@ test('an early-acked task is acknowledged before its handler runs, and its failu
     ack: async () => { acks++; },
     reject: async () => { throw new Error('an early-acked message is never rejected'); },
   };
-  await new Request(s.worker, delivery, decodeTask(message), task).execute();
+  await new Request(s.worker.runtime, delivery, decodeTask(message), task).execute();
   await eventually(() => s.postrun.includes('r.boom:FAILURE'), 'the failure reported');
   assert.equal(acksSeenByHandler, 1, 'acked when the pool accepted it, before the handler ran');
   assert.equal(acks, 1, 'the failure did not settle it again');

@@ -1,0 +1,194 @@
+// A started worker: consume through the strategy, run requests in a pool, store and settle, and shut
+// down cleanly. Loaded by worker.ts with a dynamic import when a worker starts, so a process that only
+// publishes never loads it.
+import type { EventEmitter } from 'node:events';
+import type { Broker, Consumer } from '../brokers/types.js';
+import type { ResultBackend } from '../backends/types.js';
+import type { DecodeOptions } from '../protocol/message.js';
+import type { Logger } from '../app/log.js';
+import type { WorkerHost } from './host.js';
+import type { WorkerConfig } from './worker.js';
+import { AsyncPool } from './pool.js';
+import { Completions } from './completion.js';
+import { InlineExecutor, PoolClosed, type Executor, type PoolKind } from './executor.js';
+import { parseRate, RateLimiter } from './rate-limit.js';
+import { GlobalRateLimiter, openSharedBuckets } from './global-rate-limit.js';
+import { RevokedSet } from './revoked.js';
+import { TaskOptionsCache } from './task-options.js';
+import type { ControlTimeLimits } from './time-limits.js';
+import { EtaSchedule } from './eta.js';
+import { Strategy, type StrategyOwner } from './strategy.js';
+import type { Request } from './request.js';
+import { Autoscaler, type AutoscaleLimits } from './autoscale.js';
+import { WorkerControlTarget, type ControlSubject } from './remote-control.js';
+
+/** Results being stored / messages being settled after their handler returned, at least this many at once. */
+const FINISHING_MIN = 64;
+
+export class WorkerRuntime implements StrategyOwner, ControlSubject {
+  readonly hostname: string;
+  readonly logger: Logger;
+  readonly poolKind: PoolKind;
+  readonly concurrency: number;
+  readonly prefetch: number;
+  readonly autoscaleLimits: AutoscaleLimits | undefined;
+  readonly pool: AsyncPool;
+  executor: Executor;
+  readonly revoked: RevokedSet;
+  readonly rateLimiter = new RateLimiter();
+  /** global_rate_limit: one bucket per task name shared by every worker on the broker. */
+  readonly globalRateLimiter: GlobalRateLimiter;
+  readonly completions: Completions;
+  readonly taskOptions: TaskOptionsCache;
+  readonly timeLimits: ControlTimeLimits = new Map();
+  readonly running = new Set<Request>();
+  readonly totals = new Map<string, number>();
+  readonly eta = new EtaSchedule((n) => this.consumer?.setEtaHeld(n));
+  readonly startedAt = Date.now();
+  processed = 0;
+  broker!: Broker;
+  backend: ResultBackend | null = null;
+  decodeOptions: DecodeOptions = {};
+  resultExtended = false;
+  private consumer: Consumer | undefined;
+  private control: { stop(): Promise<void> } | undefined;
+  private autoscaler: Autoscaler | undefined;
+  private state: 'running' | 'stopping' | 'stopped' = 'running';
+  private coldRequested = false;
+  private coldNow: (() => void) | undefined;
+
+  constructor(readonly host: WorkerHost, private readonly config: WorkerConfig, readonly events: EventEmitter) {
+    const conf = host.conf;
+    this.hostname = config.hostname;
+    this.logger = config.logger;
+    this.poolKind = config.poolKind;
+    this.concurrency = config.concurrency;
+    this.prefetch = config.prefetch;
+    this.autoscaleLimits = config.autoscale;
+    this.completions = new Completions(this.logger);
+    this.globalRateLimiter = new GlobalRateLimiter(this.logger);
+    this.taskOptions = new TaskOptionsCache(conf);
+    this.pool = new AsyncPool(config.autoscale ? config.autoscale.min : config.concurrency);
+    this.executor = new InlineExecutor(host.tasks);
+    this.revoked = new RevokedSet(config.statedb);
+    if (!conf.worker_disable_rate_limits) {
+      for (const t of host.tasks.values()) {
+        const r = parseRate(t.options.rate_limit as string | number | null | undefined);
+        if (r > 0) this.rateLimiter.set(t.name, r);
+      }
+    }
+  }
+
+  /** True while deliveries are taken in (not after shutdown began). */
+  get accepting(): boolean {
+    return this.state === 'running';
+  }
+
+  /** Results being stored / messages settled at once: two prefetch windows (at least 4 × concurrency and FINISHING_MIN). */
+  finishingLimit(): number {
+    return Math.max(this.prefetch * 2, this.pool.concurrency * 4, FINISHING_MIN);
+  }
+
+  countProcessed(name: string): void {
+    this.processed++;
+    this.totals.set(name, (this.totals.get(name) ?? 0) + 1);
+  }
+
+  requestShutdown(): void {
+    this.events.emit('shutdownRequested');
+  }
+
+  /** Connect, start the executor and remote control, then consume. */
+  async start(): Promise<void> {
+    const { host, config } = this;
+    this.broker = await host.broker();
+    this.backend = await host.backend();
+    // Settings read for every message, taken once here (as Celery reads them at worker start).
+    this.decodeOptions = { accept: host.conf.accept_content as DecodeOptions['accept'] };
+    this.resultExtended = host.conf.result_extended === true;
+    if (!host.conf.worker_disable_rate_limits) {
+      // Fails the start (before any child is spawned) when global_rate_limit has no shared store.
+      await this.globalRateLimiter.start(GlobalRateLimiter.limitsOf(host.tasks.values()), (names) => openSharedBuckets(this.broker, this.backend, names));
+    }
+    if (this.poolKind !== 'async') {
+      // Loaded only for these pools: the async pool never needs worker threads or child processes.
+      const { ChildExecutor } = await import('./child-executor.js');
+      this.executor = new ChildExecutor({
+        kind: this.poolKind, module: config.childModule!, size: this.pool.concurrency, brokerUrl: host.brokerUrl, backendUrl: host.backendUrl,
+        logger: this.logger, maxTasksPerChild: config.maxTasksPerChild, maxMemoryPerChild: config.maxMemoryPerChild,
+      });
+    }
+    await this.executor.start();
+    if (config.remoteControl) {
+      const { WorkerControl } = await import('../control/worker-control.js');
+      const control = new WorkerControl(this.broker, new WorkerControlTarget(this), this.logger);
+      await control.start();
+      this.control = control;
+    }
+    const strategy = new Strategy(this);
+    this.consumer = await this.broker.consume(config.queues, strategy.onDelivery, { prefetch: this.prefetch });
+    if (this.autoscaleLimits) {
+      this.autoscaler = new Autoscaler(this.autoscaleLimits, this.pool, this.executor, this.logger);
+      this.autoscaler.start();
+    }
+  }
+
+  /** Turn a warm shutdown in progress cold. */
+  goCold(): void {
+    if (this.coldRequested) return;
+    this.coldRequested = true;
+    this.coldNow?.();
+  }
+
+  /**
+   * Warm shutdown: stop fetching, let running tasks finish, put unstarted and ETA-held messages
+   * back. `cold` stops running tasks after worker_soft_shutdown_timeout (0: at once).
+   */
+  async shutdown(opts: { cold?: boolean; timeout?: number }): Promise<void> {
+    this.state = 'stopping';
+    if (opts.cold) this.coldRequested = true;
+    this.autoscaler?.stop();
+    await this.consumer?.stop().catch(() => undefined);
+    await this.control?.stop();
+    this.eta.clear();
+    this.rateLimiter.clear();
+    await this.globalRateLimiter.close();
+    this.pool.drain();
+    await this.waitForRunning(opts.timeout);
+    if (this.running.size > 0) {
+      this.logger.warning(`Terminating ${this.running.size} running task(s)`);
+      for (const r of [...this.running]) this.executor.kill(r.key, new PoolClosed('cold shutdown'));
+    }
+    await this.executor.close().catch(() => undefined);
+    await this.completions.settled();
+    const n = await this.consumer?.restoreUnacked().catch((err) => {
+      this.logger.error(`Could not restore unacknowledged messages: ${(err as Error).message}`);
+      return 0;
+    });
+    if (n) this.logger.info(`Restoring ${n} unacknowledged message(s)`);
+    this.revoked.save();
+    this.state = 'stopped';
+  }
+
+  /** Until running tasks end, `timeout` ms pass, or a cold shutdown's worker_soft_shutdown_timeout runs out. */
+  private async waitForRunning(timeout: number | undefined): Promise<void> {
+    const waiting = this.pool.onNoneRunning();
+    const timers: NodeJS.Timeout[] = [];
+    const after = (ms: number) => new Promise<void>((r) => timers.push(setTimeout(r, ms)));
+    const cold = new Promise<void>((r) => {
+      this.coldNow = r;
+      if (this.coldRequested) r();
+    });
+    const limits: Promise<unknown>[] = [waiting];
+    if (timeout) limits.push(after(timeout));
+    // A cold shutdown first gives running tasks worker_soft_shutdown_timeout seconds (Celery 5.5's soft shutdown).
+    limits.push(cold.then(() => {
+      if (this.running.size === 0) return;
+      const grace = this.config.softShutdownTimeout;
+      if (grace > 0) this.logger.warning(`Cold shutdown: giving ${this.running.size} running task(s) ${grace}s (worker_soft_shutdown_timeout)`);
+      return Promise.race([waiting, after(grace * 1000)]);
+    }));
+    await Promise.race(limits);
+    timers.forEach(clearTimeout);
+  }
+}
