@@ -13,6 +13,7 @@ import { normalizeOptions, type ApplyOptions, type TaskOptions } from './options
 import { withRetries } from '../backends/retry.js';
 import { Worker, type WorkerOptions } from '../worker/worker.js';
 import { Control } from '../control/control.js';
+import { TaskSentEvents } from '../events/sent.js';
 
 export interface CeleriacOptions {
   /** Broker URL (Celery's broker_url). */
@@ -36,6 +37,8 @@ export class Celeriac {
   readonly oid = randomUUID();
   /** Remote control of workers (Celery's app.control): revoke, terminate, rateLimit, timeLimit, shutdown. */
   readonly control: Control = new Control(this);
+  /** task-sent events (task_send_sent_event), made on first use. */
+  private sentEvents: TaskSentEvents | undefined;
   private brokerPromise: Promise<Broker> | undefined;
   private backendPromise: Promise<ResultBackend | null> | undefined;
 
@@ -232,8 +235,13 @@ export class Celeriac {
 
   /** Publish with Celery's task_publish_retry_policy. */
   async publish(broker: Broker, message: Message, target: PublishTarget): Promise<void> {
-    if (!this.conf.task_publish_retry) return broker.publish(message, target);
-    await withRetries(this.conf.task_publish_retry_policy, `publishing task ${String(message.headers.id ?? message.properties.correlation_id)}`, () => broker.publish(message, target));
+    if (!this.conf.task_publish_retry) await broker.publish(message, target);
+    else await withRetries(this.conf.task_publish_retry_policy, `publishing task ${String(message.headers.id ?? message.properties.correlation_id)}`, () => broker.publish(message, target));
+    if (this.conf.task_send_sent_event) this.taskSent(broker, [{ message, target }]);
+  }
+
+  private taskSent(broker: Broker, items: readonly PublishItem[]): void {
+    (this.sentEvents ??= new TaskSentEvents(String(this.conf.event_exchange ?? 'celeryev'), this.logger)).sent(broker, items);
   }
 
   /**
@@ -247,10 +255,13 @@ export class Celeriac {
       for (const { message, target } of items) await this.publish(broker, message, target);
       return;
     }
-    if (!this.conf.task_publish_retry) return broker.publishMany(items);
-    const first = items[0]!.message;
-    const what = `publishing ${items.length} task(s) (the first ${String(first.headers.id ?? first.properties.correlation_id)})`;
-    await withRetries(this.conf.task_publish_retry_policy, what, () => broker.publishMany!(items));
+    if (!this.conf.task_publish_retry) await broker.publishMany(items);
+    else {
+      const first = items[0]!.message;
+      const what = `publishing ${items.length} task(s) (the first ${String(first.headers.id ?? first.properties.correlation_id)})`;
+      await withRetries(this.conf.task_publish_retry_policy, what, () => broker.publishMany!(items));
+    }
+    if (this.conf.task_send_sent_event) this.taskSent(broker, items);
   }
 
   /** Create a worker for this app (Celery's app.Worker). */
@@ -260,6 +271,7 @@ export class Celeriac {
 
   /** Close broker and backend connections. */
   async close(): Promise<void> {
+    await this.sentEvents?.close();
     const b = this.brokerPromise;
     const r = this.backendPromise;
     this.brokerPromise = undefined;

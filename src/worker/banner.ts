@@ -3,7 +3,8 @@ import os from 'node:os';
 import { maskUrl } from '../app/log.js';
 import type { WorkerHost } from './host.js';
 
-const VERSION = '0.1.0';
+/** Celeriac's version, as the banner, events (sw_ver) and reports give it. */
+export const VERSION = '0.1.0';
 
 export interface BannerFacts {
   hostname: string;

@@ -43,6 +43,14 @@ export interface WorkerOptions {
   maxMemoryPerChild?: number;
   /** Listen for revoke/ping/rate_limit on celery.pidbox (worker_enable_remote_control, default true). */
   remoteControl?: boolean;
+  /** Send task events (-E, worker_send_task_events; default false): celery events and Flower see the tasks. */
+  taskEvents?: boolean;
+  /** Send worker-online / worker-heartbeat / worker-offline events (default true; --without-heartbeat). */
+  heartbeat?: boolean;
+  /** Seconds between worker-heartbeat events (--heartbeat-interval; default 2, as Celery). */
+  heartbeatInterval?: number;
+  /** At start, ask whether another node answers to this node name and warn if one does (default true; --without-mingle). */
+  mingle?: boolean;
 }
 
 /** The options with the app's settings filled in, checked once (what the runtime is started with). */
@@ -60,6 +68,11 @@ export interface WorkerConfig {
   statedb: string | null;
   softShutdownTimeout: number;
   remoteControl: boolean;
+  prefetchMultiplier: number;
+  taskEvents: boolean;
+  heartbeat: boolean;
+  heartbeatInterval: number;
+  mingle: boolean;
 }
 
 export class Worker extends EventEmitter {
@@ -95,6 +108,9 @@ export class Worker extends EventEmitter {
     }
     this.concurrency = concurrency;
     this.prefetch = this.prefetchMultiplier > 0 ? concurrency * this.prefetchMultiplier : 0;
+    if (conf.event_serializer != null && conf.event_serializer !== 'json') {
+      throw new Error(`event_serializer = ${JSON.stringify(conf.event_serializer)} is not supported: Celeriac sends and reads events as JSON (Celery's default). Remove the setting.`);
+    }
     const childModule = opts.module ?? (conf.worker_app_module as string | undefined);
     if (this.poolKind !== 'async' && !childModule) {
       throw new Error(`The ${this.poolKind} pool runs tasks in ${this.poolKind === 'thread' ? 'worker threads' : 'child processes'} that import your app module: pass { module: '/path/to/app.ts' } to app.worker() (the CLI passes -A).`);
@@ -103,7 +119,9 @@ export class Worker extends EventEmitter {
       hostname: this.hostname, queues: this.queues, logger: this.logger, concurrency, prefetch: this.prefetch, poolKind: this.poolKind, autoscale, childModule,
       maxTasksPerChild: opts.maxTasksPerChild ?? conf.worker_max_tasks_per_child, maxMemoryPerChild: opts.maxMemoryPerChild ?? conf.worker_max_memory_per_child,
       statedb: opts.statedb ?? conf.worker_state_db ?? null, softShutdownTimeout: opts.softShutdownTimeout ?? conf.worker_soft_shutdown_timeout ?? 0,
-      remoteControl: opts.remoteControl ?? conf.worker_enable_remote_control !== false,
+      remoteControl: opts.remoteControl ?? conf.worker_enable_remote_control !== false, prefetchMultiplier: this.prefetchMultiplier,
+      taskEvents: opts.taskEvents ?? conf.worker_send_task_events === true, heartbeat: opts.heartbeat ?? true,
+      heartbeatInterval: positiveSeconds(opts.heartbeatInterval ?? 2, 'heartbeatInterval'), mingle: opts.mingle ?? true,
     };
   }
 
@@ -186,4 +204,9 @@ export class Worker extends EventEmitter {
     await runtime.shutdown(opts);
     this.emit('workerShutdown', this);
   }
+}
+
+function positiveSeconds(v: number, what: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new Error(`${what} must be a number of seconds above 0, got ${String(v)}`);
+  return v;
 }

@@ -487,6 +487,10 @@ export class RedisConsumer implements Consumer {
     for (const tag of [...this.unregistered.keys()]) this.markRegistered(tag);
   }
 
+  get heldCount(): number {
+    return this.qos.held.size;
+  }
+
   restoreUnacked(): Promise<number> {
     return this.qos.restoreUnacked(async (d) => {
       if (d.settled) return false; // acked or being restored already
