@@ -38,8 +38,10 @@ export interface ControlSubject extends RequestOwner {
   readonly autoscaler: Autoscaler | undefined;
   readonly maxTasksPerChild: number | null | undefined;
   readonly executor: Executor;
-  /** The queues consumed now, with how add_consumer declared them. */
+  /** The queues to consume, with how add_consumer declared them. */
   readonly queueSpecs: ReadonlyMap<string, ConsumerSpec>;
+  /** The queues the consumer takes from now (queueSpecs once a change is applied). */
+  readonly consumed: readonly string[];
   /** The event dispatcher (null when the transport has no event exchange). */
   readonly eventer: EventDispatcher | null;
   requestShutdown(): void;
@@ -200,7 +202,7 @@ export class WorkerControlTarget implements ControlledWorker {
   }
 
   activeQueues(): QueueInfo[] {
-    return [...this.w.queueSpecs].map(([q, spec]) => queueInfo(q, spec, this.w.host.conf));
+    return this.w.consumed.map((q) => queueInfo(q, this.w.queueSpecs.get(q), this.w.host.conf));
   }
 
   conf(withDefaults: boolean): Record<string, unknown> {

@@ -69,8 +69,8 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
   private readonly retired = new Set<Consumer>();
   private strategy: Strategy | undefined;
   private queueChange: Promise<void> = Promise.resolve();
-  /** The queues the current consumer takes from. */
-  private consumed: string[] = [];
+  /** The queues the current consumer takes from (add/cancel_consumer change them soon after queueSpecs). */
+  consumed: string[] = [];
   private retiredTimer: NodeJS.Timeout | undefined;
   private control: { stop(): Promise<void> } | undefined;
   private state: 'running' | 'stopping' | 'stopped' = 'running';
