@@ -241,13 +241,12 @@ export function buildProgram(): Command {
     }
   };
 
-  remoteOptions(program.command('inspect <command> [args...]'))
+  remoteOptions(program.command('inspect [command] [args...]'))
     .description('inspect the workers: ping, active, reserved, scheduled, registered, stats, revoked, query_task, active_queues, conf, report (--list)')
     .option('--list', 'list the inspect commands and exit')
-    .allowUnknownOption(false)
     .action((command: string, args: string[], opts: RemoteOptions, cmd: Command) => remote(cmd, (app) => inspectCommand(app, command, args, opts)));
 
-  remoteOptions(program.command('control <command> [args...]'))
+  remoteOptions(program.command('control [command] [args...]'))
     .description('send a control command to the workers and print their replies: revoke, rate_limit, add_consumer, pool_grow, shutdown, … (--list)')
     .option('--list', 'list the control commands and exit')
     .action((command: string, args: string[], opts: RemoteOptions, cmd: Command) => remote(cmd, (app) => controlCommand(app, command, args, opts)));

@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import type { Celeriac } from '../app/celeriac.js';
 import type { ControlReply } from '../control/control.js';
 import { flattenReplies, warnDuplicateNodenames } from '../control/replies.js';
-import { compileArguments, listing, verifyCommand } from './panel.js';
+import { commandsOf, compileArguments, listing, verifyCommand } from './panel.js';
+import { UsageError } from './load-app.js';
 
 /** Celery's EX_UNAVAILABLE. */
 export const EX_UNAVAILABLE = 69;
@@ -72,8 +73,9 @@ function noReplies(): CommandFailed {
 }
 
 /** `celeriac inspect <command> [args...]`. */
-export async function inspectCommand(app: Celeriac, command: string, words: string[], o: RemoteOptions): Promise<void> {
+export async function inspectCommand(app: Celeriac, command: string | undefined, words: string[], o: RemoteOptions): Promise<void> {
   if (o.list) return void process.stdout.write(listing('inspect'));
+  if (!command) throw new UsageError(`inspect needs a command: ${commandsOf('inspect').map(([n]) => n).join(', ')} (--list describes them)`);
   const meta = verifyCommand('inspect', command);
   const args = compileArguments(command, meta, words);
   await connected(app, `inspect ${command}`);
@@ -85,8 +87,9 @@ export async function inspectCommand(app: Celeriac, command: string, words: stri
 }
 
 /** `celeriac control <command> [args...]`: a broadcast that waits for replies. */
-export async function controlCommand(app: Celeriac, command: string, words: string[], o: RemoteOptions): Promise<void> {
+export async function controlCommand(app: Celeriac, command: string | undefined, words: string[], o: RemoteOptions): Promise<void> {
   if (o.list) return void process.stdout.write(listing('control'));
+  if (!command) throw new UsageError(`control needs a command: ${commandsOf('control').map(([n]) => n).join(', ')} (--list describes them)`);
   const meta = verifyCommand('control', command);
   const args = compileArguments(command, meta, words);
   await connected(app, `control ${command}`);
