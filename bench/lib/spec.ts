@@ -34,6 +34,8 @@ export interface ChildSpec {
   warmup: number;
   /** publish-bulk / prefill: messages per batch (or in flight). */
   batch: number;
+  /** Workers send task events (-E): Celeriac's taskEvents, Python's -E. */
+  events?: boolean;
 }
 
 export interface ChildResult {
