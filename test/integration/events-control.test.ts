@@ -305,3 +305,21 @@ test('[memory] task_send_sent_event: a client sends task-sent for each task, as 
   assert.equal(typeof first.eta, 'string', 'the countdown as an ETA');
   assert.deepEqual(sent.slice(1).map((e) => e.uuid).sort(), bulk.map((b) => b.id).sort());
 });
+
+test('[memory] worker_send_task_events = true turns task events on as -E does; event_serializer other than json is refused', async () => {
+  const queue = uniqueName('setting');
+  const app = setup(TRANSPORTS[0]!, queue, { worker_send_task_events: true });
+  const seen: string[] = [];
+  const receiver = new EventReceiver(app, { wakeup: false }).on('*', (e) => {
+    if (e.hostname === `${queue}@s`) seen.push(e.type);
+  });
+  await receiver.start();
+  cleanup.push(() => receiver.close());
+  const worker = app.worker({ hostname: `${queue}@s`, concurrency: 1, logger: createLogger('critical'), mingle: false });
+  await worker.start();
+  cleanup.push(() => worker.close());
+  assert.equal(await (await app.sendTask('t.add', [1, 2])).get({ timeout: 10_000 }), 3);
+  await eventually(() => seen.includes('task-succeeded'), 'task events from the setting');
+  const msgpack = setup(TRANSPORTS[0]!, uniqueName('ser'), { event_serializer: 'msgpack' });
+  assert.throws(() => msgpack.worker({}), /event_serializer = "msgpack" is not supported/);
+});
