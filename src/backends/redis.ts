@@ -1,7 +1,7 @@
 // Celery's Redis result backend: celery-task-meta-<id> JSON, SETEX + PUBLISH, pub/sub waits.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import type { BackendContext, ResultBackend, ResultMeta, WaitOptions } from './types.js';
 import { READY_STATES, pendingMeta } from './types.js';
 import { dumps, flatten, loads } from '../protocol/json.js';
@@ -10,6 +10,7 @@ import { connectClient, closeClient, ConnectionBudget } from '../brokers/redis/c
 import { STORE_RESULTS_COMMAND } from '../brokers/redis/scripts.js';
 import type { RetryPolicy, TransportOptions } from '../app/settings.js';
 import { TimeoutError, withRetries } from './retry.js';
+import { encodeMeta } from './encode.js';
 
 const STORE_LUA = readFileSync(fileURLToPath(new URL('./lua/store.lua', import.meta.url)), 'utf8');
 
@@ -82,6 +83,13 @@ export class RedisBackend implements ResultBackend {
    * SET/SETEX and a PUBLISH on its own key, as Celery writes them) and share its outcome.
    */
   store(meta: ResultMeta): Promise<void> {
+    // Encoded before it joins the batch: a key is only ever paired with its own meta.
+    let text: string;
+    try {
+      text = flatten(encodeMeta(meta, dumps, this.ctx.logger).encoded);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     let batch = this.storeBatch;
     if (!batch || batch.keys.length >= 1000) {
       const b = { keys: [] as string[], metas: [] as string[], ids: [] as string[], promise: undefined as unknown as Promise<void> };
@@ -89,7 +97,7 @@ export class RedisBackend implements ResultBackend {
       this.storeBatch = batch = b;
     }
     batch.keys.push(this.key(meta.task_id));
-    batch.metas.push(flatten(dumps(meta)));
+    batch.metas.push(text);
     batch.ids.push(meta.task_id);
     return batch.promise;
   }
@@ -100,7 +108,7 @@ export class RedisBackend implements ResultBackend {
     const what = b.ids.length === 1 ? `the result of task ${b.ids[0]}` : `the results of ${b.ids.length} tasks (${b.ids[0]}, …)`;
     await withRetries(this.retryPolicy, `storing ${what} in ${this.displayUrl}`, async () => {
       const c = (await this.cmd()) as unknown as Record<string, (n: number, ...a: (string | number)[]) => Promise<number>>;
-      await c[STORE_RESULTS_COMMAND]!(b.keys.length, ...b.keys, expires ? Math.trunc(expires) : 0, ...b.metas);
+      await c[STORE_RESULTS_COMMAND]!(b.keys.length, ...b.keys, expires ? Math.trunc(expires) : 0, ...b.metas).catch(markPermanent);
     });
   }
 
@@ -230,6 +238,18 @@ export class RedisBackend implements ResultBackend {
     this.client = undefined;
     this.connecting = undefined;
   }
+}
+
+/**
+ * Redis answers a wrong command (a script error, a wrong type, a missing permission) with an error
+ * reply that retrying cannot fix; errors of a server that is loading, read-only during a failover,
+ * short of replicas or busy stay transient.
+ */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|NOREPLICAS|TRYAGAIN|CLUSTERDOWN|OOM)\b/;
+
+function markPermanent(err: unknown): never {
+  if (err instanceof ReplyError && !TRANSIENT_REPLY.test((err as Error).message)) Object.assign(err as Error, { permanent: true });
+  throw err;
 }
 
 export function createBackend(url: string, ctx: BackendContext): ResultBackend {

@@ -16,6 +16,7 @@ import { AmqpConnection, maxConnectionRetries, reconnectDelay, sleep } from '../
 import { toFieldTable } from '../brokers/amqp/field-table.js';
 import { BrokerConnectionError, explainChannelError } from '../brokers/amqp/errors.js';
 import { dumps, loads } from '../protocol/json.js';
+import { encodeMeta } from './encode.js';
 
 /** Replies nobody has asked for yet are kept, up to this many tasks (oldest dropped first). */
 const MAX_BUFFERED = 10_000;
@@ -148,7 +149,8 @@ export class RpcBackend implements ResultBackend {
   async store(meta: ResultMeta, ctx?: StoreContext): Promise<void> {
     const replyTo = ctx?.replyTo;
     if (!replyTo) return; // Celery does the same: no reply_to, nobody to tell
-    const body = Buffer.from(dumps({ task_id: meta.task_id, status: meta.status, result: meta.result ?? null, traceback: meta.traceback ?? null, children: meta.children ?? [] }), 'utf8');
+    const reply = (m: ResultMeta) => dumps({ task_id: m.task_id, status: m.status, result: m.result ?? null, traceback: m.traceback ?? null, children: m.children ?? [] });
+    const body = Buffer.from(encodeMeta(meta, reply, this.ctx.logger).encoded, 'utf8');
     const opts = {
       contentType: 'application/json',
       contentEncoding: 'utf-8',

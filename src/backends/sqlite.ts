@@ -5,6 +5,7 @@ import { openDatabase, prepared, type Db, type SqliteDatabase } from '../brokers
 import { parseSqliteUrl, type SqliteLocation } from '../brokers/sqlite/url.js';
 import { pendingMeta, type BackendContext, type ResultBackend, type ResultMeta, type WaitOptions } from './types.js';
 import { onResultEvent, resultExpiresMs, waitForReady } from './memory.js';
+import { encodeMeta } from './encode.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS celeriac_results (
@@ -52,7 +53,9 @@ export class SqliteBackend implements ResultBackend {
     const db = this.database;
     const now = Date.now();
     const expiresAt = this.expiresMs === null ? null : now + this.expiresMs;
-    const text = dumps(meta);
+    const encoded = encodeMeta(meta, dumps, this.logger);
+    const text = encoded.encoded;
+    const status = String(encoded.meta.status);
     // A stored SUCCESS is final (Celery ignores later states for a task that already succeeded).
     await db.write((d) =>
       prepared(d, 
@@ -61,7 +64,7 @@ export class SqliteBackend implements ResultBackend {
            date_done = excluded.date_done, expires_at = excluded.expires_at
          WHERE celeriac_results.status <> 'SUCCESS'
             OR (celeriac_results.expires_at IS NOT NULL AND celeriac_results.expires_at <= excluded.date_done)`,
-      ).run(meta.task_id, String(meta.status), text, now, expiresAt),
+      ).run(meta.task_id, status, text, now, expiresAt),
     );
     db.events.emit('result', meta.task_id);
     if (now - this.lastCleanup > CLEANUP_EVERY_MS) void this.cleanup();

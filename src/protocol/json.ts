@@ -1,4 +1,5 @@
 // Python-compatible JSON: the bytes kombu's `json` serializer writes and the values it reads.
+import { toEncodeError } from './errors.js';
 
 const NON_ASCII = /[\u0080-\uffff]/g;
 const HAS_NON_ASCII = /[\u0080-\uffff]/;
@@ -85,14 +86,17 @@ function encode(v: unknown, depth: number, seen: Set<object> | null): string {
   }
   if (v === null) return 'null';
   const obj = v as object;
-  if (v instanceof Date) return quote(isoformat(v));
+  if (v instanceof Date) {
+    if (Number.isNaN(v.getTime())) throw new TypeError('Object of type Date is not JSON serializable: it is an Invalid Date');
+    return quote(isoformat(v));
+  }
   if (Buffer.isBuffer(v) || v instanceof Uint8Array) {
     return '{"__type__": "bytes", "__value__": ' + quote(Buffer.from(v).toString('utf8')) + '}';
   }
   const track = depth >= TRACK_DEPTH;
   if (track) {
     seen ??= new Set();
-    if (seen.has(obj)) throw new TypeError('Cannot serialize a circular structure to JSON');
+    if (seen.has(obj)) throw Object.assign(new Error('Circular reference detected'), { name: 'ValueError' }); // Python's words
     seen.add(obj);
   }
   try {
@@ -119,9 +123,16 @@ export function flatten(s: string): string {
   return s;
 }
 
-/** json.dumps(value) as Python writes it: ", " and ": " separators, ASCII only, NaN allowed. */
+/**
+ * json.dumps(value) as Python writes it: ", " and ": " separators, ASCII only, NaN allowed.
+ * Throws EncodeError for what JSON cannot carry (kombu raises the same).
+ */
 export function dumps(value: unknown): string {
-  return encode(value, 0, null);
+  try {
+    return encode(value, 0, null);
+  } catch (err) {
+    throw toEncodeError(err);
+  }
 }
 
 const NAN = '\u0000NaN';

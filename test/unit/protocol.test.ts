@@ -19,15 +19,15 @@ test('dumps writes JSON as Python json.dumps does', () => {
 test('dumps finds cycles at any depth, and encodes shared and deeply nested values', () => {
   const loop: Record<string, unknown> = { a: 1 };
   loop.self = loop;
-  assert.throws(() => dumps(loop), /circular/);
+  assert.throws(() => dumps(loop), /Circular reference/);
   let deep: Record<string, unknown> = { leaf: true };
   const top = deep;
   for (let i = 0; i < 200; i++) deep = (deep.next = { i }) as Record<string, unknown>;
   deep.next = top; // a cycle 200 levels long
-  assert.throws(() => dumps(top), /circular/);
+  assert.throws(() => dumps(top), /Circular reference/);
   const arr: unknown[] = [];
   arr.push([arr]);
-  assert.throws(() => dumps(arr), /circular/);
+  assert.throws(() => dumps(arr), /Circular reference/);
   let nested: unknown = 'x';
   for (let i = 0; i < 300; i++) nested = [nested];
   assert.equal(dumps(nested), '['.repeat(300) + '"x"' + ']'.repeat(300));
