@@ -72,3 +72,18 @@ for (const s of SETUPS) {
     assert.equal(((await again.get({ timeout: 30_000 })) as { i: number }).i, 7);
   });
 }
+
+test('[redis] updateState(PROGRESS, {status: SUCCESS}) then return 42: get() gives 42 (the write-once rule reads the status field)', async () => {
+  await requireRedis();
+  const queue = uniqueName('enc');
+  const app = new Celeriac('enc', { broker: redisDb(12), backend: redisDb(13), task_default_queue: queue });
+  app.task('enc.progress', async (task) => {
+    await task.updateState('PROGRESS', { status: 'SUCCESS', done: 1 });
+    return 42;
+  }, { bind: true });
+  const worker = app.worker({ concurrency: 2, loglevel: 'critical', hostname: `${queue}@test` });
+  open.push({ app, worker });
+  await worker.start();
+  const r = await app.sendTask('enc.progress');
+  assert.equal(await r.get({ timeout: 15_000 }), 42);
+});

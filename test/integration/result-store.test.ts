@@ -68,3 +68,32 @@ test('[redis] a permanent error reply (WRONGTYPE) fails the store at once instea
   await client.del(b.key(id));
   await b.close();
 });
+
+for (const { name, open } of BACKENDS) {
+  test(`[${name}] write-once reads the stored status field: a progress meta holding {status: 'SUCCESS'} does not block the real SUCCESS`, async () => {
+    const b = await open();
+    const id = uniqueName('t');
+    await b.store(meta(id, 'PROGRESS', { status: 'SUCCESS', done: 1 }));
+    await b.store(meta(id, 'SUCCESS', 42));
+    assert.equal((await b.get(id)).result, 42);
+    await b.store(meta(id, 'FAILURE', { exc_type: 'ValueError', exc_message: ['late'], exc_module: 'builtins' }));
+    assert.equal((await b.get(id)).status, 'SUCCESS', 'a stored SUCCESS stays');
+    await b.close();
+  });
+}
+
+test('[redis] a SUCCESS written by another client with its keys in another order is still never overwritten', async () => {
+  await requireRedis();
+  const b = redisBackend(redisDb(13), ctx()) as RedisBackend;
+  await b.connect();
+  const client = await b.commandClient();
+  const id = uniqueName('t');
+  await client.set(b.key(id), JSON.stringify({ result: { status: 'PENDING' }, task_id: id, status: 'SUCCESS' }));
+  await b.store(meta(id, 'FAILURE', null));
+  assert.equal((await b.get(id)).status, 'SUCCESS');
+  const other = uniqueName('t');
+  await client.set(b.key(other), JSON.stringify({ result: { status: 'SUCCESS' }, task_id: other, status: 'PROGRESS' }));
+  await b.store(meta(other, 'SUCCESS', 5));
+  assert.equal((await b.get(other)).result, 5);
+  await b.close();
+});
