@@ -2,9 +2,8 @@
 // opened with the same URL. Also home of the wait loop the embedded backends share.
 import { EventEmitter } from 'node:events';
 import { TimeoutError } from './retry.js';
-import { dumps, loads } from '../protocol/json.js';
 import type { Logger } from '../app/log.js';
-import { encodeMeta } from './encode.js';
+import { encodeWith, readMeta, resultCodec, type ResultCodec } from './encode.js';
 import { pendingMeta, READY_STATES, type BackendContext, type ResultBackend, type ResultMeta, type WaitOptions } from './types.js';
 
 /** result_expires (seconds; null or 0 = never) in milliseconds, or null for never. */
@@ -91,7 +90,7 @@ export function waitForReady(w: WaitLoop): Promise<ResultMeta> {
 
 interface StoredResult {
   /** The meta as the result serializer wrote it: what a reader gets is decoded from it, as elsewhere. */
-  text: string;
+  data: string | Buffer;
   status: string;
   expiresAt: number | null;
 }
@@ -119,7 +118,7 @@ function storeFor(url: string): ResultStore {
 export class MemoryBackend implements ResultBackend {
   private readonly store_: ResultStore;
 
-  constructor(readonly displayUrl: string, private readonly expiresMs: number | null, private readonly logger?: Logger) {
+  constructor(readonly displayUrl: string, private readonly expiresMs: number | null, private readonly codec: ResultCodec, private readonly logger?: Logger) {
     this.store_ = storeFor(displayUrl);
   }
 
@@ -130,8 +129,8 @@ export class MemoryBackend implements ResultBackend {
     const current = this.live(meta.task_id, now);
     if (current?.status === 'SUCCESS') return; // a stored SUCCESS is final, as in Celery
     // Encoded as the other backends encode it: the same values survive, the same ones fail.
-    const encoded = encodeMeta(meta, dumps, this.logger);
-    this.store_.results.set(meta.task_id, { text: encoded.encoded, status: String(encoded.meta.status), expiresAt: this.expiresMs === null ? null : now + this.expiresMs });
+    const encoded = encodeWith(this.codec, this.logger, meta);
+    this.store_.results.set(meta.task_id, { data: encoded.encoded, status: String(encoded.meta.status), expiresAt: this.expiresMs === null ? null : now + this.expiresMs });
     this.store_.events.emit('result', meta.task_id);
     if (now - this.store_.lastSweep > SWEEP_EVERY_MS) this.sweep(now);
   }
@@ -144,7 +143,7 @@ export class MemoryBackend implements ResultBackend {
 
   async get(taskId: string): Promise<ResultMeta> {
     const r = this.live(taskId, Date.now());
-    return r ? (loads(r.text) as ResultMeta) : pendingMeta(taskId);
+    return r ? readMeta(r.data, this.codec, taskId) : pendingMeta(taskId);
   }
 
   wait(taskId: string, opts: WaitOptions = {}): Promise<ResultMeta> {
@@ -174,5 +173,5 @@ export class MemoryBackend implements ResultBackend {
 }
 
 export function createBackend(url: string, ctx: BackendContext): ResultBackend {
-  return new MemoryBackend(url, resultExpiresMs(ctx.settings.result_expires), ctx.logger);
+  return new MemoryBackend(url, resultExpiresMs(ctx.settings.result_expires), resultCodec(ctx.settings), ctx.logger);
 }

@@ -1,17 +1,16 @@
 // sqlite:// result backend: task results in the embedded database (the broker's file, its own table).
-import { dumps, loads } from '../protocol/json.js';
 import type { Logger } from '../app/log.js';
 import { openDatabase, prepared, type Db, type SqliteDatabase } from '../brokers/sqlite/database.js';
 import { parseSqliteUrl, type SqliteLocation } from '../brokers/sqlite/url.js';
 import { pendingMeta, type BackendContext, type ResultBackend, type ResultMeta, type WaitOptions } from './types.js';
 import { onResultEvent, resultExpiresMs, waitForReady } from './memory.js';
-import { encodeMeta } from './encode.js';
+import { encodeWith, readMeta, resultCodec, type ResultCodec } from './encode.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS celeriac_results (
   task_id TEXT PRIMARY KEY,
   status TEXT NOT NULL,
-  meta TEXT NOT NULL,          -- the celery-task-meta JSON document
+  meta TEXT NOT NULL,          -- the celery-task-meta document: JSON text, or a msgpack BLOB
   date_done INTEGER NOT NULL,  -- ms since epoch
   expires_at INTEGER           -- ms since epoch; NULL never expires
 );
@@ -26,7 +25,7 @@ export class SqliteBackend implements ResultBackend {
   private db: SqliteDatabase | null = null;
   private lastCleanup = 0;
 
-  constructor(url: string, private readonly logger: Logger, private readonly expiresMs: number | null) {
+  constructor(url: string, private readonly logger: Logger, private readonly expiresMs: number | null, private readonly codec: ResultCodec) {
     this.location = parseSqliteUrl(url);
     this.displayUrl = url;
   }
@@ -53,7 +52,7 @@ export class SqliteBackend implements ResultBackend {
     const db = this.database;
     const now = Date.now();
     const expiresAt = this.expiresMs === null ? null : now + this.expiresMs;
-    const encoded = encodeMeta(meta, dumps, this.logger);
+    const encoded = encodeWith(this.codec, this.logger, meta);
     const text = encoded.encoded;
     const status = String(encoded.meta.status);
     // A stored SUCCESS is final (Celery ignores later states for a task that already succeeded).
@@ -72,7 +71,7 @@ export class SqliteBackend implements ResultBackend {
 
   async get(taskId: string): Promise<ResultMeta> {
     const row = this.database.read((d) => selectLive(d, taskId, Date.now()));
-    return row ? (loads(row.meta) as ResultMeta) : pendingMeta(taskId);
+    return row ? readMeta(row.meta, this.codec, taskId) : pendingMeta(taskId);
   }
 
   wait(taskId: string, opts: WaitOptions = {}): Promise<ResultMeta> {
@@ -108,10 +107,10 @@ export class SqliteBackend implements ResultBackend {
   }
 }
 
-function selectLive(d: Db, taskId: string, now: number): { meta: string } | undefined {
-  return prepared(d, 'SELECT meta FROM celeriac_results WHERE task_id = ? AND (expires_at IS NULL OR expires_at > ?)').get(taskId, now) as { meta: string } | undefined;
+function selectLive(d: Db, taskId: string, now: number): { meta: string | Buffer } | undefined {
+  return prepared(d, 'SELECT meta FROM celeriac_results WHERE task_id = ? AND (expires_at IS NULL OR expires_at > ?)').get(taskId, now) as { meta: string | Buffer } | undefined;
 }
 
 export function createBackend(url: string, ctx: BackendContext): ResultBackend {
-  return new SqliteBackend(url, ctx.logger, resultExpiresMs(ctx.settings.result_expires));
+  return new SqliteBackend(url, ctx.logger, resultExpiresMs(ctx.settings.result_expires), resultCodec(ctx.settings));
 }

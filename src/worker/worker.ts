@@ -5,6 +5,7 @@ import type { Celeriac } from '../app/celeriac.js';
 import type { Broker, Consumer, Delivery } from '../brokers/types.js';
 import type { ResultBackend, ResultMeta, TaskState } from '../backends/types.js';
 import { decodeTask, encodeTaskV2, type DecodeOptions, type TaskRequest } from '../protocol/message.js';
+import { decodeOptionsFor } from './meta.js';
 import { ContentDisallowed, DecodeError, InvalidTaskError } from '../protocol/errors.js';
 import { repr } from '../protocol/repr.js';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from '../app/log.js';
@@ -192,7 +193,7 @@ export class Worker extends EventEmitter {
     this.broker = await this.app.broker();
     this.backend = await this.app.backend();
     // Settings read for every message, taken once here (as Celery reads them at worker start).
-    this.decodeOptions = { accept: this.app.conf.accept_content as DecodeOptions['accept'] };
+    this.decodeOptions = decodeOptionsFor(this.app);
     this.resultExtended = this.app.conf.result_extended === true;
     if (!this.app.conf.worker_disable_rate_limits) {
       // Fails the start (before any child is spawned) when global_rate_limit has no shared store.
@@ -681,6 +682,7 @@ export class Worker extends EventEmitter {
       rootId: req.rootId, parentId: req.id, group: req.group, groupIndex: req.groupIndex, origin: req.origin ?? undefined,
       shadow: req.shadow, replyTo: req.replyTo ?? undefined, priority: opts.priority ?? req.priority, headers: req.headers,
       embed: req.embed, ignoreResult: req.ignoreResult ?? undefined, argsrepr: req.argsrepr, kwargsrepr: req.kwargsrepr,
+      serializer: (task.options.serializer ?? this.app.conf.task_serializer) as string, tags: req.kombuTags,
     });
     const queue = opts.queue ?? (d.exchange === '' ? d.routingKey : d.queue) ?? d.queue;
     const when = countdown !== undefined && !opts.eta ? `${countdown}s` : eta.toISOString();
