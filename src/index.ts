@@ -16,4 +16,7 @@ export type { PoolKind } from './worker/executor.js';
 export { States, READY_STATES, type ResultMeta, type ResultBackend, type TaskState } from './backends/types.js';
 export { TimeoutError, BackendUnavailable } from './backends/retry.js';
 export type { Broker, Delivery, Consumer, PublishTarget, PublishItem } from './brokers/types.js';
+export { Float, Decimal, UUID, CeleryDate, CeleryTime, CeleryDateTime } from './protocol/values.js';
+export { EncodeError, DecodeError, ContentDisallowed } from './protocol/errors.js';
+export { SerializerNotInstalled } from './protocol/serializers.js';
 export * as protocol from './protocol/index.js';

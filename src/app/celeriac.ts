@@ -5,6 +5,7 @@ import type { ResultBackend } from '../backends/types.js';
 import { createBroker } from '../brokers/registry.js';
 import { createBackend } from '../backends/registry.js';
 import { encodeTaskV1, encodeTaskV2, type EncodeTaskOptions, type Message } from '../protocol/message.js';
+import { checkSerializerSettings, jsonTagsFor } from '../protocol/serializers.js';
 import { createSettings, effectiveBackendUrl, effectiveBrokerUrl, updateSettings, type Settings } from './settings.js';
 import { createLogger, type Logger } from './log.js';
 import { Task, type BoundHandler, type Handler } from './task.js';
@@ -87,6 +88,7 @@ export class Celeriac {
   /** The connected broker (created on first use). */
   broker(): Promise<Broker> {
     return (this.brokerPromise ??= (async () => {
+      checkSerializerSettings(this.conf); // pickle/yaml or an unknown serializer fail here, as Celery fails
       const b = await createBroker(this.brokerUrl, { settings: this.conf, logger: this.logger });
       await b.connect();
       return b;
@@ -162,6 +164,8 @@ export class Celeriac {
       headers: o.headers as Record<string, unknown> | undefined,
       compression: (o.compression ?? this.conf.task_compression) as string | null,
       embed: { callbacks: (o.link as never) ?? null, errbacks: (o.link_error as never) ?? null, chain: (o.chain as never) ?? null, chord: (o.chord as never) ?? null },
+      serializer: (o.serializer ?? to.serializer ?? this.conf.task_serializer) as string,
+      tags: jsonTagsFor(this.conf.celery_peer_version),
     };
     const message = this.conf.task_protocol === 1 ? encodeTaskV1(name, args, kwargs, enc) : encodeTaskV2(name, args, kwargs, enc);
     const exchange = (o.exchange as string) ?? '';

@@ -30,6 +30,10 @@ export interface TaskOptions {
   acksOnFailureOrTimeout?: boolean;
   /** How often a message may be requeued after its executor died (reject_on_worker_lost); default 3. */
   maxRedeliveries?: number;
+  /** Celery's Task.serializer: 'json' or 'msgpack' for this task's messages (default task_serializer). */
+  serializer?: string;
+  /** Python floats with a whole value (2.0) arrive as Float, so they go back as floats (JSON only). */
+  exactFloats?: boolean;
   [celeryName: string]: unknown;
 }
 

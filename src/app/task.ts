@@ -19,7 +19,8 @@ export interface BulkCall<A extends unknown[] = unknown[]> {
 export class Task<A extends unknown[] = unknown[], R = unknown> {
   /** Options with Celery's names (acks_late, max_retries, …). */
   readonly options: Record<string, unknown>;
-  private readonly params: (string | undefined)[];
+  /** Parameter names for keyword arguments; null when the handler's source cannot be read. */
+  private readonly params: (string | undefined)[] | null;
 
   constructor(
     readonly app: Celeriac,
@@ -29,7 +30,7 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
   ) {
     this.options = normalizeOptions(options);
     const names = Array.isArray(options.params) ? options.params : parameterNames(handler as (...a: never[]) => unknown);
-    this.params = this.bound && !Array.isArray(options.params) ? names.slice(1) : names;
+    this.params = names && this.bound && !Array.isArray(options.params) ? names.slice(1) : names;
   }
 
   get bound(): boolean {

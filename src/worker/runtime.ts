@@ -17,6 +17,7 @@ import { RevokedSet } from './revoked.js';
 import { TaskOptionsCache } from './task-options.js';
 import type { ControlTimeLimits } from './time-limits.js';
 import { EtaSchedule } from './eta.js';
+import { decodeOptionsFor } from './meta.js';
 import { Strategy, type StrategyOwner } from './strategy.js';
 import type { Request } from './request.js';
 import { Autoscaler, type AutoscaleLimits } from './autoscale.js';
@@ -104,7 +105,7 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
     this.broker = await host.broker();
     this.backend = await host.backend();
     // Settings read for every message, taken once here (as Celery reads them at worker start).
-    this.decodeOptions = { accept: host.conf.accept_content as DecodeOptions['accept'] };
+    this.decodeOptions = decodeOptionsFor(host);
     this.resultExtended = host.conf.result_extended === true;
     if (!host.conf.worker_disable_rate_limits) {
       // Fails the start (before any child is spawned) when global_rate_limit has no shared store.
