@@ -54,6 +54,10 @@ export class Beat extends EventEmitter {
   private running = false;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<unknown> | undefined;
+  /** A send failed this tick: sleep a whole tick before trying again instead of spinning on it. */
+  private sendFailed = false;
+  /** Stored entries that could not be read, reported once each. */
+  private readonly unreadable = new Set<string>();
 
   constructor(readonly app: Celeriac, private readonly options: BeatOptions = {}) {
     super();
@@ -139,7 +143,7 @@ export class Beat extends EventEmitter {
 
   private sleepMs(): number {
     let ms = this.tickMs;
-    if (!this.token) return ms;
+    if (!this.token || this.sendFailed) return ms;
     const now = this.now();
     for (const e of this.entries.values()) {
       const n = nextRun(e, this.zone);
@@ -158,7 +162,9 @@ export class Beat extends EventEmitter {
       try {
         next.set(stored.name, decodeEntry(stored));
       } catch (err) {
-        if (this.entries.has(stored.name) || this.version === null) this.logger.error(`beat: skipping entry ${JSON.stringify(stored.name)}: ${(err as Error).message}`);
+        const key = `${stored.name}\u0000${stored.encoded}`;
+        if (!this.unreadable.has(key)) this.logger.error(`beat: skipping entry ${JSON.stringify(stored.name)}: ${(err as Error).message}`);
+        this.unreadable.add(key);
       }
     }
     const first = this.version === null;
@@ -178,6 +184,7 @@ export class Beat extends EventEmitter {
   }
 
   private async sendDue(): Promise<void> {
+    this.sendFailed = false;
     const now = this.now();
     const due: [ScheduleEntry, number][] = [];
     for (const e of this.entries.values()) {
@@ -203,7 +210,7 @@ export class Beat extends EventEmitter {
       // Safe to resend: the store reports a run it already recorded and writes nothing twice.
       const outcome = await withRetries(policy, `recording the run of beat entry ${entry.name}`, () => store.recordRun(claim));
       if (outcome === 'fenced') {
-        this.logger.warning(`beat: not sending ${entry.name}: lease epoch ${claim.token.epoch} is no longer the current one (another beat took over while this one was paused or cut off)`);
+        this.logger.warning(`beat: not sending ${entry.name}: lease epoch ${claim.token.epoch} is no longer the current one (this beat was paused or cut off past its lease, which lapsed or went to another beat)`);
         this.token = null;
         this.emit('fenced', { name: entry.name, epoch: claim.token.epoch });
         return;
@@ -224,6 +231,7 @@ export class Beat extends EventEmitter {
       }
     } catch (err) {
       this.logger.error(`Message Error: Couldn't apply scheduled task ${entry.name}: ${(err as Error).message}`);
+      this.sendFailed = true;
       return;
     }
     entry.state = next;

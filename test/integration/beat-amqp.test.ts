@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { Celeriac } from '../../src/app/celeriac.js';
 import { AMQP_URL, eventually, redisDb, requireRabbit, requireRedis, sleep, uniqueName } from '../helpers/services.js';
-import { startBeats, startLedger, type CliProcess } from './beat-harness.js';
+import { startBeats, startLedger, type CliProcess, type LedgerRow } from './beat-harness.js';
 
 const BACKEND = redisDb(12);
 
@@ -35,8 +35,8 @@ test('AMQP broker, Redis result backend: runs go through RabbitMQ once each; a S
     const stopAt = Date.now();
     assert.equal(await first.stop(), 0, first.output);
     const other = beats.find((b) => b !== first)!;
-    const next = await eventually(() => ledger.rows.find((r) => r.pid === other.pid), 'the standby to send', 10_000);
-    const takeoverMs = next.receivedAt - stopAt;
+    const next = await eventually<LedgerRow | undefined>(() => ledger.rows.find((r) => r.pid === other.pid), 'the standby to send', 10_000);
+    const takeoverMs = next!.receivedAt - stopAt;
     console.log(`amqp: takeover after SIGTERM ${takeoverMs} ms`);
     assert.ok(takeoverMs < 1_000 + 2_000, `takeover after a clean stop took ${takeoverMs} ms (one tick expected)`);
     await sleep(2_000);

@@ -58,8 +58,12 @@ export class CliProcess {
     return this.lines.find((l) => l.at >= since && pattern.test(l.text));
   }
 
-  waitFor(pattern: RegExp, timeoutMs: number, since = 0): Promise<Line> {
-    return eventually(() => this.find(pattern, since), `${this.label} to print ${pattern}\n--- ${this.label} output:\n${this.output}`, timeoutMs, 20);
+  async waitFor(pattern: RegExp, timeoutMs: number, since = 0): Promise<Line> {
+    try {
+      return (await eventually(() => this.find(pattern, since), `${this.label} to print ${pattern}`, timeoutMs, 20))!;
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n--- ${this.label} output:\n${this.output}`);
+    }
   }
 
   signal(sig: NodeJS.Signals): void {
@@ -161,15 +165,15 @@ export async function failoverScenario(broker: string, prefix?: string): Promise
     await sleep(t0 + 10_000 - Date.now());
     const killAt = Date.now();
     first.signal('SIGKILL');
-    const afterKill = await eventually(() => ledger.rows.find((r) => r.receivedAt > killAt && r.pid !== first.pid), 'a run sent after the leader was killed', 20_000);
-    const second = byPid(afterKill.pid);
+    const afterKill = await eventually<LedgerRow | undefined>(() => ledger.rows.find((r) => r.receivedAt > killAt && r.pid !== first.pid), 'a run sent after the leader was killed', 20_000);
+    const second = byPid(afterKill!.pid);
     assert.ok(second && second !== first, `another beat took over: ${JSON.stringify(afterKill)}`);
 
     await sleep(t0 + 20_000 - Date.now());
     const stopAt = Date.now();
     second.signal('SIGSTOP');
-    const afterStop = await eventually(() => ledger.rows.find((r) => r.receivedAt > stopAt && r.pid !== second.pid), 'a run sent after the second leader was paused', 20_000);
-    const third = byPid(afterStop.pid);
+    const afterStop = await eventually<LedgerRow | undefined>(() => ledger.rows.find((r) => r.receivedAt > stopAt && r.pid !== second.pid), 'a run sent after the second leader was paused', 20_000);
+    const third = byPid(afterStop!.pid);
     assert.ok(third && third !== first && third !== second, `the third beat took over: ${JSON.stringify(afterStop)}`);
     await sleep(1_500);
     const contAt = Date.now();
@@ -192,8 +196,8 @@ export async function failoverScenario(broker: string, prefix?: string): Promise
     for (const g of gaps) {
       assert.ok([killAt, stopAt].some((f) => g.from <= f + 1000 && g.to >= f), `runs missed outside a failover: ${JSON.stringify(g)} (kill ${killAt}, stop ${stopAt})`);
     }
-    const afterKillMs = afterKill.receivedAt - killAt;
-    const afterStopMs = afterStop.receivedAt - stopAt;
+    const afterKillMs = afterKill!.receivedAt - killAt;
+    const afterStopMs = afterStop!.receivedAt - stopAt;
     assert.ok(afterKillMs < 10_000, `takeover after SIGKILL took ${afterKillMs} ms`);
     assert.ok(afterStopMs < 10_000, `takeover after SIGSTOP took ${afterStopMs} ms`);
     assert.ok(rows.length >= 15, `only ${rows.length} runs in 30 s`);
