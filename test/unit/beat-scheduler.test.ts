@@ -240,3 +240,28 @@ test('beat_schedule is merged at start: new entries added, changed ones replaced
   await assert.rejects(new Beat(app, { store: store() }).prepare(), /beat entry "bad": schedule must be a number of seconds/);
   await app.close();
 });
+
+test('a run whose publish fails is undone: logged as Celery logs it, retried a tick later, never counted as sent', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'celeriac-beat-unit-'));
+  const url = `sqlite:///${path.join(dir, 'beat.db')}`;
+  const app = new Celeriac('beat-unit', { broker: url, task_publish_retry_policy: { max_retries: 1, interval_start: 0, interval_step: 0.05, interval_max: 0.05 } });
+  // The embedded broker refuses an exchange without a routing key: a publish that always fails.
+  app.conf.beat_schedule = { broken: { task: 'tasks.x', schedule: 10, options: { exchange: 'nowhere', routing_key: '' } } };
+  const clock = new Clock(T0);
+  const state = newMemoryState();
+  const lines: string[] = [];
+  const beat = new Beat(app, { store: new MemoryBeatStore(state, clock.now), now: clock.now, logger: createLogger('info', (l) => lines.push(l)) });
+  const sent: SentRun[] = [];
+  beat.on('sent', (r: SentRun) => sent.push(r));
+  await beat.tick();
+  clock.advance(10_000);
+  const sleep = await beat.tick();
+  assert.equal(sent.length, 0);
+  assert.ok(lines.some((l) => /ERROR.*Message Error: Couldn't apply scheduled task broken: .*without a routing key/.test(l)), lines.join(''));
+  assert.equal(state.entries.get('broken')!.state.lastRunAt, T0, 'the claim was undone');
+  assert.equal(state.entries.get('broken')!.state.totalRunCount, 0);
+  assert.equal(sleep, beat.tickMs, 'the next try waits a tick');
+  await beat.close();
+  await app.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
