@@ -3,13 +3,14 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Celeriac } from '../app/celeriac.js';
 import { createLogger, LOG_LEVELS, maskUrl, parseLogLevel, type Logger } from '../app/log.js';
-import { dumps, loads } from '../protocol/json.js';
+import { dumps } from '../protocol/json.js';
 import { Beat } from '../beat/beat.js';
 import { crontab } from '../beat/crontab.js';
 import { solar, type SolarEvent } from '../beat/solar.js';
 import type { BeatEntryInput } from '../beat/entry.js';
 import type { ScheduleInput } from '../beat/schedule.js';
 import { UsageError } from './load-app.js';
+import { jsonArg } from './main.js';
 
 type Setup = (cmd: Command) => Promise<Celeriac>;
 
@@ -18,19 +19,6 @@ function positiveSeconds(flag: string) {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} takes a number of seconds above 0, got ${JSON.stringify(v)}`);
     return n;
-  };
-}
-
-function json<T>(flag: string, ok: (v: unknown) => boolean, shape: string) {
-  return (v: string): T => {
-    let parsed: unknown;
-    try {
-      parsed = loads(v);
-    } catch (err) {
-      throw new InvalidArgumentError(`${flag} must be JSON ${shape}: ${(err as Error).message}`);
-    }
-    if (!ok(parsed)) throw new InvalidArgumentError(`${flag} must be JSON ${shape}, got ${v}`);
-    return parsed as T;
   };
 }
 
@@ -128,10 +116,10 @@ export function registerBeatCommand(program: Command, setup: Setup): void {
     .option('--crontab <expr>', 'run on a crontab: "minute hour day-of-month month day-of-week", e.g. "*/15 9-17 * * mon-fri"')
     .option('--solar <event,lat,lon>', 'run at a solar event, e.g. sunrise,51.5,-0.12')
     .option('--relative', 'with --every: round run times down to the interval\'s unit (Celery\'s relative)')
-    .option('-a, --args <json>', 'positional arguments as a JSON list', json('--args', Array.isArray, 'list, e.g. [2, 3]'))
-    .option('-k, --kwargs <json>', 'keyword arguments as a JSON object', json('--kwargs', isObject, "object, e.g. '{\"y\": 3}'"))
+    .option('-a, --args <json>', 'positional arguments as a JSON list', jsonArg('--args', Array.isArray, 'list, e.g. [2, 3]'))
+    .option('-k, --kwargs <json>', 'keyword arguments as a JSON object', jsonArg('--kwargs', isObject, "object, e.g. '{\"y\": 3}'"))
     .option('-Q, --queue <name>', 'queue to send to')
-    .option('--options <json>', 'apply_async options as a JSON object, e.g. \'{"expires": 60, "priority": 5}\'', json('--options', isObject, 'object'))
+    .option('--options <json>', 'apply_async options as a JSON object, e.g. \'{"expires": 60, "priority": 5}\'', jsonArg('--options', isObject, 'object'))
     .action(async (name: string, opts, cmd: Command) => {
       const entry: BeatEntryInput = {
         task: opts.task,

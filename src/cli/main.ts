@@ -30,7 +30,7 @@ function nonNegativeNumber(flag: string) {
   };
 }
 
-function jsonArg<T>(flag: string, check: (v: unknown) => boolean, shape: string) {
+export function jsonArg<T>(flag: string, check: (v: unknown) => boolean, shape: string) {
   return (v: string): T => {
     let parsed: unknown;
     try {
