@@ -58,6 +58,8 @@ export class Beat extends EventEmitter {
   private sendFailed = false;
   /** Stored entries that could not be read, reported once each. */
   private readonly unreadable = new Set<string>();
+  /** An entry changed under a send: reload at the next tick whatever the version says. */
+  private reloadNeeded = false;
 
   constructor(readonly app: Celeriac, private readonly options: BeatOptions = {}) {
     super();
@@ -156,7 +158,8 @@ export class Beat extends EventEmitter {
   private async refresh(force: boolean): Promise<void> {
     const store = this.store!;
     const version = await store.version();
-    if (!force && version === this.version) return;
+    if (!force && !this.reloadNeeded && version === this.version) return;
+    this.reloadNeeded = false;
     const next = new Map<string, ScheduleEntry>();
     for (const stored of await store.load()) {
       try {
@@ -217,7 +220,7 @@ export class Beat extends EventEmitter {
       }
       if (outcome === 'changed') {
         this.logger.info(`beat: ${entry.name} changed while it was due; reloading the schedule`);
-        this.version = null;
+        this.reloadNeeded = true;
         return;
       }
       this.logger.info(`Scheduler: Sending due task ${entry.name} (${task})`);

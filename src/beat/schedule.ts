@@ -64,6 +64,8 @@ export type ScheduleInput = number | Schedule | ScheduleSpec;
 export function toSchedule(input: unknown, relative: boolean, where: string): Schedule {
   if (typeof input === 'number') return new Interval(input, relative);
   if (input instanceof Interval || input instanceof Crontab || input instanceof Solar) return input;
+  // A schedule from another copy of this module (two installs of celeriac) still serializes to a spec.
+  if (input && typeof input === 'object' && typeof (input as Schedule).toJSON === 'function') return toSchedule((input as Schedule).toJSON(), relative, where);
   if (input && typeof input === 'object' && typeof (input as { type?: unknown }).type === 'string') {
     const spec = input as Record<string, unknown>;
     try {
