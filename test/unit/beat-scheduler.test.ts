@@ -265,3 +265,19 @@ test('a run whose publish fails is undone: logged as Celery logs it, retried a t
   await app.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('a 02:30 job in Europe/Berlin, ticked every minute on a fake clock through both DST change days, is sent once each day', async () => {
+  for (const [day, expected] of [['2026-03-29', '2026-03-29T01:30:00.000Z'], ['2026-10-25', '2026-10-25T00:30:00.000Z']] as const) {
+    const app = memoryApp(uniqueQueue(), { timezone: 'Europe/Berlin' });
+    app.conf.beat_schedule = { nightly: { task: 'tasks.nightly', schedule: crontab({ minute: 30, hour: 2 }) } };
+    const clock = new Clock(Date.parse(`${day}T00:00:00+01:00`) - 3_600_000);
+    const { beat, sent } = beatOn(app, clock, new MemoryBeatStore(newMemoryState(), clock.now), 'dst');
+    for (let i = 0; i < 26 * 60; i++) {
+      await beat.tick();
+      clock.advance(60_000);
+    }
+    assert.deepEqual(sent.map((r) => r.dueAt.toISOString()), [expected], day);
+    await beat.close();
+    await app.close();
+  }
+});
