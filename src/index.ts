@@ -12,6 +12,7 @@ export { createSettings, defaultSettings, DEFAULT_BROKER_URL, type CelerySetting
 export { createLogger, type Logger, type LogLevel } from './app/log.js';
 export { Worker, type WorkerOptions, type TaskEvent } from './worker/worker.js';
 export { Control, type RevokeOptions } from './control/control.js';
+export * from './beat/index.js';
 export type { PoolKind } from './worker/executor.js';
 export { States, READY_STATES, type ResultMeta, type ResultBackend, type TaskState } from './backends/types.js';
 export { TimeoutError, BackendUnavailable } from './backends/retry.js';

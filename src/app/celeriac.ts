@@ -14,6 +14,7 @@ import { normalizeOptions, type ApplyOptions, type TaskOptions } from './options
 import { withRetries } from '../backends/retry.js';
 import { Worker, type WorkerOptions } from '../worker/worker.js';
 import { Control } from '../control/control.js';
+import { BeatSchedule } from '../beat/api.js';
 
 export interface CeleriacOptions {
   /** Broker URL (Celery's broker_url). */
@@ -37,6 +38,7 @@ export class Celeriac {
   readonly oid = randomUUID();
   /** Remote control of workers (Celery's app.control): revoke, terminate, rateLimit, timeLimit, shutdown. */
   readonly control: Control = new Control(this);
+  private beatSchedule: BeatSchedule | undefined;
   private brokerPromise: Promise<Broker> | undefined;
   private backendPromise: Promise<ResultBackend | null> | undefined;
 
@@ -257,6 +259,11 @@ export class Celeriac {
     await withRetries(this.conf.task_publish_retry_policy, what, () => broker.publishMany!(items));
   }
 
+  /** The periodic-task schedule every beat process runs: upsert, remove, list (docs/beat.md). */
+  get beat(): BeatSchedule {
+    return (this.beatSchedule ??= new BeatSchedule(this));
+  }
+
   /** Create a worker for this app (Celery's app.Worker). */
   worker(options: WorkerOptions = {}): Worker {
     return new Worker(this, options);
@@ -269,6 +276,7 @@ export class Celeriac {
     this.brokerPromise = undefined;
     this.backendPromise = undefined;
     await Promise.all([
+      this.beatSchedule?.close(),
       b?.then((x) => x.close()).catch(() => undefined),
       r?.then((x) => x?.close()).catch(() => undefined),
     ]);

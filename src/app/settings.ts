@@ -95,8 +95,14 @@ export interface CelerySettings {
   worker_state_db: string | null;
   worker_enable_remote_control: boolean;
   worker_log_format: string | null;
-  timezone: string;
+  /** An IANA zone; null (Celery's default) means UTC with enable_utc, else the system's zone. */
+  timezone: string | null;
   enable_utc: boolean;
+  /** Periodic tasks: { name: { task, schedule, args, kwargs, options, relative } } (see docs/beat.md). */
+  beat_schedule: Record<string, unknown>;
+  beat_max_loop_interval: number;
+  /** Seconds a beat leader's lease lasts unrenewed: another beat takes over within 1.2 × this. */
+  beat_lease_timeout: number;
   redis_socket_timeout: number | null;
   redis_socket_connect_timeout: number | null;
   redis_max_connections: number | null;
@@ -167,8 +173,11 @@ export function defaultSettings(): CelerySettings {
     worker_state_db: null,
     worker_enable_remote_control: true,
     worker_log_format: null,
-    timezone: 'UTC',
+    timezone: null,
     enable_utc: true,
+    beat_schedule: {},
+    beat_max_loop_interval: 0,
+    beat_lease_timeout: 5,
     redis_socket_timeout: 120,
     redis_socket_connect_timeout: null,
     redis_max_connections: null,

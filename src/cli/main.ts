@@ -6,6 +6,7 @@ import { createLogger, parseLogLevel, LOG_LEVELS, maskUrl } from '../app/log.js'
 import type { Celeriac } from '../app/celeriac.js';
 import { loads, dumps } from '../protocol/json.js';
 import { progressLine } from './progress.js';
+import { registerBeatCommand, startBeat } from './beat.js';
 
 interface GlobalOpts {
   app?: string;
@@ -29,7 +30,7 @@ function nonNegativeNumber(flag: string) {
   };
 }
 
-function jsonArg<T>(flag: string, check: (v: unknown) => boolean, shape: string) {
+export function jsonArg<T>(flag: string, check: (v: unknown) => boolean, shape: string) {
   return (v: string): T => {
     let parsed: unknown;
     try {
@@ -78,6 +79,8 @@ export function buildProgram(): Command {
     .option('--without-control', 'do not listen for remote control commands (revoke, ping)')
     .option('--prefetch-multiplier <n>', 'worker_prefetch_multiplier', positiveInt('--prefetch-multiplier'))
     .option('--soft-shutdown-timeout <seconds>', 'worker_soft_shutdown_timeout', nonNegativeNumber('--soft-shutdown-timeout'))
+    .option('-B, --beat', 'also run beat, the periodic task scheduler, in this process')
+    .option('--max-interval <seconds>', "with -B: beat's longest sleep between ticks", nonNegativeNumber('--max-interval'))
     .action(async (opts, cmd: Command) => {
       const app = await setup(cmd);
       const g = cmd.optsWithGlobals() as GlobalOpts;
@@ -100,6 +103,7 @@ export function buildProgram(): Command {
         remoteControl: opts.withoutControl ? false : undefined,
       });
       process.stdout.write(worker.banner() + '\n');
+      let beat: Awaited<ReturnType<typeof startBeat>> | undefined; // -B: the beat beside this worker
       // Exit codes: 0 after a warm shutdown, 1 after a cold one (second signal or SIGQUIT) or a failure.
       let signals = 0;
       let exitCode = 0;
@@ -108,7 +112,7 @@ export function buildProgram(): Command {
         const isCold = cold || signals > 1;
         if (isCold) exitCode = 1;
         if (signals === 1) {
-          worker.close({ cold: isCold }).then(
+          Promise.all([worker.close({ cold: isCold }), beat?.close()]).then(
             () => app.close().then(() => process.exit(exitCode)),
             () => process.exit(1),
           );
@@ -123,8 +127,11 @@ export function buildProgram(): Command {
       process.on('SIGQUIT', () => stop(true));
       worker.on('shutdownRequested', () => stop(false));
       await worker.start();
+      if (opts.beat) beat = await startBeat(app, { maxInterval: opts.maxInterval || undefined, logger: app.logger });
       await new Promise(() => undefined); // run until a signal
     });
+
+  registerBeatCommand(program, setup);
 
   program
     .command('call <task>')
