@@ -15,6 +15,7 @@ import { withRetries } from '../backends/retry.js';
 import { Worker, type WorkerOptions } from '../worker/worker.js';
 import { Control } from '../control/control.js';
 import { BeatSchedule } from '../beat/api.js';
+import { ImproperlyConfigured } from './exceptions.js';
 
 export interface CeleriacOptions {
   /** Broker URL (Celery's broker_url). */
@@ -26,9 +27,7 @@ export interface CeleriacOptions {
   [setting: string]: unknown;
 }
 
-export class ImproperlyConfigured extends Error {
-  override name = 'ImproperlyConfigured';
-}
+export { ImproperlyConfigured };
 
 export class Celeriac {
   readonly conf: Settings;

@@ -1,27 +1,17 @@
 // Beat's store on Redis: a few keys beside kombu's, each change one Lua script (lua/). When the store
 // is the broker's Redis, a due run's message is queued by the same script that records the run.
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import type { Settings, SslOptions, TransportOptions } from '../app/settings.js';
 import { parseRedisUrl, type RedisTarget } from '../brokers/redis/url.js';
 import { closeClient, connectClient } from '../brokers/redis/connection.js';
 import { KeyLayout } from '../brokers/redis/keys.js';
+import { scriptsFor, type ScriptClient } from '../brokers/redis/scripts.js';
 import { encodeEnvelope } from '../protocol/envelope.js';
 import { CONFIG_PREFIX, type EntryState, type StoredEntry } from './entry.js';
 import type { BeatStore, LeaseState, LeaseToken, RunClaim, RunOutcome } from './store.js';
 
-const SCRIPTS = {
-  lease: 'celeriacBeatLease',
-  release: 'celeriacBeatRelease',
-  'record-run': 'celeriacBeatRecordRun',
-  merge: 'celeriacBeatMerge',
-  upsert: 'celeriacBeatUpsert',
-  remove: 'celeriacBeatRemove',
-} as const;
-type ScriptName = keyof typeof SCRIPTS;
-
-const LUA_DIR = fileURLToPath(new URL('./lua/', import.meta.url));
+const SCRIPTS = ['lease', 'release', 'record-run', 'merge', 'upsert', 'remove'] as const;
+type ScriptName = (typeof SCRIPTS)[number];
 
 export function stateString(s: EntryState): string {
   return `${Math.round(s.lastRunAt)} ${s.totalRunCount}`;
@@ -44,7 +34,7 @@ export class RedisBeatStore implements BeatStore {
   private readonly keys: { lease: string; epoch: string; entries: string; state: string; version: string };
   /** The broker's key layout, when this Redis is the broker (then runs are queued atomically). */
   private readonly queueKeys: KeyLayout | null;
-  private client: Promise<Redis> | undefined;
+  private client: Promise<{ redis: Redis; scripts: ScriptClient }> | undefined;
 
   constructor(url: string, private readonly transport: TransportOptions, ssl: SslOptions | boolean | null, role: 'broker' | 'backend', private readonly settings: Settings) {
     this.target = parseRedisUrl(url, transport, ssl, role);
@@ -54,15 +44,12 @@ export class RedisBeatStore implements BeatStore {
     this.description = `${this.target.displayUrl} (keys ${prefix}*)`;
   }
 
-  private redis(): Promise<Redis> {
+  private redis(): Promise<{ redis: Redis; scripts: ScriptClient }> {
     return (this.client ??= (async () => {
       const connectTimeout = Number(this.settings.broker_connection_timeout ?? 4);
       const client = await connectClient(this.target, this.transport, { connectTimeout: Math.max(connectTimeout, 2) });
       client.on('error', () => undefined); // ioredis reconnects; the failing command reports the error
-      for (const [file, command] of Object.entries(SCRIPTS)) {
-        client.defineCommand(command, { lua: readFileSync(`${LUA_DIR}${file}.lua`, 'utf8') });
-      }
-      return client;
+      return { redis: client, scripts: scriptsFor(client, SCRIPTS.map((n) => `beat-${n}` as const)) };
     })().catch((err) => {
       this.client = undefined;
       throw err;
@@ -70,9 +57,8 @@ export class RedisBeatStore implements BeatStore {
   }
 
   private async run(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
-    const client = await this.redis();
-    const command = (client as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[SCRIPTS[name]]!;
-    return command.call(client, keys.length, ...keys, ...args);
+    const { scripts } = await this.redis();
+    return scripts.run(`beat-${name}`, keys, args);
   }
 
   async lease(owner: string, ttlMs: number): Promise<LeaseState> {
@@ -86,18 +72,18 @@ export class RedisBeatStore implements BeatStore {
   }
 
   async leaseHolder(): Promise<{ holder: LeaseToken; expiresInMs: number } | null> {
-    const client = await this.redis();
+    const { redis: client } = await this.redis();
     const [[, value], [, ttl]] = (await client.multi().get(this.keys.lease).pttl(this.keys.lease).exec()) as [[null, string | null], [null, number]];
     const holder = parseToken(value);
     return holder ? { holder, expiresInMs: Math.max(0, Number(ttl)) } : null;
   }
 
   async version(): Promise<string> {
-    return (await (await this.redis()).get(this.keys.version)) ?? '0';
+    return (await (await this.redis()).redis.get(this.keys.version)) ?? '0';
   }
 
   async load(): Promise<StoredEntry[]> {
-    const client = await this.redis();
+    const { redis: client } = await this.redis();
     const [[, entries], [, state]] = (await client.multi().hgetall(this.keys.entries).hgetall(this.keys.state).exec()) as [[null, Record<string, string>], [null, Record<string, string>]];
     return Object.entries(entries).map(([name, encoded]) => ({ name, encoded, state: parseState(state[name]) }));
   }
@@ -138,6 +124,6 @@ export class RedisBeatStore implements BeatStore {
   async close(): Promise<void> {
     const c = this.client;
     this.client = undefined;
-    await closeClient(await c?.catch(() => undefined));
+    await closeClient((await c?.catch(() => undefined))?.redis);
   }
 }

@@ -3,7 +3,7 @@
 // open the same store, so they see one schedule.
 import type { PublishItem } from '../brokers/types.js';
 import type { Celeriac } from '../app/celeriac.js';
-import { ImproperlyConfigured } from '../app/celeriac.js';
+import { ImproperlyConfigured } from '../app/exceptions.js';
 import type { EntryState, StoredEntry } from './entry.js';
 
 /** The lease a leader holds: its owner id and the epoch that fences its sends. */

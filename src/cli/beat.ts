@@ -10,7 +10,7 @@ import { solar, type SolarEvent } from '../beat/solar.js';
 import type { BeatEntryInput } from '../beat/entry.js';
 import type { ScheduleInput } from '../beat/schedule.js';
 import { UsageError } from './load-app.js';
-import { jsonArg } from './main.js';
+import { jsonArg } from './args.js';
 
 type Setup = (cmd: Command) => Promise<Celeriac>;
 

@@ -6,6 +6,7 @@ import { createLogger, parseLogLevel, LOG_LEVELS, maskUrl } from '../app/log.js'
 import type { Celeriac } from '../app/celeriac.js';
 import { loads, dumps } from '../protocol/json.js';
 import { progressLine } from './progress.js';
+import { jsonArg } from './args.js';
 import { registerBeatCommand, startBeat } from './beat.js';
 
 interface GlobalOpts {
@@ -27,19 +28,6 @@ function nonNegativeNumber(flag: string) {
     const n = Number(v);
     if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${flag} takes a number of seconds, got ${JSON.stringify(v)}`);
     return n;
-  };
-}
-
-export function jsonArg<T>(flag: string, check: (v: unknown) => boolean, shape: string) {
-  return (v: string): T => {
-    let parsed: unknown;
-    try {
-      parsed = loads(v);
-    } catch (err) {
-      throw new InvalidArgumentError(`${flag} must be JSON ${shape}: ${(err as Error).message}`);
-    }
-    if (!check(parsed)) throw new InvalidArgumentError(`${flag} must be JSON ${shape}, got ${v}`);
-    return parsed as T;
   };
 }
 
