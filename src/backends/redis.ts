@@ -82,6 +82,8 @@ export class RedisBackend implements ResultBackend {
    * SET/SETEX and a PUBLISH on its own key, as Celery writes them) and share its outcome.
    */
   store(meta: ResultMeta): Promise<void> {
+    // Encoded before it joins a batch: a value that can't be encoded must not leave an empty batch behind.
+    const encoded = flatten(dumps(meta));
     let batch = this.storeBatch;
     if (!batch || batch.keys.length >= 1000) {
       const b = { keys: [] as string[], metas: [] as string[], ids: [] as string[], promise: undefined as unknown as Promise<void> };
@@ -89,7 +91,7 @@ export class RedisBackend implements ResultBackend {
       this.storeBatch = batch = b;
     }
     batch.keys.push(this.key(meta.task_id));
-    batch.metas.push(flatten(dumps(meta)));
+    batch.metas.push(encoded);
     batch.ids.push(meta.task_id);
     return batch.promise;
   }

@@ -146,7 +146,7 @@ export class Worker extends EventEmitter {
     this.concurrency = Math.max(1, opts.concurrency ?? conf.worker_concurrency ?? 10);
     this.prefetchMultiplier = opts.prefetchMultiplier ?? conf.worker_prefetch_multiplier ?? 4;
     this.prefetch = this.prefetchMultiplier > 0 ? this.concurrency * this.prefetchMultiplier : 0;
-    this.logger = opts.logger ?? (opts.loglevel ? createLogger(parseLogLevel(String(opts.loglevel))) : app.logger);
+    this.logger = opts.logger ?? (opts.loglevel ? createLogger(parseLogLevel(String(opts.loglevel)), undefined, undefined, conf.worker_log_format) : app.logger);
     this.completions = new Completions(this.logger);
     this.globalRateLimiter = new GlobalRateLimiter(this.logger);
     const kind = String(opts.pool ?? conf.worker_pool ?? 'async');
@@ -176,7 +176,7 @@ export class Worker extends EventEmitter {
     this.remoteControl = opts.remoteControl ?? conf.worker_enable_remote_control !== false;
     if (!conf.worker_disable_rate_limits) {
       for (const t of app.tasks.values()) {
-        const r = parseRate(t.options.rate_limit as string | number | null | undefined);
+        const r = parseRate((t.options.rate_limit ?? conf.task_default_rate_limit) as string | number | null | undefined);
         if (r > 0) this.rateLimiter.set(t.name, r);
       }
     }

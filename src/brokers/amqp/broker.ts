@@ -2,7 +2,7 @@
 import type { ConfirmChannel } from 'amqplib';
 import type { Broker, BrokerContext, Consumer, ConsumeOptions, DeliveryHandler, PublishItem, PublishTarget } from '../types.js';
 import type { Message } from '../../protocol/message.js';
-import type { RetryPolicy } from '../../app/settings.js';
+import { retriesOnStartup, type RetryPolicy } from '../../app/settings.js';
 import { AmqpConnection, maxConnectionRetries, sleep } from './connection.js';
 import { AmqpConsumer } from './consumer.js';
 import { declareTaskQueue, taskQueueSpec } from './topology.js';
@@ -53,7 +53,7 @@ export class AmqpBroker implements Broker {
 
   async connect(): Promise<void> {
     const s = this.ctx.settings;
-    const retry = s.broker_connection_retry_on_startup !== false;
+    const retry = retriesOnStartup(s);
     await this.conn.openWithRetry(retry ? maxConnectionRetries(s.broker_connection_max_retries) : 0);
     await this.confirmChannel();
   }
