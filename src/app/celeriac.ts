@@ -5,7 +5,8 @@ import type { ResultBackend } from '../backends/types.js';
 import { createBroker } from '../brokers/registry.js';
 import { createBackend } from '../backends/registry.js';
 import { encodeTaskV1, encodeTaskV2, type EncodeTaskOptions, type Message } from '../protocol/message.js';
-import { createSettings, effectiveBackendUrl, effectiveBrokerUrl, updateSettings, type Settings } from './settings.js';
+import { createSettings, effectiveBackendUrl, effectiveBrokerUrl, retriesOnStartup, updateSettings, type Settings } from './settings.js';
+import { connectWithRetry, maxConnectionRetries } from '../brokers/connection-retry.js';
 import { createLogger, type Logger } from './log.js';
 import { Task, type BoundHandler, type Handler } from './task.js';
 import { AsyncResult } from './result.js';
@@ -39,6 +40,8 @@ export class Celeriac {
   readonly control: Control = new Control(this);
   private brokerPromise: Promise<Broker> | undefined;
   private backendPromise: Promise<ResultBackend | null> | undefined;
+  /** Stops a worker's start-up connection retries when the app closes. */
+  private startupAbort: AbortController | undefined;
   /** Setting warnings already logged (each once per app). */
   private readonly settingWarnings = new Set<string>();
 
@@ -114,12 +117,29 @@ export class Celeriac {
     return effectiveBackendUrl(this.conf);
   }
 
-  /** The connected broker (created on first use). */
-  broker(): Promise<Broker> {
+  /**
+   * The connected broker (created on first use). A worker passes `{ retryOnStartup: true }`: its first
+   * connection is retried as Celery's consumer does (broker_connection_retry_on_startup, else
+   * broker_connection_retry; broker_connection_max_retries), until close() stops it. A producer makes
+   * one attempt and its publish follows task_publish_retry_policy.
+   */
+  broker(opts: { retryOnStartup?: boolean } = {}): Promise<Broker> {
     return (this.brokerPromise ??= (async () => {
       this.checkSettings();
       const b = await createBroker(this.brokerUrl, { settings: this.conf, logger: this.logger });
-      await b.connect();
+      if (!opts.retryOnStartup || !retriesOnStartup(this.conf)) {
+        await b.connect();
+        return b;
+      }
+      const stop = (this.startupAbort = new AbortController());
+      try {
+        await connectWithRetry(() => b.connect(), { maxRetries: maxConnectionRetries(this.conf.broker_connection_max_retries), logger: this.logger, signal: stop.signal });
+      } catch (err) {
+        await b.close().catch(() => undefined);
+        throw err;
+      } finally {
+        if (this.startupAbort === stop) this.startupAbort = undefined;
+      }
       return b;
     })().catch((err) => {
       this.brokerPromise = undefined;
@@ -295,6 +315,7 @@ export class Celeriac {
 
   /** Close broker and backend connections. */
   async close(): Promise<void> {
+    this.startupAbort?.abort();
     const b = this.brokerPromise;
     const r = this.backendPromise;
     this.brokerPromise = undefined;

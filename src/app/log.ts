@@ -90,5 +90,5 @@ export function createLogger(level: LogLevel = 'warning', write: (line: string) 
 
 /** Mask the password in a URL for banners, logs and errors. */
 export function maskUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@;]*:)([^@/;]*)@/g, '$1**@');
+  return url.replace(/(\/\/[^:/@;]*:)([^@/;]*)@/g, '$1**@').replace(/([?&]password=)[^&#;]*/gi, '$1**');
 }

@@ -189,7 +189,7 @@ export class Worker extends EventEmitter {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('This worker was already started; create a new one with app.worker()');
     this.state = 'running';
-    this.broker = await this.app.broker();
+    this.broker = await this.app.broker({ retryOnStartup: true });
     this.backend = await this.app.backend();
     // Settings read for every message, taken once here (as Celery reads them at worker start).
     this.decodeOptions = { accept: this.app.conf.accept_content as DecodeOptions['accept'] };

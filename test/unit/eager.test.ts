@@ -41,7 +41,7 @@ test('a failing task: FAILURE with the error, get() rejects with it; throw / tas
   await assert.rejects(r.get(), (err: Error) => err instanceof TypeError && err.message === 'bad input');
   assert.ok((await r.info()) instanceof TypeError);
   assert.match(String(await r.traceback()), /TypeError: bad input/);
-  assert.ok((await r.get({ propagate: false })) instanceof TypeError);
+  assert.ok(((await r.get({ propagate: false })) as unknown) instanceof TypeError);
   await assert.rejects(boom.apply([], {}, { throw: true }), /bad input/);
   app.conf.task_eager_propagates = true;
   await assert.rejects(boom.apply(), /bad input/);

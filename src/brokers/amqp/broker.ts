@@ -2,7 +2,7 @@
 import type { ConfirmChannel } from 'amqplib';
 import type { Broker, BrokerContext, Consumer, ConsumeOptions, DeliveryHandler, PublishItem, PublishTarget } from '../types.js';
 import type { Message } from '../../protocol/message.js';
-import { retriesOnStartup, type RetryPolicy } from '../../app/settings.js';
+import type { RetryPolicy } from '../../app/settings.js';
 import { AmqpConnection, maxConnectionRetries, sleep } from './connection.js';
 import { AmqpConsumer } from './consumer.js';
 import { declareTaskQueue, taskQueueSpec } from './topology.js';
@@ -51,10 +51,9 @@ export class AmqpBroker implements Broker {
     return this.fanout.subscribe(exchange, queueName, handler);
   }
 
+  /** One attempt: a worker's start-up retries wrap it (Celeriac.broker), a producer fails at once. */
   async connect(): Promise<void> {
-    const s = this.ctx.settings;
-    const retry = retriesOnStartup(s);
-    await this.conn.openWithRetry(retry ? maxConnectionRetries(s.broker_connection_max_retries) : 0);
+    await this.conn.open();
     await this.confirmChannel();
   }
 
