@@ -129,6 +129,9 @@ export class ConnectionBudget {
 /** Connect and wait until ready; one clear error (URL without password) if Redis cannot be reached. */
 export async function connectClient(target: RedisTarget, transport: TransportOptions, role: ClientRole = {}): Promise<Redis> {
   const client = new Redis(clientOptions(target, transport, role));
+  // ioredis adds a 'close' listener per command failed with a reconnect error (a Sentinel failover
+  // fails a whole pipeline with NOREPLICAS); they go with the socket, so Node's leak warning is noise.
+  client.on('connect', () => (client as unknown as { stream?: { setMaxListeners(n: number): void } }).stream?.setMaxListeners(0));
   if (!role.blocking) startHealthCheck(client, transport.health_check_interval, () => undefined);
   let lastError: Error | undefined;
   const onError = (err: Error) => {
