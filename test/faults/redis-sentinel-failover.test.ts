@@ -8,35 +8,21 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { Celeriac } from '../../src/index.js';
 import { createLogger } from '../../src/app/log.js';
-import { startRedisServer, startSentinel, type RedisServer, type SentinelServer } from '../helpers/redis-server.js';
+import { startSentinelDeployment, type RedisServer, type SentinelDeployment, type SentinelServer } from '../helpers/redis-server.js';
 import { sleep } from '../helpers/services.js';
 
 const MASTER = 'failover1';
-let master: RedisServer;
+let deployment: SentinelDeployment;
 let replica: RedisServer;
 let sentinels: SentinelServer[] = [];
 
-async function until(what: string, fn: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 before(async () => {
-  const safety = ['--min-replicas-to-write', '1', '--min-replicas-max-lag', '10'];
-  master = await startRedisServer({ args: safety });
-  replica = await startRedisServer({ replicaOf: master.port, args: safety });
-  await until('the replica to sync', () => /master_link_status:up/.test(replica.cli('INFO', 'replication')), 10_000);
-  sentinels = await Promise.all([0, 1, 2].map(() => startSentinel({ masterName: MASTER, masterPort: master.port, quorum: 2, downAfterMs: 1000, failoverTimeoutMs: 5000 })));
-  await until('the sentinels to know the replica and each other', () => sentinels.every((s) =>
-    /flags\s+slave\b/.test(s.cli('SENTINEL', 'REPLICAS', MASTER).replace(/\n/g, ' ')) && /num-other-sentinels\s+2\b/.test(s.cli('SENTINEL', 'MASTER', MASTER).replace(/\n/g, ' '))), 20_000);
+  deployment = await startSentinelDeployment({ masterName: MASTER, serverArgs: ['--min-replicas-to-write', '1', '--min-replicas-max-lag', '10'] });
+  ({ replica, sentinels } = deployment);
 });
 
 after(async () => {
-  await Promise.all(sentinels.map((s) => s.destroy()));
-  await Promise.all([master?.destroy(), replica?.destroy()]);
+  await deployment?.destroy();
 });
 
 test('publishing through a Sentinel failover: nothing lost, and stalled publishes complete within 3 s of Redis accepting writes again', async (t) => {
