@@ -117,3 +117,24 @@ test('broker_connection_retry_on_startup follows broker_connection_retry when un
   assert.equal(retriesOnStartup(createSettings({ broker_connection_retry: false, broker_connection_retry_on_startup: true })), true);
   assert.equal(retriesOnStartup(createSettings({ broker_connection_retry_on_startup: false })), false);
 });
+
+test('task_default_rate_limit limits tasks that have no rate_limit of their own', async () => {
+  const app = new Celeriac('x', { broker: 'memory://', backend: 'memory://', logger: createLogger('critical'), task_default_rate_limit: '2/s' });
+  const starts: number[] = [];
+  app.task('t.limited', () => starts.push(Date.now()));
+  app.task('t.own', () => 1, { rateLimit: 0 });
+  const w = app.worker({ concurrency: 4 });
+  assert.equal(w.rateLimiter.has('t.limited'), true);
+  assert.equal(w.rateLimiter.has('t.own'), false, 'a task\'s own rate_limit (0: none) wins over the default');
+  await w.start();
+  try {
+    const rs = await Promise.all([1, 2, 3].map(() => app.tasks.get('t.limited')!.delay()));
+    await Promise.all(rs.map((r) => r.get({ timeout: 10_000 })));
+    starts.sort((a, b) => a - b);
+    // 2 per second: the third starts about a second after the first (a margin for a loaded machine).
+    assert.ok(starts[2]! - starts[0]! >= 700, `three tasks started within ${starts[2]! - starts[0]!} ms`);
+  } finally {
+    await w.close();
+    await app.close();
+  }
+});
