@@ -2,6 +2,7 @@
 export { Celeriac, ImproperlyConfigured, type CeleriacOptions, type TaskCall } from './app/celeriac.js';
 export { Task, type Handler, type BoundHandler, type BulkCall } from './app/task.js';
 export { AsyncResult, type GetOptions } from './app/result.js';
+export { EagerResult } from './app/eager.js';
 export type { TaskOptions, ApplyOptions } from './app/options.js';
 export { currentTask, type TaskContext, type Request, type RetryOptions } from './app/context.js';
 export {

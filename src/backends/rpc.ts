@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { PEER_TAGS, pendingMeta, type BackendContext, type ResultBackend, type ResultMeta, type StoreContext, type WaitOptions } from './types.js';
 import { resultExpiresMs, waitForReady } from './memory.js';
-import { effectiveBrokerUrl } from '../app/settings.js';
+import { effectiveBrokerUrl, retriesOnStartup } from '../app/settings.js';
 import { schemeOf } from '../brokers/registry.js';
 import { parseAmqpUrl } from '../brokers/amqp/url.js';
 import { AmqpConnection, maxConnectionRetries, reconnectDelay, sleep } from '../brokers/amqp/connection.js';
@@ -50,7 +50,7 @@ export class RpcBackend implements ResultBackend {
 
   async connect(): Promise<void> {
     const s = this.ctx.settings;
-    await this.conn.openWithRetry(s.broker_connection_retry_on_startup !== false ? maxConnectionRetries(s.broker_connection_max_retries) : 0);
+    await this.conn.openWithRetry(retriesOnStartup(s) ? maxConnectionRetries(s.broker_connection_max_retries) : 0);
   }
 
   /** Before a task is published: make sure the reply queue exists and is being consumed. */

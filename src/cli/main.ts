@@ -114,7 +114,8 @@ export function buildProgram(): Command {
       process.on('SIGINT', () => stop(false));
       process.on('SIGQUIT', () => stop(true));
       worker.on('shutdownRequested', () => stop(false));
-      await worker.start();
+      // A signal during start-up (e.g. while retrying the broker) ends the start: the shutdown decides the exit.
+      await worker.start().catch((err) => (signals > 0 ? new Promise<never>(() => undefined) : Promise.reject(err)));
       if (opts.beat) beat = await startBeat(app, { maxInterval: opts.maxInterval || undefined, logger: app.logger });
       await new Promise(() => undefined); // run until a signal
     });

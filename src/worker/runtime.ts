@@ -74,7 +74,7 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
     this.revoked = new RevokedSet(config.statedb);
     if (!conf.worker_disable_rate_limits) {
       for (const t of host.tasks.values()) {
-        const r = parseRate(t.options.rate_limit as string | number | null | undefined);
+        const r = parseRate((t.options.rate_limit ?? conf.task_default_rate_limit) as string | number | null | undefined);
         if (r > 0) this.rateLimiter.set(t.name, r);
       }
     }
@@ -102,7 +102,7 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
   /** Connect, start the executor and remote control, then consume. */
   async start(): Promise<void> {
     const { host, config } = this;
-    this.broker = await host.broker();
+    this.broker = await host.broker({ retryOnStartup: true });
     this.backend = await host.backend();
     // Settings read for every message, taken once here (as Celery reads them at worker start).
     this.decodeOptions = decodeOptionsFor(host);

@@ -82,7 +82,7 @@ export class Worker extends EventEmitter {
     this.queues = opts.queues?.length ? opts.queues : [conf.task_default_queue];
     let concurrency = Math.max(1, opts.concurrency ?? conf.worker_concurrency ?? 10);
     this.prefetchMultiplier = opts.prefetchMultiplier ?? conf.worker_prefetch_multiplier ?? 4;
-    this.logger = opts.logger ?? (opts.loglevel ? createLogger(parseLogLevel(String(opts.loglevel))) : host.logger);
+    this.logger = opts.logger ?? (opts.loglevel ? createLogger(parseLogLevel(String(opts.loglevel)), undefined, undefined, conf.worker_log_format) : host.logger);
     const kind = String(opts.pool ?? conf.worker_pool ?? 'async');
     if (!POOL_KINDS.includes(kind as PoolKind)) throw new Error(`Unknown pool '${kind}': use one of ${POOL_KINDS.join(', ')} (-P/--pool, worker_pool)`);
     this.poolKind = kind as PoolKind;
