@@ -2,6 +2,7 @@
 export { Celeriac, ImproperlyConfigured, type CeleriacOptions, type TaskCall } from './app/celeriac.js';
 export { Task, type Handler, type BoundHandler, type BulkCall } from './app/task.js';
 export { AsyncResult, type GetOptions } from './app/result.js';
+export { EagerResult } from './app/eager.js';
 export type { TaskOptions, ApplyOptions } from './app/options.js';
 export { currentTask, type TaskContext, type Request, type RetryOptions } from './app/context.js';
 export {
@@ -16,8 +17,12 @@ export { Inspect, type InspectOptions, type ByNode } from './control/inspect.js'
 export type { OkReply, TaskInfo, ScheduledInfo, QueryTaskReply, WorkerStats, PoolStats, BrokerStats, QueueInfo, InspectReplies } from './control/replies.js';
 export * as events from './events/index.js';
 export { EventReceiver, State, type CeleryEvent, type EventMap } from './events/index.js';
+export * from './beat/index.js';
 export type { PoolKind } from './worker/executor.js';
 export { States, READY_STATES, type ResultMeta, type ResultBackend, type TaskState } from './backends/types.js';
 export { TimeoutError, BackendUnavailable } from './backends/retry.js';
 export type { Broker, Delivery, Consumer, PublishTarget, PublishItem } from './brokers/types.js';
+export { Float, Decimal, UUID, CeleryDate, CeleryTime, CeleryDateTime } from './protocol/values.js';
+export { EncodeError, DecodeError, ContentDisallowed } from './protocol/errors.js';
+export { SerializerNotInstalled } from './protocol/serializers.js';
 export * as protocol from './protocol/index.js';

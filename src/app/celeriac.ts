@@ -5,15 +5,20 @@ import type { ResultBackend } from '../backends/types.js';
 import { createBroker } from '../brokers/registry.js';
 import { createBackend } from '../backends/registry.js';
 import { encodeTaskV1, encodeTaskV2, type EncodeTaskOptions, type Message } from '../protocol/message.js';
-import { createSettings, effectiveBackendUrl, effectiveBrokerUrl, updateSettings, type Settings } from './settings.js';
+import { checkSerializerSettings, jsonTagsFor } from '../protocol/serializers.js';
+import { createSettings, effectiveBackendUrl, effectiveBrokerUrl, retriesOnStartup, updateSettings, type Settings } from './settings.js';
+import { connectWithRetry, maxConnectionRetries } from '../brokers/connection-retry.js';
 import { createLogger, type Logger } from './log.js';
 import { Task, type BoundHandler, type Handler } from './task.js';
 import { AsyncResult } from './result.js';
-import { normalizeOptions, type ApplyOptions, type TaskOptions } from './options.js';
+import { checkTimingOptions, normalizeOptions, type ApplyOptions, type TaskOptions } from './options.js';
+import { checkSettings, strictSettings } from './settings-check.js';
 import { withRetries } from '../backends/retry.js';
 import { Worker, type WorkerOptions } from '../worker/worker.js';
 import { Control } from '../control/control.js';
 import { TaskSentEvents } from '../events/sent.js';
+import { BeatSchedule } from '../beat/api.js';
+import { ImproperlyConfigured } from './exceptions.js';
 
 export interface CeleriacOptions {
   /** Broker URL (Celery's broker_url). */
@@ -25,9 +30,7 @@ export interface CeleriacOptions {
   [setting: string]: unknown;
 }
 
-export class ImproperlyConfigured extends Error {
-  override name = 'ImproperlyConfigured';
-}
+export { ImproperlyConfigured };
 
 export class Celeriac {
   readonly conf: Settings;
@@ -39,8 +42,13 @@ export class Celeriac {
   readonly control: Control = new Control(this);
   /** task-sent events (task_send_sent_event), made on first use. */
   private sentEvents: TaskSentEvents | undefined;
+  private beatSchedule: BeatSchedule | undefined;
   private brokerPromise: Promise<Broker> | undefined;
   private backendPromise: Promise<ResultBackend | null> | undefined;
+  /** Stops a worker's start-up connection retries when the app closes. */
+  private startupAbort: AbortController | undefined;
+  /** Setting warnings already logged (each once per app). */
+  private readonly settingWarnings = new Set<string>();
 
   constructor(
     readonly main: string = 'celeriac',
@@ -51,6 +59,12 @@ export class Celeriac {
     if (broker) this.conf.broker_url = broker;
     if (backend) this.conf.result_backend = backend;
     this.logger = logger ?? createLogger('warning');
+  }
+
+  private warnOnce(message: string): void {
+    if (this.settingWarnings.has(message)) return;
+    this.settingWarnings.add(message);
+    this.logger.warning(message);
   }
 
   /** Apply many settings at once (Celery's app.conf.update). */
@@ -65,9 +79,30 @@ export class Celeriac {
   task<A extends unknown[], R>(name: string, handler: Handler<A, R> | BoundHandler<A, R>, options: TaskOptions = {}): Task<A, Awaited<R>> {
     if (!name || typeof name !== 'string') throw new TypeError('A task needs a name, e.g. app.task("tasks.add", (x, y) => x + y)');
     if (typeof handler !== 'function') throw new TypeError(`Task ${name}: the handler must be a function`);
+    const existing = this.tasks.get(name);
+    if (existing) {
+      // As Celery: the first registration stands (a module imported twice must not swap handlers).
+      this.logger.warning(`Task ${name} is already registered: keeping the first handler and ignoring this one. Give the second task another name.`);
+      return existing as Task<A, Awaited<R>>;
+    }
     const t = new Task<A, Awaited<R>>(this, name, handler as Handler<A, Awaited<R>>, options);
     this.tasks.set(name, t);
     return t;
+  }
+
+  /**
+   * The start-up check of the settings (run before the first connection and by eager calls): a value
+   * Celeriac cannot honour throws ImproperlyConfigured naming the setting; an unknown name is a
+   * warning naming the closest known one (an error with strict_settings / CELERIAC_STRICT_SETTINGS=1).
+   */
+  checkSettings(): void {
+    const { unknown, refused } = checkSettings(this.conf);
+    const strict = strictSettings(this.conf);
+    const errors = strict ? [...refused, ...unknown.map((u) => `${u} (strict_settings)`)] : refused;
+    if (errors.length > 0) throw new ImproperlyConfigured(errors.join(' '));
+    for (const w of unknown) this.warnOnce(w);
+    // worker_log_format applies to the app's logger (the one the CLI's worker logs through).
+    if (this.conf.worker_log_format && this.logger.format !== undefined) this.logger.format = this.conf.worker_log_format;
   }
 
   /** A handle on the result of a task by id. */
@@ -87,11 +122,30 @@ export class Celeriac {
     return effectiveBackendUrl(this.conf);
   }
 
-  /** The connected broker (created on first use). */
-  broker(): Promise<Broker> {
+  /**
+   * The connected broker (created on first use). A worker passes `{ retryOnStartup: true }`: its first
+   * connection is retried as Celery's consumer does (broker_connection_retry_on_startup, else
+   * broker_connection_retry; broker_connection_max_retries), until close() stops it. A producer makes
+   * one attempt and its publish follows task_publish_retry_policy.
+   */
+  broker(opts: { retryOnStartup?: boolean } = {}): Promise<Broker> {
     return (this.brokerPromise ??= (async () => {
+      checkSerializerSettings(this.conf); // pickle/yaml or an unknown serializer fail here, as Celery fails
+      this.checkSettings();
       const b = await createBroker(this.brokerUrl, { settings: this.conf, logger: this.logger });
-      await b.connect();
+      if (!opts.retryOnStartup || !retriesOnStartup(this.conf)) {
+        await b.connect();
+        return b;
+      }
+      const stop = (this.startupAbort = new AbortController());
+      try {
+        await connectWithRetry(() => b.connect(), { maxRetries: maxConnectionRetries(this.conf.broker_connection_max_retries), logger: this.logger, signal: stop.signal });
+      } catch (err) {
+        await b.close().catch(() => undefined);
+        throw err;
+      } finally {
+        if (this.startupAbort === stop) this.startupAbort = undefined;
+      }
       return b;
     })().catch((err) => {
       this.brokerPromise = undefined;
@@ -102,6 +156,7 @@ export class Celeriac {
   /** The connected result backend, or null when none is configured. */
   backend(): Promise<ResultBackend | null> {
     return (this.backendPromise ??= (async () => {
+      this.checkSettings();
       const url = this.backendUrl;
       if (!url || url === 'disabled') return null;
       const b = await createBackend(url, { settings: this.conf, logger: this.logger });
@@ -136,7 +191,8 @@ export class Celeriac {
       }
     }
     const task = this.tasks.get(name);
-    const queue = (callOptions.queue as string) ?? route?.queue ?? (task?.options.queue as string | undefined) ?? this.conf.task_default_queue;
+    // An empty queue name means "not given", as in Celery: the message goes to the default queue.
+    const queue = (callOptions.queue as string) || route?.queue || (task?.options.queue as string | undefined) || this.conf.task_default_queue;
     return { queue, priority: route?.priority };
   }
 
@@ -165,16 +221,20 @@ export class Celeriac {
       headers: o.headers as Record<string, unknown> | undefined,
       compression: (o.compression ?? this.conf.task_compression) as string | null,
       embed: { callbacks: (o.link as never) ?? null, errbacks: (o.link_error as never) ?? null, chain: (o.chain as never) ?? null, chord: (o.chord as never) ?? null },
+      serializer: (o.serializer ?? to.serializer ?? this.conf.task_serializer) as string,
+      tags: jsonTagsFor(this.conf.celery_peer_version),
     };
     const message = this.conf.task_protocol === 1 ? encodeTaskV1(name, args, kwargs, enc) : encodeTaskV2(name, args, kwargs, enc);
     const exchange = (o.exchange as string) ?? '';
-    const routingKey = (o.routing_key as string) ?? route.queue;
+    // routing_key '' on the default exchange would name the queue '': the route's queue is meant.
+    const routingKey = o.routing_key != null && (o.routing_key !== '' || exchange !== '') ? (o.routing_key as string) : route.queue;
     return { message, id, queue: route.queue, exchange, routingKey };
   }
 
   /** Send a task by name, e.g. one implemented in Python (Celery's send_task). */
   async sendTask<R = unknown>(name: string, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: ApplyOptions = {}): Promise<AsyncResult<R>> {
     const call = checkCall(`sendTask(${JSON.stringify(name)})`, { name, args, kwargs, options });
+    if (this.conf.task_always_eager === true) this.warnOnce('task_always_eager has no effect on sendTask (as in Celery): the task is sent to the broker. Call the task\'s delay()/applyAsync() to run it eagerly.');
     const broker = await this.broker();
     const { id, message, target } = await this.prepareCall(call);
     await this.publish(broker, message, target);
@@ -264,6 +324,11 @@ export class Celeriac {
     if (this.conf.task_send_sent_event) this.taskSent(broker, items);
   }
 
+  /** The periodic-task schedule every beat process runs: upsert, remove, list (docs/beat.md). */
+  get beat(): BeatSchedule {
+    return (this.beatSchedule ??= new BeatSchedule(this));
+  }
+
   /** Create a worker for this app (Celery's app.Worker). */
   worker(options: WorkerOptions = {}): Worker {
     return new Worker(this, options);
@@ -271,12 +336,14 @@ export class Celeriac {
 
   /** Close broker and backend connections. */
   async close(): Promise<void> {
+    this.startupAbort?.abort();
     await this.sentEvents?.close();
     const b = this.brokerPromise;
     const r = this.backendPromise;
     this.brokerPromise = undefined;
     this.backendPromise = undefined;
     await Promise.all([
+      this.beatSchedule?.close(),
       b?.then((x) => x.close()).catch(() => undefined),
       r?.then((x) => x?.close()).catch(() => undefined),
     ]);
@@ -297,6 +364,8 @@ function checkCall(where: string | (() => string), call: TaskCall): Required<Tas
   const at = () => (typeof where === 'string' ? where : where());
   if (!Array.isArray(args)) throw new TypeError(`${at()}: args must be an array, got ${typeof args}`);
   if (kwargs === null || typeof kwargs !== 'object' || Array.isArray(kwargs)) throw new TypeError(`${at()}: kwargs must be an object`);
+  // countdown, eta and expires are spelled the same in camelCase and Celery's names.
+  if (options !== null && typeof options === 'object') checkTimingOptions(at, options);
   return { name, args, kwargs, options };
 }
 

@@ -111,3 +111,8 @@ export class Reject extends Error {
     super(reason);
   }
 }
+
+/** A setting or URL that can't work as given (Celery's celery.exceptions.ImproperlyConfigured). */
+export class ImproperlyConfigured extends Error {
+  override name = 'ImproperlyConfigured';
+}

@@ -19,6 +19,42 @@ export interface Logger {
   error(msg: string): void;
   critical(msg: string): void;
   isEnabled(level: LogLevel): boolean;
+  /** Python logging format (Celery's worker_log_format); null writes Celery's default. */
+  format?: string | null;
+}
+
+/** The fields a worker_log_format may use, as Python's logging names them. */
+const FIELDS = ['asctime', 'levelname', 'levelno', 'processName', 'process', 'name', 'message', 'created', 'msecs', 'threadName', 'thread'] as const;
+type Field = (typeof FIELDS)[number];
+const SPEC = /%(?:\(([A-Za-z_]\w*)\))?([-#0 +]*)(\d*)(?:\.(\d+))?([sdifrxX%])/g;
+
+/** Why `format` can't be used as worker_log_format, or null when it can. */
+export function logFormatProblem(format: string): string | null {
+  for (const m of format.matchAll(SPEC)) {
+    if (m[5] === '%') continue;
+    if (m[1] === undefined) return `worker_log_format ${JSON.stringify(format)}: '${m[0]}' has no field name; write %(message)s style fields (${FIELDS.join(', ')})`;
+    if (!(FIELDS as readonly string[]).includes(m[1])) return `worker_log_format ${JSON.stringify(format)} uses %(${m[1]})${m[5]}, which Celeriac does not fill: use ${FIELDS.join(', ')}`;
+  }
+  return null;
+}
+
+/** Python's %-formatting of one log record, for the fields above. */
+export function formatLogRecord(format: string, values: Record<Field, string | number>): string {
+  return format.replace(SPEC, (all, key: string | undefined, flags: string, width: string, precision: string | undefined, type: string) => {
+    if (type === '%') return '%';
+    if (key === undefined || !(key in values)) return all;
+    const v = values[key as Field];
+    let text: string;
+    if (type === 'd' || type === 'i') text = String(Math.trunc(Number(v)));
+    else if (type === 'f') text = Number(v).toFixed(precision !== undefined ? Number(precision) : 6);
+    else if (type === 'x' || type === 'X') text = Math.trunc(Number(v)).toString(16)[type === 'X' ? 'toUpperCase' : 'toLowerCase']();
+    else {
+      text = type === 'r' ? `'${String(v)}'` : String(v);
+      if (precision !== undefined) text = text.slice(0, Number(precision));
+    }
+    const w = Number(width || 0);
+    return flags.includes('-') ? text.padEnd(w) : text.padStart(w, flags.includes('0') && type !== 's' ? '0' : ' ');
+  });
 }
 
 function stamp(d: Date): string {
@@ -26,9 +62,10 @@ function stamp(d: Date): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())},${p(d.getMilliseconds(), 3)}`;
 }
 
-export function createLogger(level: LogLevel = 'warning', write: (line: string) => void = (l) => process.stderr.write(l), processName = 'MainProcess'): Logger {
+export function createLogger(level: LogLevel = 'warning', write: (line: string) => void = (l) => process.stderr.write(l), processName = 'MainProcess', format: string | null = null): Logger {
   const logger: Logger = {
     level,
+    format,
     isEnabled: (l) => RANK[l] >= RANK[logger.level],
     debug: (m) => emit('debug', m),
     info: (m) => emit('info', m),
@@ -38,12 +75,20 @@ export function createLogger(level: LogLevel = 'warning', write: (line: string) 
   };
   function emit(l: LogLevel, msg: string): void {
     if (RANK[l] < RANK[logger.level]) return;
-    write(`[${stamp(new Date())}: ${l.toUpperCase()}/${processName}] ${msg}\n`);
+    const now = new Date();
+    if (!logger.format) {
+      write(`[${stamp(now)}: ${l.toUpperCase()}/${processName}] ${msg}\n`);
+      return;
+    }
+    write(formatLogRecord(logger.format, {
+      asctime: stamp(now), levelname: l.toUpperCase(), levelno: RANK[l], processName, process: process.pid, name: 'celeriac',
+      message: msg, created: now.getTime() / 1000, msecs: now.getMilliseconds(), threadName: 'MainThread', thread: 0,
+    }) + '\n');
   }
   return logger;
 }
 
 /** Mask the password in a URL for banners, logs and errors. */
 export function maskUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@;]*:)([^@/;]*)@/g, '$1**@');
+  return url.replace(/(\/\/[^:/@;]*:)([^@/;]*)@/g, '$1**@').replace(/([?&]password=)[^&#;]*/gi, '$1**');
 }

@@ -30,6 +30,10 @@ export interface TaskOptions {
   acksOnFailureOrTimeout?: boolean;
   /** How often a message may be requeued after its executor died (reject_on_worker_lost); default 3. */
   maxRedeliveries?: number;
+  /** Celery's Task.serializer: 'json' or 'msgpack' for this task's messages (default task_serializer). */
+  serializer?: string;
+  /** Python floats with a whole value (2.0) arrive as Float, so they go back as floats (JSON only). */
+  exactFloats?: boolean;
   [celeryName: string]: unknown;
 }
 
@@ -65,4 +69,54 @@ export function normalizeOptions<T extends object>(o: T | undefined): Record<str
   if (!o) return out;
   for (const [k, v] of Object.entries(o)) if (v !== undefined) out[toSettingName(k)] = v;
   return out;
+}
+
+/** The largest time a JavaScript Date holds (±8.64e15 ms from 1970). */
+const MAX_DATE_MS = 8.64e15;
+
+function shown(v: unknown): string {
+  if (v instanceof Date) return `Invalid Date`;
+  if (typeof v === 'number') return String(v);
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+/** A number of seconds from now that lands on a representable date. */
+function checkSeconds(where: string, option: string, v: unknown): void {
+  if (typeof v !== 'number') throw new TypeError(`${where}: ${option} must be a number of seconds, got ${shown(v)} (${typeof v})`);
+  if (!Number.isFinite(v) || Math.abs(Date.now() + v * 1000) > MAX_DATE_MS) {
+    throw new RangeError(`${where}: ${option} must be a finite number of seconds within the range of a date, got ${shown(v)}`);
+  }
+}
+
+/** A Date or an ISO-8601 string that names a real instant. */
+function checkDate(where: string, option: string, v: unknown, alsoSeconds: boolean): void {
+  const kinds = alsoSeconds ? 'a number of seconds, a Date or an ISO-8601 string' : 'a Date or an ISO-8601 string';
+  if (v instanceof Date) {
+    if (Number.isNaN(v.getTime())) throw new RangeError(`${where}: ${option} must be ${kinds}, got an Invalid Date`);
+    return;
+  }
+  if (typeof v === 'string') {
+    if (v.trim() === '' || Number.isNaN(Date.parse(v))) throw new RangeError(`${where}: ${option} must be ${kinds}, got ${shown(v)}`);
+    return;
+  }
+  throw new TypeError(`${where}: ${option} must be ${kinds}, got ${shown(v)} (${typeof v})`);
+}
+
+/**
+ * countdown, eta and expires of one call, checked before any message is built: a bad value is an
+ * error naming the option and the value. `where` names the call (a function is called only on error).
+ */
+export function checkTimingOptions(where: string | (() => string), o: { countdown?: unknown; eta?: unknown; expires?: unknown }): void {
+  if (o.countdown == null && o.eta == null && o.expires == null) return;
+  const at = typeof where === 'string' ? where : where();
+  if (o.countdown != null) checkSeconds(at, 'countdown', o.countdown);
+  if (o.eta != null) checkDate(at, 'eta', o.eta, false);
+  if (o.expires != null) {
+    if (typeof o.expires === 'number') checkSeconds(at, 'expires', o.expires);
+    else checkDate(at, 'expires', o.expires, true);
+  }
 }

@@ -1,42 +1,55 @@
 // Mapping Python keyword arguments onto a JS handler's parameters, by name.
+import { parse, type AssignmentPattern, type Function as FunctionNode, type Pattern, type RestElement } from 'acorn';
 
-/** Parameter names of a function, read from its source; undefined where a name can't be known. */
-export function parameterNames(fn: (...args: never[]) => unknown): (string | undefined)[] {
-  const src = Function.prototype.toString.call(fn);
-  let params: string;
-  const arrow = /^(?:async\s*)?(?:\(([^)]*)\)|([A-Za-z_$][\w$]*))\s*=>/.exec(src);
-  if (arrow) params = arrow[1] ?? arrow[2] ?? '';
-  else {
-    const m = /^[^(]*\(([^)]*)\)/.exec(src);
-    params = m?.[1] ?? '';
+type Param = Pattern | AssignmentPattern | RestElement;
+
+/** The name a keyword argument fills, or undefined (a destructured or rest parameter has none). */
+function nameOf(p: Param): string | undefined {
+  const target = p.type === 'AssignmentPattern' ? p.left : p;
+  return target.type === 'Identifier' ? target.name : undefined;
+}
+
+/** The function node of a handler's source: a function or arrow expression, or a method (`name(a) {}`). */
+function functionNode(src: string): FunctionNode | undefined {
+  for (const wrapped of [`(${src})`, `({${src}})`]) {
+    let program;
+    try {
+      program = parse(wrapped, { ecmaVersion: 'latest', sourceType: 'module' });
+    } catch {
+      continue;
+    }
+    const stmt = program.body[0];
+    if (program.body.length !== 1 || stmt?.type !== 'ExpressionStatement') continue;
+    const e = stmt.expression;
+    if (e.type === 'FunctionExpression' || e.type === 'ArrowFunctionExpression') return e;
+    if (e.type === 'ObjectExpression' && e.properties.length === 1) {
+      const prop = e.properties[0]!;
+      if (prop.type === 'Property' && prop.value.type === 'FunctionExpression') return prop.value;
+    }
   }
-  params = params.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
-  if (!params.trim()) return [];
-  const out: (string | undefined)[] = [];
-  let depth = 0;
-  let cur = '';
-  for (const ch of params) {
-    if ('([{'.includes(ch)) depth++;
-    if (')]}'.includes(ch)) depth--;
-    if (ch === ',' && depth === 0) {
-      out.push(cur);
-      cur = '';
-    } else cur += ch;
-  }
-  if (cur.trim()) out.push(cur);
-  return out.map((p) => {
-    const name = (p ?? '').trim().replace(/^\.\.\./, '').split('=')[0]!.split(':')[0]!.trim();
-    return /^[A-Za-z_$][\w$]*$/.test(name) ? name : undefined;
-  });
+  return undefined;
+}
+
+/**
+ * Parameter names of a function, read from its source with a JavaScript parser; undefined where a
+ * parameter has no name, and null when the source cannot be read (a native or bound function): such
+ * a task refuses keyword arguments rather than guess where they go.
+ */
+export function parameterNames(fn: (...args: never[]) => unknown): (string | undefined)[] | null {
+  const node = functionNode(Function.prototype.toString.call(fn));
+  return node ? (node.params as Param[]).map(nameOf) : null;
 }
 
 /**
  * Python semantics for f(*args, **kwargs) on a positional JS handler: each keyword fills the
  * parameter of that name; an unknown keyword is a TypeError, as in Python.
  */
-export function bindArguments(taskName: string, params: readonly (string | undefined)[], args: readonly unknown[], kwargs: Record<string, unknown>, allowExtra: boolean): unknown[] {
+export function bindArguments(taskName: string, params: readonly (string | undefined)[] | null, args: readonly unknown[], kwargs: Record<string, unknown>, allowExtra: boolean): unknown[] {
   const keys = Object.keys(kwargs);
   if (keys.length === 0) return args as unknown[];
+  if (params === null) {
+    throw new TypeError(`${taskName}() got keyword arguments (${keys.join(', ')}), but its handler's parameter names cannot be read from its source: declare the task with { params: [...] }`);
+  }
   const out = [...args];
   const rest = new Set(keys);
   params.forEach((name, i) => {

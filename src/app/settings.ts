@@ -1,4 +1,5 @@
 // Celery's setting names, verbatim, with their Celery defaults. camelCase aliases map onto them.
+import { CELERY_OLD_NAMES } from './celery-settings.js';
 
 export interface RetryPolicy {
   max_retries?: number | null;
@@ -45,7 +46,8 @@ export interface CelerySettings {
   broker_heartbeat: number | null;
   broker_connection_timeout: number;
   broker_connection_retry: boolean;
-  broker_connection_retry_on_startup: boolean;
+  /** null: follow broker_connection_retry, as Celery 5.6 does. */
+  broker_connection_retry_on_startup: boolean | null;
   broker_connection_max_retries: number | null;
   broker_pool_limit: number;
   task_default_queue: string;
@@ -79,6 +81,7 @@ export interface CelerySettings {
   task_publish_retry_policy: RetryPolicy;
   task_send_sent_event: boolean;
   task_always_eager: boolean;
+  task_eager_propagates: boolean;
   result_expires: number | null;
   result_extended: boolean;
   result_persistent: boolean;
@@ -101,13 +104,21 @@ export interface CelerySettings {
   worker_state_db: string | null;
   worker_enable_remote_control: boolean;
   worker_log_format: string | null;
-  timezone: string;
+  /** An IANA zone; null (Celery's default) means UTC with enable_utc, else the system's zone. */
+  timezone: string | null;
   enable_utc: boolean;
+  /** Periodic tasks: { name: { task, schedule, args, kwargs, options, relative } } (see docs/beat.md). */
+  beat_schedule: Record<string, unknown>;
+  beat_max_loop_interval: number;
+  /** Seconds a beat leader's lease lasts unrenewed: another beat takes over within 1.2 × this. */
+  beat_lease_timeout: number;
   redis_socket_timeout: number | null;
   redis_socket_connect_timeout: number | null;
   redis_max_connections: number | null;
   redis_backend_health_check_interval: number;
   redis_retry_on_timeout: boolean;
+  /** Celeriac only: unknown setting names fail the start instead of a warning (also CELERIAC_STRICT_SETTINGS=1). */
+  strict_settings: boolean;
 }
 
 export type Settings = CelerySettings & Record<string, unknown>;
@@ -123,7 +134,7 @@ export function defaultSettings(): CelerySettings {
     broker_heartbeat: 120,
     broker_connection_timeout: 4,
     broker_connection_retry: true,
-    broker_connection_retry_on_startup: true,
+    broker_connection_retry_on_startup: null,
     broker_connection_max_retries: 100,
     broker_pool_limit: 10,
     task_default_queue: 'celery',
@@ -157,6 +168,7 @@ export function defaultSettings(): CelerySettings {
     task_publish_retry_policy: { max_retries: 3, interval_start: 0, interval_max: 1, interval_step: 0.2 },
     task_send_sent_event: false,
     task_always_eager: false,
+    task_eager_propagates: false,
     result_expires: 86400,
     result_extended: false,
     result_persistent: false,
@@ -178,13 +190,17 @@ export function defaultSettings(): CelerySettings {
     worker_state_db: null,
     worker_enable_remote_control: true,
     worker_log_format: null,
-    timezone: 'UTC',
+    timezone: null,
     enable_utc: true,
+    beat_schedule: {},
+    beat_max_loop_interval: 0,
+    beat_lease_timeout: 5,
     redis_socket_timeout: 120,
     redis_socket_connect_timeout: null,
     redis_max_connections: null,
     redis_backend_health_check_interval: 0,
     redis_retry_on_timeout: false,
+    strict_settings: false,
   };
 }
 
@@ -194,26 +210,13 @@ export function toSettingName(key: string): string {
   return key.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
 }
 
-/** Old-style Celery names users still write (CELERY_RESULT_BACKEND → result_backend). */
-const LEGACY: Record<string, string> = {
-  BROKER_URL: 'broker_url',
-  CELERY_RESULT_BACKEND: 'result_backend',
-  BROKER_TRANSPORT_OPTIONS: 'broker_transport_options',
-  CELERY_TASK_SERIALIZER: 'task_serializer',
-  CELERY_ACCEPT_CONTENT: 'accept_content',
-  CELERY_DEFAULT_QUEUE: 'task_default_queue',
-  CELERY_ACKS_LATE: 'task_acks_late',
-  CELERYD_PREFETCH_MULTIPLIER: 'worker_prefetch_multiplier',
-  CELERY_TASK_RESULT_EXPIRES: 'result_expires',
-};
-
 // Settings are read on every task (the worker's per-task options fall back to them): remember names.
 const normalized = new Map<string, string>();
 
 function normalizeKey(key: string): string {
   let n = normalized.get(key);
   if (n === undefined) {
-    n = LEGACY[key] ?? toSettingName(key);
+    n = CELERY_OLD_NAMES.get(key) ?? toSettingName(key);
     if (normalized.size < 10_000) normalized.set(key, n);
   }
   return n;
@@ -225,21 +228,41 @@ function normalizeKey(key: string): string {
  */
 export function createSettings(initial: Record<string, unknown> = {}): Settings {
   const target = defaultSettings() as Settings;
-  for (const [k, v] of Object.entries(initial)) if (v !== undefined) target[normalizeKey(k)] = v;
-  return new Proxy(target, {
+  const written = new Map<string, string>();
+  const assign = (key: string, value: unknown) => {
+    const n = normalizeKey(key);
+    target[n] = value;
+    if (!written.has(n)) written.set(n, key);
+  };
+  for (const [k, v] of Object.entries(initial)) if (v !== undefined) assign(k, v);
+  const proxy = new Proxy(target, {
     get: (t, key) => (typeof key === 'string' ? t[normalizeKey(key)] : undefined),
-    set: (t, key, value) => {
+    set: (_t, key, value) => {
       if (typeof key !== 'string') return false;
-      t[normalizeKey(key)] = value;
+      assign(key, value);
       return true;
     },
     has: (t, key) => typeof key === 'string' && normalizeKey(key) in t,
   });
+  spellings.set(proxy, written);
+  return proxy;
+}
+
+const spellings = new WeakMap<Settings, Map<string, string>>();
+
+/** The names the user set, each as first written (task_acks_late, taskAcksLate or CELERY_ACKS_LATE), by Celery name. */
+export function writtenNames(settings: Settings): ReadonlyMap<string, string> {
+  return spellings.get(settings) ?? new Map();
+}
+
+/** Whether the worker retries its first broker connection: broker_connection_retry_on_startup, else broker_connection_retry. */
+export function retriesOnStartup(settings: Settings): boolean {
+  return (settings.broker_connection_retry_on_startup ?? settings.broker_connection_retry) !== false;
 }
 
 /** Apply many settings at once (app.conf.update in Celery). */
 export function updateSettings(settings: Settings, values: Record<string, unknown>): void {
-  for (const [k, v] of Object.entries(values)) settings[normalizeKey(k)] = v;
+  for (const [k, v] of Object.entries(values)) settings[k] = v;
 }
 
 export const DEFAULT_BROKER_URL = 'sqlite:///celeriac.db';

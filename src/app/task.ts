@@ -2,7 +2,8 @@
 import type { Celeriac } from './celeriac.js';
 import type { AsyncResult } from './result.js';
 import type { ApplyOptions, TaskOptions } from './options.js';
-import { normalizeOptions } from './options.js';
+import { checkTimingOptions, normalizeOptions } from './options.js';
+import { applyEagerly, type EagerOptions, type EagerResult } from './eager.js';
 import { runInTaskContext, type TaskContext } from './context.js';
 import { parameterNames, bindArguments } from './params.js';
 
@@ -19,7 +20,8 @@ export interface BulkCall<A extends unknown[] = unknown[]> {
 export class Task<A extends unknown[] = unknown[], R = unknown> {
   /** Options with Celery's names (acks_late, max_retries, …). */
   readonly options: Record<string, unknown>;
-  private readonly params: (string | undefined)[];
+  /** Parameter names for keyword arguments; null when the handler's source cannot be read. */
+  private readonly params: (string | undefined)[] | null;
 
   constructor(
     readonly app: Celeriac,
@@ -29,7 +31,7 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
   ) {
     this.options = normalizeOptions(options);
     const names = Array.isArray(options.params) ? options.params : parameterNames(handler as (...a: never[]) => unknown);
-    this.params = this.bound && !Array.isArray(options.params) ? names.slice(1) : names;
+    this.params = names && this.bound && !Array.isArray(options.params) ? names.slice(1) : names;
   }
 
   get bound(): boolean {
@@ -41,9 +43,27 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
     return this.applyAsync(args);
   }
 
-  /** Send the task with arguments, keyword arguments and options (Celery's apply_async). */
+  /**
+   * Send the task with arguments, keyword arguments and options (Celery's apply_async). With
+   * task_always_eager it runs here instead, as apply() does, and resolves to its EagerResult.
+   */
   applyAsync(args: A | unknown[] = [], kwargs: Record<string, unknown> = {}, options: ApplyOptions = {}): Promise<AsyncResult<R>> {
+    if (this.app.conf.task_always_eager === true) return this.apply(args, kwargs, options);
     return this.app.sendTask<R>(this.name, args, kwargs, options);
+  }
+
+  /**
+   * Run the task here and now, without a broker or worker (Celery's apply): resolves to an EagerResult
+   * holding the value, or the error it threw (rejects with that error instead when `throw` is set or
+   * task_eager_propagates is true). A retry runs the task again at once, up to its retry limit.
+   */
+  async apply(args: A | unknown[] = [], kwargs: Record<string, unknown> = {}, options: ApplyOptions & { throw?: boolean } = {}): Promise<EagerResult<R>> {
+    const where = `${this.name}.apply`;
+    if (!Array.isArray(args)) throw new TypeError(`${where}: args must be an array, got ${typeof args}`);
+    if (kwargs === null || typeof kwargs !== 'object' || Array.isArray(kwargs)) throw new TypeError(`${where}: kwargs must be an object`);
+    const o = normalizeOptions(options);
+    checkTimingOptions(where, o);
+    return applyEagerly(this, args, kwargs, o as EagerOptions);
   }
 
   /**
@@ -52,6 +72,11 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
    */
   async applyBulk(calls: readonly BulkCall<A>[]): Promise<AsyncResult<R>[]> {
     if (!Array.isArray(calls)) throw new TypeError(`${this.name}.applyBulk: calls must be an array of { args?, kwargs?, options? }, got ${typeof calls}`);
+    if (this.app.conf.task_always_eager === true) {
+      const results: AsyncResult<R>[] = [];
+      for (const c of calls) results.push(await this.apply(c?.args ?? [], c?.kwargs ?? {}, c?.options ?? {}));
+      return results;
+    }
     // A call that is not an object goes through as it is, for sendTasks to reject with its index.
     return this.app.sendTasks<R>(calls.map((c) => (c !== null && typeof c === 'object' ? { ...c, name: this.name } : (c as never))));
   }

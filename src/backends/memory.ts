@@ -2,6 +2,8 @@
 // opened with the same URL. Also home of the wait loop the embedded backends share.
 import { EventEmitter } from 'node:events';
 import { TimeoutError } from './retry.js';
+import type { Logger } from '../app/log.js';
+import { encodeWith, readMeta, resultCodec, type ResultCodec } from './encode.js';
 import { pendingMeta, READY_STATES, type BackendContext, type ResultBackend, type ResultMeta, type WaitOptions } from './types.js';
 
 /** result_expires (seconds; null or 0 = never) in milliseconds, or null for never. */
@@ -87,7 +89,9 @@ export function waitForReady(w: WaitLoop): Promise<ResultMeta> {
 }
 
 interface StoredResult {
-  meta: ResultMeta;
+  /** The meta as the result serializer wrote it: what a reader gets is decoded from it, as elsewhere. */
+  data: string | Buffer;
+  status: string;
   expiresAt: number | null;
 }
 
@@ -114,7 +118,7 @@ function storeFor(url: string): ResultStore {
 export class MemoryBackend implements ResultBackend {
   private readonly store_: ResultStore;
 
-  constructor(readonly displayUrl: string, private readonly expiresMs: number | null) {
+  constructor(readonly displayUrl: string, private readonly expiresMs: number | null, private readonly codec: ResultCodec, private readonly logger?: Logger) {
     this.store_ = storeFor(displayUrl);
   }
 
@@ -123,10 +127,10 @@ export class MemoryBackend implements ResultBackend {
   async store(meta: ResultMeta): Promise<void> {
     const now = Date.now();
     const current = this.live(meta.task_id, now);
-    if (current?.meta.status === 'SUCCESS') return; // a stored SUCCESS is final, as in Celery
-    // A copy, so the caller mutating its object later cannot change what was stored.
-    const copy = structuredClone(meta);
-    this.store_.results.set(meta.task_id, { meta: copy, expiresAt: this.expiresMs === null ? null : now + this.expiresMs });
+    if (current?.status === 'SUCCESS') return; // a stored SUCCESS is final, as in Celery
+    // Encoded as the other backends encode it: the same values survive, the same ones fail.
+    const encoded = encodeWith(this.codec, this.logger, meta);
+    this.store_.results.set(meta.task_id, { data: encoded.encoded, status: String(encoded.meta.status), expiresAt: this.expiresMs === null ? null : now + this.expiresMs });
     this.store_.events.emit('result', meta.task_id);
     if (now - this.store_.lastSweep > SWEEP_EVERY_MS) this.sweep(now);
   }
@@ -139,7 +143,7 @@ export class MemoryBackend implements ResultBackend {
 
   async get(taskId: string): Promise<ResultMeta> {
     const r = this.live(taskId, Date.now());
-    return r ? structuredClone(r.meta) : pendingMeta(taskId);
+    return r ? readMeta(r.data, this.codec, taskId) : pendingMeta(taskId);
   }
 
   wait(taskId: string, opts: WaitOptions = {}): Promise<ResultMeta> {
@@ -169,5 +173,5 @@ export class MemoryBackend implements ResultBackend {
 }
 
 export function createBackend(url: string, ctx: BackendContext): ResultBackend {
-  return new MemoryBackend(url, resultExpiresMs(ctx.settings.result_expires));
+  return new MemoryBackend(url, resultExpiresMs(ctx.settings.result_expires), resultCodec(ctx.settings), ctx.logger);
 }

@@ -1,8 +1,8 @@
 // Celery's Redis result backend: celery-task-meta-<id> JSON, SETEX + PUBLISH, pub/sub waits.
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import type { BackendContext, ResultBackend, ResultMeta, WaitOptions } from './types.js';
 import { READY_STATES, pendingMeta } from './types.js';
-import { dumps, flatten, loads } from '../protocol/json.js';
+import { flatten } from '../protocol/json.js';
 import { parseRedisUrl, backendKeyPrefix, type RedisTarget } from '../brokers/redis/url.js';
 import { connectClient, closeClient, ConnectionBudget } from '../brokers/redis/connection.js';
 import { defineScript, STORE_RESULTS_COMMAND } from '../brokers/redis/scripts.js';
@@ -10,6 +10,14 @@ import type { RetryPolicy, TransportOptions } from '../app/settings.js';
 import type { SharedBuckets } from '../brokers/types.js';
 import { redisBuckets } from '../brokers/redis/rate-limit-buckets.js';
 import { TimeoutError, withRetries } from './retry.js';
+import { encodeWith, readMeta, resultCodec, type ResultCodec } from './encode.js';
+
+interface StoreBatch {
+  keys: string[];
+  metas: (string | Buffer)[];
+  ids: string[];
+  promise: Promise<void>;
+}
 
 interface Waiter {
   resolve: (m: ResultMeta) => void;
@@ -27,9 +35,11 @@ export class RedisBackend implements ResultBackend {
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly retryPolicy: RetryPolicy;
   private readonly budget: ConnectionBudget;
+  private readonly codec: ResultCodec;
 
   constructor(url: string, private readonly ctx: BackendContext) {
     const s = ctx.settings;
+    this.codec = resultCodec(s);
     // Celery's redis_* backend settings, overridden by the same names in result_backend_transport_options.
     this.transport = {
       ...(s.redis_socket_timeout != null ? { socket_timeout: s.redis_socket_timeout } : {}),
@@ -73,38 +83,45 @@ export class RedisBackend implements ResultBackend {
     return this.client!;
   }
 
-  private storeBatch: { keys: string[]; metas: string[]; ids: string[]; promise: Promise<void> } | null = null;
+  private storeBatch: StoreBatch | null = null;
 
   /**
    * Results stored in the same turn of the event loop go to Redis in one script call (each still a
    * SET/SETEX and a PUBLISH on its own key, as Celery writes them) and share its outcome.
    */
   store(meta: ResultMeta): Promise<void> {
+    // Encoded before it joins the batch: a key is only ever paired with its own meta.
+    let data: string | Buffer;
+    try {
+      data = encodeWith(this.codec, this.ctx.logger, meta).encoded;
+    } catch (err) {
+      return Promise.reject(err);
+    }
     let batch = this.storeBatch;
     if (!batch || batch.keys.length >= 1000) {
-      const b = { keys: [] as string[], metas: [] as string[], ids: [] as string[], promise: undefined as unknown as Promise<void> };
+      const b: StoreBatch = { keys: [], metas: [], ids: [], promise: undefined as unknown as Promise<void> };
       b.promise = new Promise<void>((resolve, reject) => setImmediate(() => this.flushStores(b).then(resolve, reject)));
       this.storeBatch = batch = b;
     }
     batch.keys.push(this.key(meta.task_id));
-    batch.metas.push(flatten(dumps(meta)));
+    batch.metas.push(typeof data === 'string' ? flatten(data) : data);
     batch.ids.push(meta.task_id);
     return batch.promise;
   }
 
-  private async flushStores(b: { keys: string[]; metas: string[]; ids: string[] }): Promise<void> {
+  private async flushStores(b: StoreBatch): Promise<void> {
     if (this.storeBatch === b) this.storeBatch = null;
     const expires = this.ctx.settings.result_expires;
     const what = b.ids.length === 1 ? `the result of task ${b.ids[0]}` : `the results of ${b.ids.length} tasks (${b.ids[0]}, …)`;
     await withRetries(this.retryPolicy, `storing ${what} in ${this.displayUrl}`, async () => {
-      const c = (await this.cmd()) as unknown as Record<string, (n: number, ...a: (string | number)[]) => Promise<number>>;
-      await c[STORE_RESULTS_COMMAND]!(b.keys.length, ...b.keys, expires ? Math.trunc(expires) : 0, ...b.metas);
+      const c = (await this.cmd()) as unknown as Record<string, (n: number, ...a: (string | number | Buffer)[]) => Promise<number>>;
+      await c[STORE_RESULTS_COMMAND]!(b.keys.length, ...b.keys, expires ? Math.trunc(expires) : 0, ...b.metas).catch(markPermanent);
     });
   }
 
   async get(taskId: string): Promise<ResultMeta> {
-    const raw = await withRetries(this.retryPolicy, `reading the result of task ${taskId} from ${this.displayUrl}`, async () => (await this.cmd()).get(this.key(taskId)));
-    return raw === null ? pendingMeta(taskId) : (loads(raw) as ResultMeta);
+    const raw = await withRetries(this.retryPolicy, `reading the result of task ${taskId} from ${this.displayUrl}`, async () => (await this.cmd()).getBuffer(this.key(taskId)));
+    return raw === null ? pendingMeta(taskId) : readMeta(raw, this.codec, taskId);
   }
 
   private subscribing: Promise<Redis> | undefined;
@@ -126,24 +143,32 @@ export class RedisBackend implements ResultBackend {
       throw err;
     }
     sub.on('error', (err) => this.ctx.logger.debug(`redis backend (pubsub): ${err.message}`));
-    sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
+    sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel.toString('utf8'), message));
     // After a reconnect, catch up on states published while we were away (Celery does MGET).
     sub.on('ready', () => void this.catchUp());
     this.subscriber = sub;
     return sub;
   }
 
-  private onMessage(channel: string, message: string): void {
+  private onMessage(channel: string, message: Buffer): void {
     const id = channel.slice(this.key('').length);
-    const set = this.waiters.get(id);
-    if (!set) return;
+    if (!this.waiters.has(id)) return;
     let meta: ResultMeta;
     try {
-      meta = loads(message) as ResultMeta;
-    } catch {
+      meta = readMeta(message, this.codec, id);
+    } catch (err) {
+      this.fail(id, err as Error); // a meta nobody can read: say so rather than wait forever
       return;
     }
     if (READY_STATES.has(String(meta.status))) this.settle(id, meta);
+  }
+
+  private fail(id: string, err: Error): void {
+    const set = this.waiters.get(id);
+    if (!set) return;
+    this.waiters.delete(id);
+    void this.subscriber?.unsubscribe(this.key(id)).catch(() => undefined);
+    for (const w of set) w.reject(err);
   }
 
   private settle(id: string, meta: ResultMeta): void {
@@ -157,10 +182,15 @@ export class RedisBackend implements ResultBackend {
   private async catchUp(): Promise<void> {
     const ids = [...this.waiters.keys()];
     if (ids.length === 0 || !this.client) return;
-    const values = await this.client.mget(ids.map((id) => this.key(id))).catch(() => []);
+    const values = await this.client.mgetBuffer(ids.map((id) => this.key(id))).catch(() => []);
     values.forEach((v, i) => {
       if (!v) return;
-      const meta = loads(v) as ResultMeta;
+      let meta: ResultMeta;
+      try {
+        meta = readMeta(v, this.codec, ids[i]!);
+      } catch (err) {
+        return this.fail(ids[i]!, err as Error);
+      }
       if (READY_STATES.has(String(meta.status))) this.settle(ids[i]!, meta);
     });
   }
@@ -233,6 +263,18 @@ export class RedisBackend implements ResultBackend {
     this.client = undefined;
     this.connecting = undefined;
   }
+}
+
+/**
+ * Redis answers a wrong command (a script error, a wrong type, a missing permission) with an error
+ * reply that retrying cannot fix; errors of a server that is loading, read-only during a failover,
+ * short of replicas or busy stay transient.
+ */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|NOREPLICAS|TRYAGAIN|CLUSTERDOWN|OOM)\b/;
+
+function markPermanent(err: unknown): never {
+  if (err instanceof ReplyError && !TRANSIENT_REPLY.test((err as Error).message)) Object.assign(err as Error, { permanent: true });
+  throw err;
 }
 
 export function createBackend(url: string, ctx: BackendContext): ResultBackend {

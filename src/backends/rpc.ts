@@ -7,15 +7,15 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { pendingMeta, type BackendContext, type ResultBackend, type ResultMeta, type StoreContext, type WaitOptions } from './types.js';
+import { PEER_TAGS, pendingMeta, type BackendContext, type ResultBackend, type ResultMeta, type StoreContext, type WaitOptions } from './types.js';
 import { resultExpiresMs, waitForReady } from './memory.js';
-import { effectiveBrokerUrl } from '../app/settings.js';
+import { effectiveBrokerUrl, retriesOnStartup } from '../app/settings.js';
 import { schemeOf } from '../brokers/registry.js';
 import { parseAmqpUrl } from '../brokers/amqp/url.js';
 import { AmqpConnection, maxConnectionRetries, reconnectDelay, sleep } from '../brokers/amqp/connection.js';
 import { toFieldTable } from '../brokers/amqp/field-table.js';
 import { BrokerConnectionError, explainChannelError } from '../brokers/amqp/errors.js';
-import { dumps, loads } from '../protocol/json.js';
+import { encodeWith, readMeta, resultCodec, type ResultCodec } from './encode.js';
 
 /** Replies nobody has asked for yet are kept, up to this many tasks (oldest dropped first). */
 const MAX_BUFFERED = 10_000;
@@ -34,8 +34,10 @@ export class RpcBackend implements ResultBackend {
   private closed = false;
   private readonly results = new Map<string, ResultMeta>();
   private readonly events = new EventEmitter();
+  private readonly codec: ResultCodec;
 
   constructor(private readonly ctx: BackendContext) {
+    this.codec = resultCodec(ctx.settings);
     const { url } = effectiveBrokerUrl(ctx.settings);
     const scheme = schemeOf(url);
     if (!['amqp', 'amqps', 'pyamqp'].includes(scheme)) {
@@ -48,7 +50,7 @@ export class RpcBackend implements ResultBackend {
 
   async connect(): Promise<void> {
     const s = this.ctx.settings;
-    await this.conn.openWithRetry(s.broker_connection_retry_on_startup !== false ? maxConnectionRetries(s.broker_connection_max_retries) : 0);
+    await this.conn.openWithRetry(retriesOnStartup(s) ? maxConnectionRetries(s.broker_connection_max_retries) : 0);
   }
 
   /** Before a task is published: make sure the reply queue exists and is being consumed. */
@@ -107,14 +109,14 @@ export class RpcBackend implements ResultBackend {
       return;
     }
     let body: Record<string, unknown>;
+    const correlationId = m.properties.correlationId == null ? '' : String(m.properties.correlationId);
     try {
-      body = loads(m.content.toString('utf8')) as Record<string, unknown>;
+      body = readMeta(m.content, this.codec, correlationId, m.properties.contentType ? String(m.properties.contentType) : undefined);
     } catch (err) {
-      this.ctx.logger.error(`rpc:// ignoring a reply that is not JSON: ${(err as Error).message}`);
+      this.ctx.logger.error(`rpc:// ignoring a reply that cannot be read: ${(err as Error).message}`);
       return;
     }
-    if (!body || typeof body !== 'object') return;
-    const taskId = String(m.properties.correlationId ?? body.task_id ?? '');
+    const taskId = String(correlationId || body.task_id || '');
     if (!taskId) return;
     const meta: ResultMeta = {
       status: String(body.status ?? 'PENDING'),
@@ -148,10 +150,14 @@ export class RpcBackend implements ResultBackend {
   async store(meta: ResultMeta, ctx?: StoreContext): Promise<void> {
     const replyTo = ctx?.replyTo;
     if (!replyTo) return; // Celery does the same: no reply_to, nobody to tell
-    const body = Buffer.from(dumps({ task_id: meta.task_id, status: meta.status, result: meta.result ?? null, traceback: meta.traceback ?? null, children: meta.children ?? [] }), 'utf8');
+    // The reply carries what Celery's rpc backend sends: no date_done, no extended fields.
+    const reply: ResultMeta = { task_id: meta.task_id, status: meta.status, result: meta.result ?? null, traceback: meta.traceback ?? null, children: meta.children ?? [] } as ResultMeta;
+    reply[PEER_TAGS] = meta[PEER_TAGS];
+    const data = encodeWith(this.codec, this.ctx.logger, reply).encoded;
+    const body = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     const opts = {
-      contentType: 'application/json',
-      contentEncoding: 'utf-8',
+      contentType: this.codec.serializer.contentType,
+      contentEncoding: this.codec.serializer.contentEncoding,
       headers: {},
       deliveryMode: this.ctx.settings.result_persistent ? 2 : 1,
       priority: 0,

@@ -1,5 +1,4 @@
 // sqlite:// result backend: task results in the embedded database (the broker's file, its own table).
-import { dumps, loads } from '../protocol/json.js';
 import type { Logger } from '../app/log.js';
 import { openDatabase, prepared, type Db, type SqliteDatabase } from '../brokers/sqlite/database.js';
 import { parseSqliteUrl, type SqliteLocation } from '../brokers/sqlite/url.js';
@@ -7,12 +6,13 @@ import { sqliteBuckets } from '../brokers/sqlite/rate-limits.js';
 import type { SharedBuckets } from '../brokers/types.js';
 import { pendingMeta, type BackendContext, type ResultBackend, type ResultMeta, type WaitOptions } from './types.js';
 import { onResultEvent, resultExpiresMs, waitForReady } from './memory.js';
+import { encodeWith, readMeta, resultCodec, type ResultCodec } from './encode.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS celeriac_results (
   task_id TEXT PRIMARY KEY,
   status TEXT NOT NULL,
-  meta TEXT NOT NULL,          -- the celery-task-meta JSON document
+  meta TEXT NOT NULL,          -- the celery-task-meta document: JSON text, or a msgpack BLOB
   date_done INTEGER NOT NULL,  -- ms since epoch
   expires_at INTEGER           -- ms since epoch; NULL never expires
 );
@@ -27,7 +27,7 @@ export class SqliteBackend implements ResultBackend {
   private db: SqliteDatabase | null = null;
   private lastCleanup = 0;
 
-  constructor(url: string, private readonly logger: Logger, private readonly expiresMs: number | null) {
+  constructor(url: string, private readonly logger: Logger, private readonly expiresMs: number | null, private readonly codec: ResultCodec) {
     this.location = parseSqliteUrl(url);
     this.displayUrl = url;
   }
@@ -60,7 +60,9 @@ export class SqliteBackend implements ResultBackend {
     const db = this.database;
     const now = Date.now();
     const expiresAt = this.expiresMs === null ? null : now + this.expiresMs;
-    const text = dumps(meta);
+    const encoded = encodeWith(this.codec, this.logger, meta);
+    const text = encoded.encoded;
+    const status = String(encoded.meta.status);
     // A stored SUCCESS is final (Celery ignores later states for a task that already succeeded).
     await db.write((d) =>
       prepared(d, 
@@ -69,7 +71,7 @@ export class SqliteBackend implements ResultBackend {
            date_done = excluded.date_done, expires_at = excluded.expires_at
          WHERE celeriac_results.status <> 'SUCCESS'
             OR (celeriac_results.expires_at IS NOT NULL AND celeriac_results.expires_at <= excluded.date_done)`,
-      ).run(meta.task_id, String(meta.status), text, now, expiresAt),
+      ).run(meta.task_id, status, text, now, expiresAt),
     );
     db.events.emit('result', meta.task_id);
     if (now - this.lastCleanup > CLEANUP_EVERY_MS) void this.cleanup();
@@ -77,7 +79,7 @@ export class SqliteBackend implements ResultBackend {
 
   async get(taskId: string): Promise<ResultMeta> {
     const row = this.database.read((d) => selectLive(d, taskId, Date.now()));
-    return row ? (loads(row.meta) as ResultMeta) : pendingMeta(taskId);
+    return row ? readMeta(row.meta, this.codec, taskId) : pendingMeta(taskId);
   }
 
   wait(taskId: string, opts: WaitOptions = {}): Promise<ResultMeta> {
@@ -113,10 +115,10 @@ export class SqliteBackend implements ResultBackend {
   }
 }
 
-function selectLive(d: Db, taskId: string, now: number): { meta: string } | undefined {
-  return prepared(d, 'SELECT meta FROM celeriac_results WHERE task_id = ? AND (expires_at IS NULL OR expires_at > ?)').get(taskId, now) as { meta: string } | undefined;
+function selectLive(d: Db, taskId: string, now: number): { meta: string | Buffer } | undefined {
+  return prepared(d, 'SELECT meta FROM celeriac_results WHERE task_id = ? AND (expires_at IS NULL OR expires_at > ?)').get(taskId, now) as { meta: string | Buffer } | undefined;
 }
 
 export function createBackend(url: string, ctx: BackendContext): ResultBackend {
-  return new SqliteBackend(url, ctx.logger, resultExpiresMs(ctx.settings.result_expires));
+  return new SqliteBackend(url, ctx.logger, resultExpiresMs(ctx.settings.result_expires), resultCodec(ctx.settings));
 }

@@ -27,8 +27,15 @@ export interface ExceptionInfo {
   exc_module: string;
 }
 
+/**
+ * Set on a meta by the worker: whether the task's sender reads kombu's JSON tags (Celery ≥ 5.3), so its
+ * result is written in the JSON it reads. A symbol, so it is never stored.
+ */
+export const PEER_TAGS: unique symbol = Symbol('celeriac.peerTags');
+
 /** celery-task-meta-<id>, field order as Celery emits it. */
 export interface ResultMeta {
+  [PEER_TAGS]?: boolean;
   status: TaskState;
   result: unknown;
   traceback: string | null;

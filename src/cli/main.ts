@@ -8,6 +8,8 @@ import { loads, dumps } from '../protocol/json.js';
 import { progressLine } from './progress.js';
 import { CommandFailed, controlCommand, inspectCommand, remoteOptions, statusCommand, type RemoteOptions } from './remote.js';
 import { eventsCommand } from './events.js';
+import { jsonArg } from './args.js';
+import { registerBeatCommand, startBeat } from './beat.js';
 
 interface GlobalOpts {
   app?: string;
@@ -36,19 +38,6 @@ function positiveNumber(flag: string) {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} takes a number of seconds above 0, got ${JSON.stringify(v)}`);
     return n;
-  };
-}
-
-function jsonArg<T>(flag: string, check: (v: unknown) => boolean, shape: string) {
-  return (v: string): T => {
-    let parsed: unknown;
-    try {
-      parsed = loads(v);
-    } catch (err) {
-      throw new InvalidArgumentError(`${flag} must be JSON ${shape}: ${(err as Error).message}`);
-    }
-    if (!check(parsed)) throw new InvalidArgumentError(`${flag} must be JSON ${shape}, got ${v}`);
-    return parsed as T;
   };
 }
 
@@ -93,6 +82,8 @@ export function buildProgram(): Command {
     .option('--without-gossip', 'accepted for Celery command lines: Celeriac workers never gossip')
     .option('--prefetch-multiplier <n>', 'worker_prefetch_multiplier', positiveInt('--prefetch-multiplier'))
     .option('--soft-shutdown-timeout <seconds>', 'worker_soft_shutdown_timeout', nonNegativeNumber('--soft-shutdown-timeout'))
+    .option('-B, --beat', 'also run beat, the periodic task scheduler, in this process')
+    .option('--max-interval <seconds>', "with -B: beat's longest sleep between ticks", nonNegativeNumber('--max-interval'))
     .action(async (opts, cmd: Command) => {
       const app = await setup(cmd);
       const g = cmd.optsWithGlobals() as GlobalOpts;
@@ -119,6 +110,7 @@ export function buildProgram(): Command {
         mingle: opts.withoutMingle ? false : undefined,
       });
       process.stdout.write(worker.banner() + '\n');
+      let beat: Awaited<ReturnType<typeof startBeat>> | undefined; // -B: the beat beside this worker
       // Exit codes: 0 after a warm shutdown, 1 after a cold one (second signal or SIGQUIT) or a failure.
       let signals = 0;
       let exitCode = 0;
@@ -127,7 +119,7 @@ export function buildProgram(): Command {
         const isCold = cold || signals > 1;
         if (isCold) exitCode = 1;
         if (signals === 1) {
-          worker.close({ cold: isCold }).then(
+          Promise.all([worker.close({ cold: isCold }), beat?.close()]).then(
             () => app.close().then(() => process.exit(exitCode)),
             () => process.exit(1),
           );
@@ -141,9 +133,13 @@ export function buildProgram(): Command {
       process.on('SIGINT', () => stop(false));
       process.on('SIGQUIT', () => stop(true));
       worker.on('shutdownRequested', () => stop(false));
-      await worker.start();
+      // A signal during start-up (e.g. while retrying the broker) ends the start: the shutdown decides the exit.
+      await worker.start().catch((err) => (signals > 0 ? new Promise<never>(() => undefined) : Promise.reject(err)));
+      if (opts.beat) beat = await startBeat(app, { maxInterval: opts.maxInterval || undefined, logger: app.logger });
       await new Promise(() => undefined); // run until a signal
     });
+
+  registerBeatCommand(program, setup);
 
   program
     .command('call <task>')

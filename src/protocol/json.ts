@@ -1,4 +1,7 @@
 // Python-compatible JSON: the bytes kombu's `json` serializer writes and the values it reads.
+import { isUtf8 } from 'node:buffer';
+import { toEncodeError } from './errors.js';
+import { CeleryDate, CeleryTime, Decimal, Float, UUID, datetimeIsoformat } from './values.js';
 
 const NON_ASCII = /[\u0080-\uffff]/g;
 const HAS_NON_ASCII = /[\u0080-\uffff]/;
@@ -30,8 +33,27 @@ export function isoformat(d: Date): string {
 let lastIsoMs = NaN;
 let lastIso = '';
 
+/** Options both ways: which Python the JSON is for, and what to keep exact. */
+export interface JsonOptions {
+  /**
+   * kombu ≥ 5.3 tags (datetime, date, time, decimal, uuid, bytes, base64) as {"__type__", "__value__"};
+   * false writes and reads what Celery 5.2 (kombu 5.2) does: no tags, datetimes as ISO strings.
+   */
+  tags?: boolean;
+  /** Decode floats with a whole value (2.0) as Float, so they go back as floats (default: number). */
+  exactFloats?: boolean;
+}
+
+/**
+ * A number as Python's json writes the same value: a safe integer is an int, any other number is a
+ * double and so a float (2 ** 53 → 9007199254740992.0, -0 → -0.0). A bigint is an int of any size.
+ */
 function encodeNumber(n: number): string {
-  if (Number.isFinite(n)) return JSON.stringify(n);
+  if (Number.isSafeInteger(n)) return n === 0 && 1 / n < 0 ? '-0.0' : String(n);
+  if (Number.isFinite(n)) {
+    const s = String(n);
+    return s.includes('.') || s.includes('e') ? s : s + '.0';
+  }
   if (Number.isNaN(n)) return 'NaN';
   return n > 0 ? 'Infinity' : '-Infinity';
 }
@@ -52,7 +74,12 @@ function quoteKey(key: string): string {
 // tracked in a set, which finds a cycle within one more turn of it.
 const TRACK_DEPTH = 64;
 
-function encodeObject(o: Record<string, unknown>, depth: number, seen: Set<object> | null): string {
+interface EncodeState {
+  tags: boolean;
+  seen: Set<object> | null;
+}
+
+function encodeObject(o: Record<string, unknown>, depth: number, st: EncodeState): string {
   let out = '{';
   let n = 0;
   let typed = false;
@@ -61,21 +88,54 @@ function encodeObject(o: Record<string, unknown>, depth: number, seen: Set<objec
     const v = o[key];
     if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
     if (key === '__type__' || key === '__value__') typed = true;
-    out += (n++ === 0 ? '' : ', ') + quoteKey(key) + ': ' + encode(v, depth, seen);
+    out += (n++ === 0 ? '' : ', ') + quoteKey(key) + ': ' + encode(v, depth, st);
   }
-  if (typed && n === 2 && '__type__' in o && '__value__' in o) {
-    throw new TypeError('An object with exactly the keys __type__ and __value__ would be read back by kombu as a tagged value; rename one of its keys.');
+  if (typed && st.tags && n === 2 && '__type__' in o && '__value__' in o) {
+    throw new TypeError('An object with exactly the keys __type__ and __value__ would be read back by kombu >= 5.3 as a tagged value; rename one of its keys');
   }
   return out + '}';
 }
 
-function encodeArray(a: readonly unknown[], depth: number, seen: Set<object> | null): string {
+function encodeArray(a: readonly unknown[], depth: number, st: EncodeState): string {
   let out = '[';
-  for (let i = 0; i < a.length; i++) out += (i === 0 ? '' : ', ') + encode(a[i], depth, seen);
+  for (let i = 0; i < a.length; i++) out += (i === 0 ? '' : ', ') + encode(a[i], depth, st);
   return out + ']';
 }
 
-function encode(v: unknown, depth: number, seen: Set<object> | null): string {
+function tagged(type: string, value: string): string {
+  return '{"__type__": "' + type + '", "__value__": ' + value + '}';
+}
+
+/** A datetime: tagged for kombu ≥ 5.3; for 5.2 the ISO string kombu 5.2 writes (UTC as Z). */
+function encodeDate(d: Date, tags: boolean): string {
+  if (Number.isNaN(d.getTime())) throw new TypeError('Object of type Date is not JSON serializable: it is an Invalid Date');
+  const iso = datetimeIsoformat(d);
+  return tags ? tagged('datetime', quote(iso)) : quote(iso.endsWith('+00:00') ? iso.slice(0, -6) + 'Z' : iso);
+}
+
+/** bytes: kombu's bytes tag when the bytes are UTF-8, its base64 tag otherwise; for 5.2 UTF-8 text only. */
+function encodeBytes(b: Uint8Array, tags: boolean): string {
+  const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  if (isUtf8(buf)) return tags ? tagged('bytes', quote(buf.toString('utf8'))) : quote(buf.toString('utf8'));
+  if (tags) return tagged('base64', quote(buf.toString('base64')));
+  throw new TypeError('Bytes that are not UTF-8 cannot be sent to Celery 5.2 peers as JSON (kombu 5.2 has no base64 tag): use msgpack, or celery_peer_version 5.3 or later');
+}
+
+/** The Python values of protocol/values.ts and other classes; null when `v` is none of them. */
+function encodeSpecial(v: object, depth: number, st: EncodeState): string | null {
+  if (v instanceof Date) return encodeDate(v, st.tags);
+  if (v instanceof Uint8Array) return encodeBytes(v, st.tags);
+  if (v instanceof Float) return encodeNumber(v.value).replace(/^(-?\d+)$/, '$1.0');
+  if (v instanceof Decimal) return st.tags ? tagged('decimal', quote(v.value)) : quote(v.value);
+  if (v instanceof UUID) return st.tags ? tagged('uuid', '{"hex": "' + v.hex + '"}') : quote(v.toString());
+  if (v instanceof CeleryDate) return st.tags ? tagged('date', quote(v.toString())) : quote(v.toString() + 'T00:00:00');
+  if (v instanceof CeleryTime) return st.tags ? tagged('time', quote(v.iso)) : quote(v.iso);
+  if (v instanceof Set) return encodeArray([...v], depth, st);
+  if (v instanceof Map) return encodeObject(Object.fromEntries(v), depth, st);
+  return null;
+}
+
+function encode(v: unknown, depth: number, st: EncodeState): string {
   switch (typeof v) {
     case 'string': return quote(v);
     case 'number': return encodeNumber(v);
@@ -85,25 +145,23 @@ function encode(v: unknown, depth: number, seen: Set<object> | null): string {
   }
   if (v === null) return 'null';
   const obj = v as object;
-  if (v instanceof Date) return quote(isoformat(v));
-  if (Buffer.isBuffer(v) || v instanceof Uint8Array) {
-    return '{"__type__": "bytes", "__value__": ' + quote(Buffer.from(v).toString('utf8')) + '}';
-  }
   const track = depth >= TRACK_DEPTH;
   if (track) {
-    seen ??= new Set();
-    if (seen.has(obj)) throw new TypeError('Cannot serialize a circular structure to JSON');
-    seen.add(obj);
+    st.seen ??= new Set();
+    if (st.seen.has(obj)) throw Object.assign(new Error('Circular reference detected'), { name: 'ValueError' }); // Python's words
+    st.seen.add(obj);
   }
   try {
-    if (Array.isArray(v)) return encodeArray(v, depth + 1, seen);
-    if (v instanceof Set) return encodeArray([...v], depth + 1, seen);
-    if (v instanceof Map) return encodeObject(Object.fromEntries(v), depth + 1, seen);
+    if (Array.isArray(v)) return encodeArray(v, depth + 1, st);
+    if (Object.getPrototypeOf(v) !== Object.prototype) {
+      const special = encodeSpecial(obj, depth + 1, st);
+      if (special !== null) return special;
+    }
     const withToJSON = v as { toJSON?: () => unknown };
-    if (typeof withToJSON.toJSON === 'function') return encode(withToJSON.toJSON(), depth + 1, seen);
-    return encodeObject(v as Record<string, unknown>, depth + 1, seen);
+    if (typeof withToJSON.toJSON === 'function') return encode(withToJSON.toJSON(), depth + 1, st);
+    return encodeObject(v as Record<string, unknown>, depth + 1, st);
   } finally {
-    if (track) seen!.delete(obj);
+    if (track) st.seen!.delete(obj);
   }
 }
 
@@ -119,89 +177,16 @@ export function flatten(s: string): string {
   return s;
 }
 
-/** json.dumps(value) as Python writes it: ", " and ": " separators, ASCII only, NaN allowed. */
-export function dumps(value: unknown): string {
-  return encode(value, 0, null);
-}
-
-const NAN = '\u0000NaN';
-const POS_INF = '\u0000Infinity';
-const NEG_INF = '\u0000-Infinity';
-
-/** Replace bare NaN / Infinity / -Infinity tokens (outside strings) by sentinel strings. */
-function quoteNonFinite(text: string): string {
-  let out = '';
-  let last = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92 /* \ */) i++;
-      else if (c === 34 /* " */) inString = false;
-      continue;
-    }
-    if (c === 34) { inString = true; continue; }
-    let token: string | null = null;
-    let sentinel = '';
-    if (c === 78 /* N */ && text.startsWith('NaN', i)) { token = 'NaN'; sentinel = NAN; }
-    else if (c === 73 /* I */ && text.startsWith('Infinity', i)) { token = 'Infinity'; sentinel = POS_INF; }
-    else if (c === 45 /* - */ && text.startsWith('-Infinity', i)) { token = '-Infinity'; sentinel = NEG_INF; }
-    if (token) {
-      out += text.slice(last, i) + JSON.stringify(sentinel);
-      i += token.length - 1;
-      last = i + 1;
-    }
-  }
-  return out + text.slice(last);
-}
-
-function uuidFromHex(hex: string): string {
-  const h = hex.replace(/-/g, '').toLowerCase();
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
-/** kombu ≥ 5.3 tagged values: {"__type__": T, "__value__": V}. */
-function untag(type: string, value: unknown): unknown {
-  switch (type) {
-    case 'datetime': {
-      const d = new Date(String(value).replace(/(\.\d{3})\d+/, '$1'));
-      return Number.isNaN(d.getTime()) ? value : d;
-    }
-    case 'date': case 'time': case 'decimal': return String(value);
-    case 'uuid': {
-      const v = value as { hex?: string } | string;
-      return uuidFromHex(typeof v === 'string' ? v : String(v?.hex ?? ''));
-    }
-    case 'bytes': return Buffer.from(String(value), 'utf8');
-    case 'base64': return Buffer.from(String(value), 'base64');
-    default: throw new SyntaxError(`Unknown kombu JSON tag __type__=${JSON.stringify(type)}`);
-  }
-}
-
-function reviver(_key: string, value: unknown): unknown {
-  if (typeof value === 'string' && value.charCodeAt(0) === 0) {
-    if (value === NAN) return NaN;
-    if (value === POS_INF) return Infinity;
-    if (value === NEG_INF) return -Infinity;
-    return value;
-  }
-  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-    const o = value as Record<string, unknown>;
-    if ('__type__' in o && '__value__' in o && Object.keys(o).length === 2) return untag(String(o.__type__), o.__value__);
-  }
-  return value;
-}
-
-const NON_FINITE = /NaN|Infinity/;
-
-/** Parse JSON as Python writes it: tolerates NaN/Infinity and decodes kombu's tagged types. */
-export function loads(text: string): unknown {
-  // Most texts have neither: plain JSON.parse, and a bare NaN/Infinity shows up as its syntax error.
-  const tagged = text.includes('__type__');
+/**
+ * json.dumps(value) as Python writes it: ", " and ": " separators, ASCII only, NaN allowed, integers
+ * of any size, kombu's tags. Throws EncodeError for what JSON cannot carry (kombu raises the same).
+ */
+export function dumps(value: unknown, opts?: JsonOptions): string {
   try {
-    return tagged ? JSON.parse(text, reviver) : JSON.parse(text);
+    return encode(value, 0, { tags: opts?.tags !== false, seen: null });
   } catch (err) {
-    if (!NON_FINITE.test(text)) throw err;
-    return JSON.parse(quoteNonFinite(text), reviver);
+    throw toEncodeError(err);
   }
 }
+
+export { loads } from './json-parse.js';

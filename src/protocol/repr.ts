@@ -1,19 +1,43 @@
-// Python's repr(), used for the argsrepr / kwargsrepr headers and log lines.
+// Python's repr(), used for the argsrepr / kwargsrepr headers and log lines. Built bounded: it stops
+// reading a value once the text is longer than the limit, so a 130 MB argument costs what its first
+// kilobyte costs (Celery's saferepr does the same).
 
-function reprString(s: string): string {
-  const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
-  let out = quote;
-  for (const ch of s) {
-    const c = ch.codePointAt(0)!;
-    if (ch === '\\') out += '\\\\';
-    else if (ch === quote) out += '\\' + ch;
-    else if (ch === '\n') out += '\\n';
-    else if (ch === '\r') out += '\\r';
-    else if (ch === '\t') out += '\\t';
-    else if (c < 0x20 || c === 0x7f) out += '\\x' + c.toString(16).padStart(2, '0');
-    else out += ch;
+/** Celery truncates argsrepr/kwargsrepr to 1024 characters (saferepr maxlen). */
+export const REPR_MAXLEN = 1024;
+
+/** An output buffer that stops taking text past its limit. */
+class Out {
+  text = '';
+  constructor(readonly limit: number) {}
+
+  get full(): boolean {
+    return this.text.length > this.limit;
   }
-  return out + quote;
+
+  add(s: string): void {
+    if (!this.full) this.text += s.length > this.limit + 1 ? s.slice(0, this.limit + 1) : s;
+  }
+}
+
+function reprString(s: string, out: Out): void {
+  const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
+  out.add(quote);
+  // Only as many characters as can still show: each takes at least one character of output.
+  const room = out.limit - out.text.length + 1;
+  const head = s.length > room ? s.slice(0, Math.max(0, room)) : s;
+  let piece = '';
+  for (const ch of head) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '\\') piece += '\\\\';
+    else if (ch === quote) piece += '\\' + ch;
+    else if (ch === '\n') piece += '\\n';
+    else if (ch === '\r') piece += '\\r';
+    else if (ch === '\t') piece += '\\t';
+    else if (c < 0x20 || c === 0x7f) piece += '\\x' + c.toString(16).padStart(2, '0');
+    else piece += ch;
+  }
+  out.add(piece);
+  out.add(quote);
 }
 
 function reprNumber(n: number): string {
@@ -22,30 +46,76 @@ function reprNumber(n: number): string {
   return String(n);
 }
 
-export function repr(v: unknown, depth = 0): string {
-  if (depth > 20) return '...';
-  if (v === null || v === undefined) return 'None';
-  if (typeof v === 'boolean') return v ? 'True' : 'False';
-  if (typeof v === 'number') return reprNumber(v);
-  if (typeof v === 'bigint') return v.toString();
-  if (typeof v === 'string') return reprString(v);
-  if (v instanceof Date) return `datetime.datetime.fromisoformat('${v.toISOString()}')`;
-  if (Buffer.isBuffer(v)) return 'b' + reprString(v.toString('latin1'));
-  if (Array.isArray(v)) return '[' + v.map((x) => repr(x, depth + 1)).join(', ') + ']';
-  if (typeof v === 'object') {
-    const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined);
-    return '{' + entries.map(([k, x]) => reprString(k) + ': ' + repr(x, depth + 1)).join(', ') + '}';
-  }
-  return reprString(String(v));
+function reprDate(d: Date): string {
+  const ms = d.getTime();
+  // An invalid Date has no ISO form (toISOString throws); say what it is instead.
+  return Number.isNaN(ms) ? '<Invalid Date>' : `datetime.datetime.fromisoformat('${d.toISOString()}')`;
 }
 
-/** repr(tuple(args)): "(2, 2)", "(1,)", "()". */
-export function reprArgs(args: readonly unknown[]): string {
-  if (args.length === 1) return '(' + repr(args[0]) + ',)';
-  return '(' + args.map((a) => repr(a)).join(', ') + ')';
+function write(v: unknown, depth: number, out: Out): void {
+  if (out.full) return;
+  if (depth > 20) return out.add('...');
+  if (v === null || v === undefined) return out.add('None');
+  if (typeof v === 'boolean') return out.add(v ? 'True' : 'False');
+  if (typeof v === 'number') return out.add(reprNumber(v));
+  if (typeof v === 'bigint') return out.add(v.toString());
+  if (typeof v === 'string') return reprString(v, out);
+  if (v instanceof Date) return out.add(reprDate(v));
+  if (Buffer.isBuffer(v)) {
+    out.add('b');
+    return reprString(v.subarray(0, out.limit + 1).toString('latin1'), out);
+  }
+  if (Array.isArray(v)) {
+    out.add('[');
+    for (let i = 0; i < v.length && !out.full; i++) {
+      if (i > 0) out.add(', ');
+      write(v[i], depth + 1, out);
+    }
+    return out.add(']');
+  }
+  if (typeof v === 'object') {
+    out.add('{');
+    let n = 0;
+    // for…in stops early; Object.entries would copy every key of a huge object first.
+    for (const k in v as Record<string, unknown>) {
+      if (out.full) break;
+      if (!Object.prototype.hasOwnProperty.call(v, k)) continue;
+      const x = (v as Record<string, unknown>)[k];
+      if (x === undefined) continue;
+      if (n++ > 0) out.add(', ');
+      reprString(k, out);
+      out.add(': ');
+      write(x, depth + 1, out);
+    }
+    return out.add('}');
+  }
+  return reprString(String(v), out);
+}
+
+function finish(out: Out): string {
+  return out.full ? out.text.slice(0, out.limit - 3) + '...' : out.text;
+}
+
+/** repr(v), at most `maxlen` characters (longer text ends in '...'). */
+export function repr(v: unknown, maxlen = REPR_MAXLEN): string {
+  const out = new Out(maxlen);
+  write(v, 0, out);
+  return finish(out);
+}
+
+/** repr(tuple(args)): "(2, 2)", "(1,)", "()", at most `maxlen` characters. */
+export function reprArgs(args: readonly unknown[], maxlen = REPR_MAXLEN): string {
+  const out = new Out(maxlen);
+  out.add('(');
+  for (let i = 0; i < args.length && !out.full; i++) {
+    if (i > 0) out.add(', ');
+    write(args[i], 0, out);
+  }
+  out.add(args.length === 1 ? ',)' : ')');
+  return finish(out);
 }
 
 /** Celery truncates argsrepr/kwargsrepr to 1024 characters (saferepr maxlen). */
-export function truncateRepr(s: string, max = 1024): string {
+export function truncateRepr(s: string, max = REPR_MAXLEN): string {
   return s.length > max ? s.slice(0, max - 3) + '...' : s;
 }

@@ -26,7 +26,8 @@ export interface WorkerHost {
   readonly backendUrl: string | null;
   /** True when no broker was configured and the embedded default is in use. */
   readonly usesEmbeddedDefault: boolean;
-  broker(): Promise<Broker>;
+  /** The connected broker; a worker's first connection retries as Celery's consumer does (retryOnStartup). */
+  broker(opts?: { retryOnStartup?: boolean }): Promise<Broker>;
   backend(): Promise<ResultBackend | null>;
   /** Publish with task_publish_retry_policy (retries, requeues). */
   publish(broker: Broker, message: Message, target: PublishTarget): Promise<void>;

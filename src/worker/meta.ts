@@ -1,8 +1,20 @@
 // Building celery-task-meta documents in Celery's field order.
 import type { ResultMeta, TaskState } from '../backends/types.js';
-import type { TaskRequest } from '../protocol/message.js';
+import type { DecodeOptions, TaskRequest } from '../protocol/message.js';
 import { isoformat } from '../protocol/json.js';
-import { READY_STATES } from '../backends/types.js';
+import { jsonTagsFor } from '../protocol/serializers.js';
+import { PEER_TAGS, READY_STATES } from '../backends/types.js';
+import type { WorkerHost } from './host.js';
+
+/** How the worker decodes task messages: accept_content, the peers' JSON, the tasks that keep floats exact. */
+export function decodeOptionsFor(app: WorkerHost): DecodeOptions {
+  const conf = app.conf;
+  return {
+    accept: conf.accept_content as DecodeOptions['accept'],
+    tags: jsonTagsFor(conf.celery_peer_version),
+    exactFloats: (name) => app.tasks.get(name)?.options.exact_floats === true,
+  };
+}
 
 export interface MetaExtras {
   extended: boolean;
@@ -30,5 +42,6 @@ export function buildMeta(req: TaskRequest, status: TaskState, result: unknown, 
     meta.queue = extras.queue;
   }
   meta.task_id = req.id;
+  meta[PEER_TAGS] = req.kombuTags;
   return meta;
 }

@@ -67,6 +67,7 @@ export function retryMessage(
     rootId: f.rootId, parentId: f.id, group: f.group, groupIndex: f.groupIndex, origin: f.origin ?? undefined,
     shadow: f.shadow, replyTo: f.replyTo ?? undefined, priority: opts.priority ?? f.priority, headers: f.headers,
     embed: f.embed, ignoreResult: f.ignoreResult ?? undefined, argsrepr: f.argsrepr, kwargsrepr: f.kwargsrepr,
+    serializer: (task.options.serializer ?? conf.task_serializer) as string, tags: f.kombuTags,
   });
   const queue = opts.queue ?? (d.exchange === '' ? d.routingKey : d.queue) ?? d.queue;
   const when = countdown !== undefined && !opts.eta ? `${countdown}s` : eta.toISOString();

@@ -17,6 +17,7 @@ import { RevokedSet } from './revoked.js';
 import { TaskOptionsCache } from './task-options.js';
 import type { ControlTimeLimits } from './time-limits.js';
 import { EtaSchedule } from './eta.js';
+import { decodeOptionsFor } from './meta.js';
 import { Strategy, type StrategyOwner } from './strategy.js';
 import type { Request } from './request.js';
 import { Autoscaler, type AutoscaleLimits } from './autoscale.js';
@@ -95,7 +96,7 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
     this.revoked = new RevokedSet(config.statedb);
     if (!conf.worker_disable_rate_limits) {
       for (const t of host.tasks.values()) {
-        const r = parseRate(t.options.rate_limit as string | number | null | undefined);
+        const r = parseRate((t.options.rate_limit ?? conf.task_default_rate_limit) as string | number | null | undefined);
         if (r > 0) this.rateLimiter.set(t.name, r);
       }
     }
@@ -123,10 +124,10 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
   /** Connect, start the executor and remote control, then consume. */
   async start(): Promise<void> {
     const { host, config } = this;
-    this.broker = await host.broker();
+    this.broker = await host.broker({ retryOnStartup: true });
     this.backend = await host.backend();
     // Settings read for every message, taken once here (as Celery reads them at worker start).
-    this.decodeOptions = { accept: host.conf.accept_content as DecodeOptions['accept'] };
+    this.decodeOptions = decodeOptionsFor(host);
     this.resultExtended = host.conf.result_extended === true;
     if (!host.conf.worker_disable_rate_limits) {
       // Fails the start (before any child is spawned) when global_rate_limit has no shared store.

@@ -95,7 +95,7 @@ export class Worker extends EventEmitter {
     this.queues = opts.queues?.length ? opts.queues : [conf.task_default_queue];
     let concurrency = Math.max(1, opts.concurrency ?? conf.worker_concurrency ?? 10);
     this.prefetchMultiplier = opts.prefetchMultiplier ?? conf.worker_prefetch_multiplier ?? 4;
-    this.logger = opts.logger ?? (opts.loglevel ? createLogger(parseLogLevel(String(opts.loglevel))) : host.logger);
+    this.logger = opts.logger ?? (opts.loglevel ? createLogger(parseLogLevel(String(opts.loglevel)), undefined, undefined, conf.worker_log_format) : host.logger);
     const kind = String(opts.pool ?? conf.worker_pool ?? 'async');
     if (!POOL_KINDS.includes(kind as PoolKind)) throw new Error(`Unknown pool '${kind}': use one of ${POOL_KINDS.join(', ')} (-P/--pool, worker_pool)`);
     this.poolKind = kind as PoolKind;
@@ -108,9 +108,6 @@ export class Worker extends EventEmitter {
     }
     this.concurrency = concurrency;
     this.prefetch = this.prefetchMultiplier > 0 ? concurrency * this.prefetchMultiplier : 0;
-    if (conf.event_serializer != null && conf.event_serializer !== 'json') {
-      throw new Error(`event_serializer = ${JSON.stringify(conf.event_serializer)} is not supported: Celeriac sends and reads events as JSON (Celery's default). Remove the setting.`);
-    }
     const childModule = opts.module ?? (conf.worker_app_module as string | undefined);
     if (this.poolKind !== 'async' && !childModule) {
       throw new Error(`The ${this.poolKind} pool runs tasks in ${this.poolKind === 'thread' ? 'worker threads' : 'child processes'} that import your app module: pass { module: '/path/to/app.ts' } to app.worker() (the CLI passes -A).`);

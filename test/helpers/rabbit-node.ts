@@ -2,13 +2,14 @@
 // The private node has its own name, ports, config, data and log directories, and is only ever stopped
 // through `rabbitmqctl -n <its node name>` or by its own recorded PID. Never pkill/killall.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync, chownSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync, chownSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import amqplib from '../../src/brokers/amqp/amqplib.js';
 import { requireRabbit, AMQP_URL, sleep } from './services.js';
+import { freePort, makeTlsFiles, type TlsFiles } from './redis-server.js';
 
 const run = promisify(execFile);
 
@@ -87,6 +88,12 @@ export interface RabbitNode {
   url: string;
   pid: number;
   dir: string;
+  /** The TLS listener's port and its certificate files (with { tls: true }). */
+  tlsPort?: number;
+  tlsFiles?: TlsFiles;
+  /** SIGSTOP the Erlang VM: sockets stay open, nothing answers (a hung broker). */
+  pause(): void;
+  resume(): void;
   stopApp(): Promise<void>;
   startApp(): Promise<void>;
   /** Stop this node (rabbitmqctl -n node stop, then its own PID if still alive) and remove its files. */
@@ -102,17 +109,32 @@ function alive(pid: number): boolean {
   }
 }
 
+export interface RabbitNodeOptions {
+  /** Also listen for AMQPS on another port, with a self-signed certificate for 127.0.0.1/localhost. */
+  tls?: boolean;
+}
+
 /** Start a private RabbitMQ node (own name, ports, config, data and logs) and wait until it accepts AMQP. */
-export async function startRabbitNode(name = `celeriac-fault-${process.pid}`): Promise<RabbitNode> {
+export async function startRabbitNode(name = `celeriac-fault-${process.pid}`, options: RabbitNodeOptions = {}): Promise<RabbitNode> {
   const port = await freePortPair(25700 + (process.pid % 100) * 2);
   const node = `${name}@localhost`;
   const dir = mkdtempSync(path.join(tmpdir(), 'celeriac-rabbit-'));
   for (const sub of ['mnesia', 'log']) mkdirSync(path.join(dir, sub));
-  writeFileSync(path.join(dir, 'rabbitmq.conf'), `listeners.tcp.local = 127.0.0.1:${port}\n`);
+  const config = [`listeners.tcp.local = 127.0.0.1:${port}`];
+  let tlsPort: number | undefined;
+  let tlsFiles: TlsFiles | undefined;
+  if (options.tls) {
+    tlsPort = await freePort();
+    tlsFiles = makeTlsFiles(dir);
+    config.push(`listeners.ssl.default = 127.0.0.1:${tlsPort}`, `ssl_options.cacertfile = ${tlsFiles.ca}`, `ssl_options.certfile = ${tlsFiles.cert}`,
+      `ssl_options.keyfile = ${tlsFiles.key}`, 'ssl_options.verify = verify_none', 'ssl_options.fail_if_no_peer_cert = false');
+  }
+  writeFileSync(path.join(dir, 'rabbitmq.conf'), config.join('\n') + '\n');
   writeFileSync(path.join(dir, 'enabled_plugins'), '[].\n');
   writeFileSync(path.join(dir, 'rabbitmq-env.conf'), '');
   const { uid, gid } = await rabbitIds();
-  for (const p of [dir, path.join(dir, 'mnesia'), path.join(dir, 'log'), path.join(dir, 'rabbitmq.conf'), path.join(dir, 'enabled_plugins'), path.join(dir, 'rabbitmq-env.conf')]) chownSync(p, uid, gid);
+  for (const p of [dir, path.join(dir, 'mnesia'), path.join(dir, 'log'), path.join(dir, 'rabbitmq.conf'), path.join(dir, 'enabled_plugins'), path.join(dir, 'rabbitmq-env.conf'),
+    ...(tlsFiles ? [tlsFiles.cert, tlsFiles.key] : [])]) chownSync(p, uid, gid);
   const env = {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     HOME: '/var/lib/rabbitmq',
@@ -143,11 +165,19 @@ export async function startRabbitNode(name = `celeriac-fault-${process.pid}`): P
     await sleep(250);
   }
   const ctl = (args: string[]) => rabbitmqctl(args, node);
+  // The script we started runs the Erlang VM as its child; the VM writes its own PID to the pid file.
+  const vmPid = Number(readFileSync(path.join(dir, 'node.pid'), 'utf8').trim());
+  const signalVm = (signal: NodeJS.Signals) => {
+    if (vmPid > 0 && alive(vmPid)) process.kill(vmPid, signal);
+  };
   return {
-    node, port, url, pid, dir,
+    node, port, url, pid, dir, tlsPort, tlsFiles,
+    pause: () => signalVm('SIGSTOP'),
+    resume: () => signalVm('SIGCONT'),
     stopApp: async () => { await ctl(['stop_app']); },
     startApp: async () => { await ctl(['start_app']); },
     stop: async () => {
+      signalVm('SIGCONT');
       await ctl(['stop']).catch(() => undefined);
       const until = Date.now() + 15_000;
       while (alive(pid) && Date.now() < until) await sleep(200);

@@ -271,3 +271,45 @@ export class SentinelServer extends Managed {
 export function startSentinel(options: SentinelOptions): Promise<SentinelServer> {
   return new SentinelServer(options).start();
 }
+
+export interface SentinelDeployment {
+  master: RedisServer;
+  replica: RedisServer;
+  sentinels: SentinelServer[];
+  destroy(): Promise<void>;
+}
+
+/**
+ * A master, one replica and three sentinels (quorum 2) that know each other, ready for a failover.
+ * `serverArgs` go to both servers (e.g. min-replicas-to-write).
+ */
+export async function startSentinelDeployment(o: { masterName: string; password?: string; sentinelPassword?: string; serverArgs?: string[] }): Promise<SentinelDeployment> {
+  const master = await startRedisServer({ password: o.password, args: o.serverArgs });
+  const replica = await startRedisServer({ password: o.password, replicaOf: master.port, args: o.serverArgs });
+  const sentinels: SentinelServer[] = [];
+  const destroy = async () => {
+    await Promise.all(sentinels.map((s) => s.destroy()));
+    await Promise.all([master.destroy(), replica.destroy()]);
+  };
+  try {
+    await waitFor('the replica to sync', () => /master_link_status:up/.test(replica.cli('INFO', 'replication')), 10_000);
+    sentinels.push(...await Promise.all([0, 1, 2].map(() => startSentinel({
+      masterName: o.masterName, masterPort: master.port, masterPassword: o.password, password: o.sentinelPassword, quorum: 2, downAfterMs: 1000, failoverTimeoutMs: 5000,
+    }))));
+    // Sentinels find the replica through INFO and each other through hello messages (every ~2 s).
+    await waitFor('the sentinels to know the replica and each other', () => sentinels.every((s) =>
+      /flags\s+slave\b/.test(s.cli('SENTINEL', 'REPLICAS', o.masterName).replace(/\n/g, ' ')) && /num-other-sentinels\s+2\b/.test(s.cli('SENTINEL', 'MASTER', o.masterName).replace(/\n/g, ' '))), 20_000);
+  } catch (err) {
+    await destroy();
+    throw err;
+  }
+  return { master, replica, sentinels, destroy };
+}
+
+async function waitFor(what: string, fn: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!fn()) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}

@@ -9,6 +9,7 @@ import { toFieldTable, decodeFieldTable } from '../../src/brokers/amqp/field-tab
 import type { Broker, Delivery } from '../../src/brokers/types.js';
 import { createSettings } from '../../src/app/settings.js';
 import { createLogger } from '../../src/app/log.js';
+import { Celeriac } from '../../src/index.js';
 import { encodeTaskV2, decodeTask } from '../../src/protocol/index.js';
 import { ensureSeedAccount, ensureUserWithoutPermission, SEED, rabbitmqctl } from '../helpers/rabbit-node.js';
 import { eventually, sleep, uniqueName } from '../helpers/services.js';
@@ -201,13 +202,17 @@ test('wrong password, missing vhost and missing permission each give one actiona
   assert.ok(Date.now() - t0 < 3000);
 });
 
-test('a refused connection is retried on startup, then fails with how to fix it', async () => {
-  const b = await broker({ broker_connection_retry_on_startup: true, broker_connection_max_retries: 1 }, 'amqp://guest:guest@127.0.0.1:1/');
+test("a refused connection is retried on a worker's start-up, then fails with how to fix it; a producer fails at once", async () => {
+  const app = new Celeriac('a', { broker: 'amqp://guest:guest@127.0.0.1:1/', broker_connection_max_retries: 1, logger });
   const t0 = Date.now();
-  const err = await b.connect().catch((e: Error) => e);
-  assert.match((err as Error).message, /connection refused \(is rabbitmq-server running on 127\.0\.0\.1:1\?\)/);
+  const err = await app.broker({ retryOnStartup: true }).catch((e: Error) => e);
+  assert.match((err as Error).message, /connection refused \(is rabbitmq-server running on 127\.0\.0\.1:1\?\).*Gave up after 2 attempts/);
   assert.ok(Date.now() - t0 >= 900, 'waited before the retry');
   assert.ok(lines.some((l) => l.includes('Trying again in 1.00 seconds... (1/1)')));
+  const before = lines.length;
+  await assert.rejects(app.sendTask('tasks.add', [1, 1]), /connection refused/);
+  assert.equal(lines.slice(before).filter((l) => l.includes('Trying again')).length, 0, 'a producer does not retry the connection');
+  await app.close();
 });
 
 test('a consumer whose queue is deleted redeclares it and resumes; an ack for the dead channel is a logged no-op', async () => {

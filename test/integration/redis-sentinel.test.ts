@@ -6,12 +6,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Celeriac } from '../../src/index.js';
 import { createLogger } from '../../src/app/log.js';
-import { startRedisServer, startSentinel, type RedisServer, type SentinelServer } from '../helpers/redis-server.js';
+import { startSentinelDeployment, type RedisServer, type SentinelDeployment, type SentinelServer } from '../helpers/redis-server.js';
 
 const MASTER = 'cluster1';
 const MASTER_PW = 'master-pw';
 const SENTINEL_PW = 'sentinel-pw';
 
+let deployment: SentinelDeployment;
 let master: RedisServer;
 let replica: RedisServer;
 let sentinels: SentinelServer[] = [];
@@ -31,21 +32,12 @@ async function until(what: string, fn: () => boolean, timeoutMs: number): Promis
 before(async () => {
   // min-replicas-to-write: a master that lost its replica (the old one, once the replica is promoted)
   // refuses writes instead of accepting ones the failover would throw away; clients then follow the sentinels.
-  const safety = ['--min-replicas-to-write', '1', '--min-replicas-max-lag', '10'];
-  master = await startRedisServer({ password: MASTER_PW, args: safety });
-  replica = await startRedisServer({ password: MASTER_PW, replicaOf: master.port, args: safety });
-  await until('the replica to sync', () => /master_link_status:up/.test(replica.cli('INFO', 'replication')), 10_000);
-  sentinels = await Promise.all([0, 1, 2].map(() => startSentinel({
-    masterName: MASTER, masterPort: master.port, masterPassword: MASTER_PW, password: SENTINEL_PW, quorum: 2, downAfterMs: 1000, failoverTimeoutMs: 5000,
-  })));
-  // Sentinels find the replica through INFO and each other through hello messages (every ~2 s).
-  await until('the sentinels to know the replica and each other', () => sentinels.every((s) =>
-    /flags\s+slave\b/.test(s.cli('SENTINEL', 'REPLICAS', MASTER).replace(/\n/g, ' ')) && /num-other-sentinels\s+2\b/.test(s.cli('SENTINEL', 'MASTER', MASTER).replace(/\n/g, ' '))), 20_000);
+  deployment = await startSentinelDeployment({ masterName: MASTER, password: MASTER_PW, sentinelPassword: SENTINEL_PW, serverArgs: ['--min-replicas-to-write', '1', '--min-replicas-max-lag', '10'] });
+  ({ master, replica, sentinels } = deployment);
 });
 
 after(async () => {
-  await Promise.all(sentinels.map((s) => s.destroy()));
-  await Promise.all([master?.destroy(), replica?.destroy()]);
+  await deployment?.destroy();
 });
 
 function sentinelUrl(db: number): string {

@@ -29,12 +29,29 @@ test('CELERY_BROKER_URL / CELERY_RESULT_BACKEND win, as in Celery; nothing confi
 
 test('Python kwargs fill handler parameters by name', () => {
   assert.deepEqual(parameterNames((x: number, y = 2) => x + y), ['x', 'y']);
-  assert.deepEqual(parameterNames(async function named(a: string, { b }: { b: string }, ...rest: unknown[]) { return [a, b, rest]; }), ['a', undefined, 'rest']);
+  // A destructured parameter has no name, and a keyword cannot fill a rest parameter (Python's *args).
+  assert.deepEqual(parameterNames(async function named(a: string, { b }: { b: string }, ...rest: unknown[]) { return [a, b, rest]; }), ['a', undefined, undefined]);
   assert.deepEqual(bindArguments('t', ['x', 'y'], [1], { y: 5 }, false), [1, 5]);
   assert.deepEqual(bindArguments('t', ['x', 'y'], [], { y: 5, x: 4 }, false), [4, 5]);
   assert.throws(() => bindArguments('tasks.add', ['x', 'y'], [1], { z: 5 }, false), /tasks\.add\(\) got an unexpected keyword argument 'z'/);
   assert.throws(() => bindArguments('t', ['x'], [1], { x: 5 }, false), /multiple values for argument 'x'/);
   assert.deepEqual(bindArguments('t', ['x'], [1], { z: 5 }, true), [1]);
+});
+
+test('parameter names are read with a JavaScript parser: defaults holding commas, parentheses, arrows, strings and templates', () => {
+  const split = (text: string, sep = ',', limit = 10) => text.split(sep).slice(0, limit);
+  assert.deepEqual(parameterNames(split), ['text', 'sep', 'limit']);
+  const bound = bindArguments('split', parameterNames(split), [], { text: 'a,b,c,d', limit: 2 }, false) as [string, string?, number?];
+  assert.deepEqual(split(...bound), ['a', 'b'], 'limit=2 lands on limit, sep keeps its default');
+  const tricky = (a = ')', b = (x: number) => x, c = `${'=>'},`, d = { e: [1, 2] }, /* f, */ g = 'h') => [a, b, c, d, g];
+  assert.deepEqual(parameterNames(tricky), ['a', 'b', 'c', 'd', 'g']);
+  const obj = { async method(p: number, q = [1, 2]) { return [p, q]; } };
+  assert.deepEqual(parameterNames(obj.method), ['p', 'q']);
+  assert.deepEqual(parameterNames(function* gen(s: string) { yield s; } as never), ['s']);
+  assert.deepEqual(parameterNames(((one: number) => one) as never), ['one']);
+  assert.equal(parameterNames(split.bind(null)), null, 'a bound function has no readable source');
+  assert.throws(() => bindArguments('split', null, [], { text: 'x' }, false), /parameter names cannot be read.*params/);
+  assert.deepEqual(bindArguments('split', null, ['x'], {}, false), ['x'], 'positional calls still work');
 });
 
 test('JS errors map to Python built-ins of the same name and back', () => {

@@ -69,10 +69,9 @@ export class AmqpBroker implements Broker {
     return this.fanout.subscribeReplies(exchange, routingKey, handler);
   }
 
+  /** One attempt: a worker's start-up retries wrap it (Celeriac.broker), a producer fails at once. */
   async connect(): Promise<void> {
-    const s = this.ctx.settings;
-    const retry = s.broker_connection_retry_on_startup !== false;
-    await this.conn.openWithRetry(retry ? maxConnectionRetries(s.broker_connection_max_retries) : 0);
+    await this.conn.open();
     await this.confirmChannel();
   }
 

@@ -8,20 +8,9 @@ import amqplib from './amqplib.js';
 import type { Logger } from '../../app/log.js';
 import { connectOptions, type AmqpEndpoint } from './url.js';
 import { BrokerConnectionError, explainConnectError } from './errors.js';
+import { reconnectDelay, sleep } from '../connection-retry.js';
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Reconnect delays: 1 s, 2 s, 3 s ... capped at 5 s (shorter than kombu's 2..30 s, so workers resume quickly). */
-export function reconnectDelay(attempt: number): number {
-  return Math.min(1000 * (attempt + 1), 5000);
-}
-
-/** broker_connection_max_retries: 0 or null means retry forever, as in Celery. */
-export function maxConnectionRetries(value: number | null | undefined): number {
-  return value == null || value <= 0 ? Infinity : value;
-}
+export { sleep, reconnectDelay, maxConnectionRetries } from '../connection-retry.js';
 
 export class AmqpConnection extends EventEmitter {
   private model: ChannelModel | null = null;

@@ -6,7 +6,7 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 import type { Consumer, Delivery, DeliveryHandler } from '../types.js';
 import type { Message } from '../../protocol/message.js';
 import type { Logger } from '../../app/log.js';
-import type { Settings } from '../../app/settings.js';
+import { retriesOnStartup, type Settings } from '../../app/settings.js';
 import { AmqpConnection, maxConnectionRetries, reconnectDelay, sleep } from './connection.js';
 import { declareTaskQueue, isQuorum, taskQueueSpec } from './topology.js';
 import { toMessage } from './message.js';
@@ -89,7 +89,7 @@ export class AmqpConsumer implements Consumer {
 
   /** First start: retries what can be retried (broker_connection_retry_on_startup), fails on the rest. */
   async start(): Promise<void> {
-    const retry = this.settings.broker_connection_retry_on_startup !== false;
+    const retry = retriesOnStartup(this.settings);
     await this.conn.openWithRetry(retry ? maxConnectionRetries(this.settings.broker_connection_max_retries) : 0);
     await this.setup();
     this.started = true;

@@ -6,7 +6,14 @@ import type { RedisTarget } from './url.js';
 
 export class BrokerConnectionError extends Error {
   override name = 'OperationalError';
+  /** True when retrying cannot help (wrong password, missing database, TLS refused). */
+  constructor(message: string, readonly permanent = false) {
+    super(message);
+  }
 }
+
+/** Redis replies and socket errors that another attempt would meet again. */
+const PERMANENT = /WRONGPASS|NOAUTH|invalid password|invalid username|NOPERM|certificate|self[- ]signed|ERR_SSL|wrong version number/i;
 
 export interface ClientRole {
   /** A connection that issues blocking reads: never give up on a command, let our watchdog decide. */
@@ -122,6 +129,9 @@ export class ConnectionBudget {
 /** Connect and wait until ready; one clear error (URL without password) if Redis cannot be reached. */
 export async function connectClient(target: RedisTarget, transport: TransportOptions, role: ClientRole = {}): Promise<Redis> {
   const client = new Redis(clientOptions(target, transport, role));
+  // ioredis adds a 'close' listener per command failed with a reconnect error (a Sentinel failover
+  // fails a whole pipeline with NOREPLICAS); they go with the socket, so Node's leak warning is noise.
+  client.on('connect', () => (client as unknown as { stream?: { setMaxListeners(n: number): void } }).stream?.setMaxListeners(0));
   if (!role.blocking) startHealthCheck(client, transport.health_check_interval, () => undefined);
   let lastError: Error | undefined;
   const onError = (err: Error) => {
@@ -137,9 +147,33 @@ export async function connectClient(target: RedisTarget, transport: TransportOpt
   } catch (err) {
     client.disconnect();
     const why = (lastError ?? (err as Error)).message;
-    throw new BrokerConnectionError(`Cannot connect to ${target.displayUrl}: ${why}. Is Redis running there? Check the URL (broker_url / result_backend) and that the server accepts connections.`);
+    const permanent = PERMANENT.test(why);
+    const hint = permanent ? 'Check the credentials and TLS options of the URL (broker_url / result_backend).' : 'Is Redis running there? Check the URL (broker_url / result_backend) and that the server accepts connections.';
+    throw new BrokerConnectionError(`Cannot connect to ${target.displayUrl}: ${why.replace(/\.+$/, '')}. ${hint}`, permanent);
   }
+  if (target.db > 0) await requireDatabase(client, target);
   return client;
+}
+
+/**
+ * ioredis reports a failed SELECT only as an 'error' event and stays on database 0: select it again
+ * ourselves, so a database the server does not have fails the connection instead of using another.
+ */
+async function requireDatabase(client: Redis, target: RedisTarget): Promise<void> {
+  try {
+    await client.select(target.db);
+  } catch (err) {
+    if (!/DB index is out of range|invalid DB index/i.test((err as Error).message)) return;
+    let limit = '';
+    try {
+      const reply = (await client.call('CONFIG', 'GET', 'databases')) as string[];
+      if (reply[1]) limit = `: the server has ${reply[1]} databases (0 to ${Number(reply[1]) - 1})`;
+    } catch {
+      limit = ' (its `databases` setting is lower)';
+    }
+    client.disconnect();
+    throw new BrokerConnectionError(`Redis database ${target.db} in ${target.displayUrl} does not exist${limit}. Use a database number the server has, or raise \`databases\` in redis.conf.`, true);
+  }
 }
 
 export async function closeClient(client: Redis | undefined): Promise<void> {

@@ -17,7 +17,9 @@ function source(name: string): string {
   return s;
 }
 
-export type ScriptName = 'fetch' | 'ack' | 'restore' | 'renew' | 'recover-inflight' | 'global-rate-limit' | 'unlock' | 'store-results';
+export type ScriptName =
+  | 'fetch' | 'ack' | 'restore' | 'renew' | 'recover-inflight' | 'global-rate-limit' | 'unlock' | 'store-results'
+  | 'beat-lease' | 'beat-release' | 'beat-record-run' | 'beat-merge' | 'beat-upsert' | 'beat-remove';
 
 export interface ScriptClient {
   run(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown>;
@@ -32,6 +34,12 @@ const COMMANDS: Record<ScriptName, string> = {
   'global-rate-limit': 'celeriacGlobalRateLimit',
   unlock: 'celeriacUnlock',
   'store-results': 'celeriacStoreResults',
+  'beat-lease': 'celeriacBeatLease',
+  'beat-release': 'celeriacBeatRelease',
+  'beat-record-run': 'celeriacBeatRecordRun',
+  'beat-merge': 'celeriacBeatMerge',
+  'beat-upsert': 'celeriacBeatUpsert',
+  'beat-remove': 'celeriacBeatRemove',
 };
 
 /** The result backend's store script, called as a custom command by backends/redis.ts. */
@@ -43,10 +51,10 @@ export function defineScript(client: Redis, name: ScriptName): void {
   if (typeof (client as unknown as Record<string, unknown>)[cmd] !== 'function') client.defineCommand(cmd, { lua: source(name) });
 }
 
-/** Define our scripts on a client as custom commands (ioredis handles EVALSHA/NOSCRIPT). */
-export function scriptsFor(client: Redis): ScriptClient {
+/** Define our scripts (all, or the ones named) on a client as custom commands (ioredis handles EVALSHA/NOSCRIPT). */
+export function scriptsFor(client: Redis, names: readonly ScriptName[] = Object.keys(COMMANDS) as ScriptName[]): ScriptClient {
   const c = client as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
-  for (const name of Object.keys(COMMANDS) as ScriptName[]) defineScript(client, name);
+  for (const name of names) defineScript(client, name);
   return {
     run: (name, keys, args) => c[COMMANDS[name]]!.call(client, keys.length, ...keys, ...args),
   };

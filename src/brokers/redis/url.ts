@@ -17,7 +17,9 @@ function parseDb(raw: string, url: string): number {
   const s = raw.replace(/^\/+/, '').replace(/\/+$/, '');
   if (s === '') return 0;
   const n = Number(s);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`Invalid Redis database ${JSON.stringify(s)} in ${maskUrl(url)}: the path must be a database number, e.g. redis://localhost:6379/0`);
+  if (!/^\d+$/.test(s) || !Number.isSafeInteger(n)) {
+    throw new Error(`Invalid Redis database ${JSON.stringify(s)} in ${maskUrl(url)}: it must be a database number from 0 to the server's \`databases\` setting less one (0 to 15 by default), e.g. redis://localhost:6379/0`);
+  }
   return n;
 }
 
@@ -82,13 +84,24 @@ export function parseRedisUrl(url: string, transport: TransportOptions = {}, ssl
   }
   if (scheme === 'redis+socket' || scheme === 'socket' || scheme === 'unix') {
     const rest = trimmed.replace(/^[a-z+]+:\/\//i, '');
-    const [pathPart, queryPart = ''] = rest.split('?', 2) as [string, string?];
+    const q = rest.indexOf('?');
+    const [beforeQuery, queryPart] = q >= 0 ? [rest.slice(0, q), rest.slice(q + 1)] : [rest, ''];
+    // kombu's form redis+socket://[user][:password]@/path/to/redis.sock: the credentials end at the
+    // '@' that comes before the path's first '/'.
+    const at = beforeQuery.indexOf('@');
+    const hasAuth = at >= 0 && !beforeQuery.slice(0, at).includes('/');
+    const auth = hasAuth ? beforeQuery.slice(0, at) : '';
+    const pathPart = hasAuth ? beforeQuery.slice(at + 1) : beforeQuery;
     const query = new URLSearchParams(queryPart);
     const db = parseDb(query.get('virtual_host') ?? query.get('db') ?? '0', trimmed);
     const path = pathPart.startsWith('/') ? pathPart : '/' + pathPart;
+    if (path === '/') throw new Error(`No socket path in ${displayUrl}: expected redis+socket://[:password@]/path/to/redis.sock[?virtual_host=N]`);
     const options: RedisOptions = { ...timeouts, path: decodeUrlPart(path), db };
-    const pw = query.get('password');
-    if (pw) options.password = pw;
+    const colon = auth.indexOf(':');
+    const username = decodeUrlPart(colon >= 0 ? auth.slice(0, colon) : auth);
+    const password = colon >= 0 ? decodeUrlPart(auth.slice(colon + 1)) : query.get('password');
+    if (username) options.username = username;
+    if (password) options.password = password;
     return { options, db, displayUrl };
   }
   if (scheme !== 'redis' && scheme !== 'rediss') throw new Error(`Not a Redis URL: ${displayUrl}`);

@@ -1,11 +1,11 @@
 // One better-sqlite3 connection per database file per process, shared by the broker and the result
 // backend. Writes are grouped: every write queued in the same turn of the event loop commits in one
-// BEGIN IMMEDIATE transaction, retried on SQLITE_BUSY.
+// BEGIN IMMEDIATE transaction, retried on SQLITE_BUSY; a write that throws fails alone.
 import fs from 'node:fs';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import BetterSqlite3 from 'better-sqlite3';
-import { retryBusy } from './busy.js';
+import { isBusyError, retryBusy } from './busy.js';
 import type { SqliteLocation } from './url.js';
 
 export type Db = BetterSqlite3.Database;
@@ -32,6 +32,8 @@ export interface DatabaseStats {
   transactions: number;
 }
 
+type WriteOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
 interface PendingWrite {
   run: (db: Db) => unknown;
   resolve: (v: unknown) => void;
@@ -50,6 +52,7 @@ export class SqliteDatabase {
 
   constructor(readonly location: SqliteLocation, readonly db: Db) {
     this.events.setMaxListeners(0);
+    this.savepoint = db.transaction((w: PendingWrite) => w.run(db));
   }
 
   /** Queue a write; it commits together with the other writes queued in this turn. */
@@ -81,24 +84,52 @@ export class SqliteDatabase {
     this.flushing = true;
     const batch = this.pending.splice(0, MAX_BATCH);
     try {
-      const results = await retryBusy(
-        () => {
-          const out: unknown[] = [];
-          this.db.transaction(() => {
-            for (const w of batch) out.push(w.run(this.db));
-          }).immediate();
-          return out;
-        },
-        { deadlineMs: WRITE_DEADLINE_MS, onRetry: () => { this.stats.busyRetries++; } },
-      );
+      const outcomes = await retryBusy(() => this.runBatch(batch), { deadlineMs: WRITE_DEADLINE_MS, onRetry: () => { this.stats.busyRetries++; } });
       this.stats.transactions++;
-      batch.forEach((w, i) => w.resolve(results[i]));
+      batch.forEach((w, i) => {
+        const o = outcomes[i]!;
+        if (o.ok) w.resolve(o.value);
+        else w.reject(wrapError(o.error, this.location.file));
+      });
     } catch (err) {
       for (const w of batch) w.reject(wrapError(err, this.location.file));
     } finally {
       this.flushing = false;
       if (this.pending.length > 0) this.schedule();
     }
+  }
+
+  /** Runs one write inside the batch's transaction as a SAVEPOINT: its failure undoes only its own changes. */
+  private readonly savepoint: (w: PendingWrite) => unknown;
+
+  /**
+   * Commit a batch in one transaction. When a write throws (other than SQLITE_BUSY, which retries the
+   * batch), the batch runs again with each write in its own savepoint, so only the writes that throw
+   * fail and the unrelated writes queued with them commit.
+   */
+  private runBatch(batch: PendingWrite[]): WriteOutcome[] {
+    const out: WriteOutcome[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const w of batch) out.push({ ok: true, value: w.run(this.db) });
+      }).immediate();
+      return out;
+    } catch (err) {
+      if (isBusyError(err) || batch.length === 1) throw err;
+    }
+    const isolated: WriteOutcome[] = [];
+    this.db.transaction(() => {
+      for (const w of batch) {
+        try {
+          isolated.push({ ok: true, value: this.savepoint(w) });
+        } catch (err) {
+          // Busy, or an error after which SQLite rolled back the whole transaction: the batch fails or retries.
+          if (isBusyError(err) || !this.db.inTransaction) throw err;
+          isolated.push({ ok: false, error: err });
+        }
+      }
+    }).immediate();
+    return isolated;
   }
 
   /** A read outside any transaction; reads do not wait for writers in WAL mode. */

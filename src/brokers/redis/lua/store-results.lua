@@ -6,6 +6,25 @@
 -- SET ... GET writes and returns what was there in one call. In the rare case that was a SUCCESS,
 -- it is put back at once (atomically: nothing runs between the two) and nothing is published; the
 -- only trace is that its expiry starts again.
+
+-- Whether a stored meta's own status field is SUCCESS (never a match anywhere else in the text, such
+-- as inside a progress meta). Celery and Celeriac write status as the first key, so that prefix is
+-- read without decoding; any other JSON layout is decoded, and so is a msgpack meta (result_serializer).
+local function is_success(old)
+  local first = string.byte(old, 1)
+  local ok, decoded
+  if first == 123 then -- '{': JSON
+    local status = string.match(old, '^{%s*"status"%s*:%s*"([^"\\]*)"')
+    if status then return status == 'SUCCESS' end
+    ok, decoded = pcall(cjson.decode, old)
+  elseif first and ((first >= 0x80 and first <= 0x8f) or first == 0xde or first == 0xdf) then -- a msgpack map
+    ok, decoded = pcall(cmsgpack.unpack, old)
+  else
+    return false
+  end
+  return ok and type(decoded) == 'table' and decoded['status'] == 'SUCCESS'
+end
+
 local expires = tonumber(ARGV[1])
 local stored = 0
 for i = 1, #KEYS do
@@ -16,7 +35,7 @@ for i = 1, #KEYS do
   else
     old = redis.call('SET', KEYS[i], meta, 'GET')
   end
-  if old and (string.find(old, '"status": "SUCCESS"', 1, true) or string.find(old, '"status":%s*"SUCCESS"')) then
+  if old and is_success(old) then
     if expires > 0 then
       redis.call('SET', KEYS[i], old, 'EX', expires)
     else
