@@ -72,14 +72,26 @@ function noReplies(): CommandFailed {
   return new CommandFailed('No nodes replied within time constraint', EX_UNAVAILABLE);
 }
 
+/**
+ * The steps inspect and control share: --list, the command checked, its arguments compiled from the
+ * words after it, the broker reached. Null when --list printed the list.
+ */
+async function prepare(app: Celeriac, type: 'inspect' | 'control', command: string | undefined, words: string[], o: RemoteOptions): Promise<Record<string, unknown> | null> {
+  if (o.list) {
+    process.stdout.write(listing(type));
+    return null;
+  }
+  if (!command) throw new UsageError(`${type} needs a command: ${commandsOf(type).map(([n]) => n).join(', ')} (--list describes them)`);
+  const args = compileArguments(command, verifyCommand(type, command), words);
+  await connected(app, `${type} ${command}`);
+  return args;
+}
+
 /** `celeriac inspect <command> [args...]`. */
 export async function inspectCommand(app: Celeriac, command: string | undefined, words: string[], o: RemoteOptions): Promise<void> {
-  if (o.list) return void process.stdout.write(listing('inspect'));
-  if (!command) throw new UsageError(`inspect needs a command: ${commandsOf('inspect').map(([n]) => n).join(', ')} (--list describes them)`);
-  const meta = verifyCommand('inspect', command);
-  const args = compileArguments(command, meta, words);
-  await connected(app, `inspect ${command}`);
-  const replies = await app.control.inspect({ timeout: o.timeout, destination: o.destination, callback: o.json ? undefined : (r) => say(r, true) }).request(command, args);
+  const args = await prepare(app, 'inspect', command, words, o);
+  if (!args) return;
+  const replies = await app.control.inspect({ timeout: o.timeout, destination: o.destination, callback: o.json ? undefined : (r) => say(r, true) }).request(command!, args);
   const n = Object.keys(replies).length;
   if (n === 0) throw noReplies();
   if (o.json) process.stdout.write(JSON.stringify(replies) + '\n');
@@ -88,12 +100,9 @@ export async function inspectCommand(app: Celeriac, command: string | undefined,
 
 /** `celeriac control <command> [args...]`: a broadcast that waits for replies. */
 export async function controlCommand(app: Celeriac, command: string | undefined, words: string[], o: RemoteOptions): Promise<void> {
-  if (o.list) return void process.stdout.write(listing('control'));
-  if (!command) throw new UsageError(`control needs a command: ${commandsOf('control').map(([n]) => n).join(', ')} (--list describes them)`);
-  const meta = verifyCommand('control', command);
-  const args = compileArguments(command, meta, words);
-  await connected(app, `control ${command}`);
-  const replies = await app.control.broadcast(command, args, { reply: true, timeout: o.timeout, destination: o.destination, callback: o.json ? undefined : (r) => say(r, true) });
+  const args = await prepare(app, 'control', command, words, o);
+  if (!args) return;
+  const replies = await app.control.broadcast(command!, args, { reply: true, timeout: o.timeout, destination: o.destination, callback: o.json ? undefined : (r) => say(r, true) });
   if (replies.length === 0) throw noReplies();
   if (o.json) process.stdout.write(JSON.stringify(replies) + '\n');
 }

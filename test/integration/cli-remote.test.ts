@@ -3,20 +3,12 @@
 // warning two workers with one -n get.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { promisify } from 'node:util';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { requireRedis, redisDb, uniqueName, eventually } from '../helpers/services.js';
+import { CLI, runCli } from '../helpers/cli.js';
 
-const run = promisify(execFile);
-const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 const BROKER = redisDb(7);
-
-function cli(args: string[], env: Record<string, string> = {}) {
-  return run(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env }, timeout: 60_000 }).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
-}
+const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, env, 60_000);
 
 interface CliWorker {
   proc: ChildProcess;

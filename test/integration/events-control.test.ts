@@ -2,31 +2,13 @@
 // reach a receiver with Celery's fields, and every inspect and control command answers as Celery's do.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Celeriac, EventReceiver, State, type CeleryEvent } from '../../src/index.js';
 import { createLogger } from '../../src/app/log.js';
 import type { TaskInfo, ScheduledInfo, WorkerStats, QueueInfo } from '../../src/control/replies.js';
-import { AMQP_URL, eventually, redisDb, requireRabbit, requireRedis, sleep, uniqueName } from '../helpers/services.js';
+import { eventually, sleep, uniqueName } from '../helpers/services.js';
+import { allTransports, type Transport } from '../helpers/transports.js';
 
-interface Transport {
-  name: string;
-  url: () => string;
-  check: () => Promise<void>;
-}
-
-const sqliteUrl = (() => {
-  let url: string | undefined;
-  return () => (url ??= `sqlite:///${path.join(mkdtempSync(path.join(tmpdir(), 'celeriac-events-')), 'q.db')}`);
-})();
-
-const TRANSPORTS: Transport[] = [
-  { name: 'memory', url: () => `memory://events-${process.pid}`, check: async () => undefined },
-  { name: 'sqlite', url: sqliteUrl, check: async () => undefined },
-  { name: 'redis', url: () => redisDb(7), check: requireRedis },
-  { name: 'amqp', url: () => AMQP_URL, check: requireRabbit },
-];
+const TRANSPORTS = allTransports('events', 7);
 
 const cleanup: (() => Promise<void>)[] = [];
 after(async () => {
