@@ -169,7 +169,8 @@ print(json.dumps(out, default=str))
     const dump = new ManagedProcess('celeriac events --dump', process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), '-b', b.url, 'events', '--dump', '--duration', '120'], { cwd: REPO_ROOT, env: childEnv({}) });
     cleanup.push(() => dump.kill());
     await dump.waitForOutput(/evdump: starting capture/, 30_000);
-    const py = await startPythonWorker({ broker: b.url, backend: BACKEND, queues: [queue], name: host, concurrency: 2, heartbeat: true, extraArgs: ['-E'] });
+    // solo: Celery 5.2's threads pool can leave a buffered task-succeeded unflushed (its hub is woken from another thread).
+    const py = await startPythonWorker({ broker: b.url, backend: BACKEND, queues: [queue], name: host, pool: 'solo', heartbeat: true, extraArgs: ['-E'] });
     cleanup.push(() => py.stop());
     await dump.waitForOutput(new RegExp(`${host} \\[[^\\]]+\\] (started|heartbeat): .*sw_ident=py-celery`), 30_000, 'the Python worker online or its heartbeat');
     const app = tsApp(b.url, queue);

@@ -10,6 +10,16 @@ import { publishOptions, toMessage } from './message.js';
 /** celery.app.control: control_queue_ttl 300 s, control_queue_expires 10 s. */
 const CONTROL_QUEUE_ARGS = { 'x-message-ttl': 300_000, 'x-expires': 10_000 };
 
+/** A channel close waits this long for the broker's answer: a broker that stopped answering never sends it. */
+const CLOSE_WAIT_MS = 2000;
+
+/** Close a channel, giving up after `ms` (amqplib leaves the close pending when the connection dies meanwhile). */
+async function closeWithin(ch: Channel, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([ch.close().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 /** How a subscriber's queue is bound: pidbox (fanout, non-durable exchange) or events (topic, durable). */
 interface Binding {
   type: 'fanout' | 'direct' | 'topic';
@@ -103,7 +113,7 @@ export class AmqpFanout {
       close: async () => {
         stopped = true;
         this.subscriptions.delete(sub);
-        await ch?.close().catch(() => undefined);
+        if (ch) await closeWithin(ch, CLOSE_WAIT_MS);
       },
     };
     this.subscriptions.add(sub);
@@ -113,7 +123,12 @@ export class AmqpFanout {
   async close(): Promise<void> {
     this.closed = true;
     for (const s of [...this.subscriptions]) await s.close();
-    for (const ch of [this.channel, this.replyChannel]) if (ch) await ch.then((c) => c.close()).catch(() => undefined);
+    for (const ch of [this.channel, this.replyChannel]) {
+      if (!ch) continue;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([ch.then((c) => closeWithin(c, CLOSE_WAIT_MS)).catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
     this.channel = null;
     this.replyChannel = null;
   }
