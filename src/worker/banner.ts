@@ -12,6 +12,7 @@ export interface BannerFacts {
   poolKind: string;
   prefetch: number;
   queues: string[];
+  taskEvents: boolean;
 }
 
 export function banner(app: WorkerHost, w: BannerFacts): string {
@@ -27,7 +28,8 @@ export function banner(app: WorkerHost, w: BannerFacts): string {
     `- ** ---------- .> results:     ${backend}`,
     `- *** --- * --- .> concurrency: ${w.concurrency} (${w.poolKind})`,
     `-- ******* ---- .> prefetch:    ${w.prefetch || 'unlimited'}`,
-    `--- ***** ----- `,
+    `--- ***** ----- .> task events: ${w.taskEvents ? 'ON' : 'OFF (enable -E to monitor tasks in this worker)'}`,
+    `-- ******* ---- `,
     ` -------------- [queues]`,
     ...w.queues.map((q) => `                .> ${q.padEnd(16)} exchange=${q}(direct) key=${q}`),
     '',

@@ -48,7 +48,8 @@ test('inspect, control and status print replies as Celery does; --json; exit 69 
   const q = uniqueName('cliremote');
   const node = `${q}@cli`;
   const common = ['-A', 'test/fixtures/cli-app.ts', '-b', BROKER];
-  await startWorker(q, node, ['-E']);
+  const worker = await startWorker(q, node, ['-E']);
+  assert.match(worker.log(), /\.> task events: ON\n/, 'the banner says -E is on, as Celery\'s');
   const d = ['-d', node];
 
   const ping = await cli([...common, 'inspect', 'ping', ...d]);
@@ -126,7 +127,8 @@ test('events --dump prints a -E worker\'s events as celery events --dump; the li
 test('two workers started with one -n: the second logs Celery\'s duplicate-nodename warning', async () => {
   const q = uniqueName('clidup');
   const node = `${q}@dup`;
-  await startWorker(q, node);
+  const first = await startWorker(q, node);
+  assert.match(first.log(), /\.> task events: OFF \(enable -E to monitor tasks in this worker\)/);
   const second = await startWorker(q, node);
   await eventually(() => second.log().includes('DuplicateNodenameWarning'), 'the warning', 15_000);
   assert.match(second.log(), new RegExp(`WARNING/MainProcess\\] DuplicateNodenameWarning: Received multiple replies from node name: ${node}\\.\\nPlease make sure you give each node a unique nodename`));
