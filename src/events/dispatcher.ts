@@ -5,7 +5,7 @@
 import type { Logger } from '../app/log.js';
 import type { Message } from '../protocol/message.js';
 import { clock } from './clock.js';
-import { groupFrom, makeEvent, routingKeyOf, type EventFields, type EventMap } from './event.js';
+import { eventHead, eventJson, groupFrom, routingKeyOf, utcoffset, type EventFields, type EventMap } from './event.js';
 
 /** Where events go: the broker's event capability (Broker.publishEvent). */
 export interface EventSink {
@@ -31,7 +31,8 @@ export interface DispatcherOptions {
 
 interface Outgoing {
   routingKey: string;
-  body: Record<string, unknown> | Record<string, unknown>[];
+  /** One event's JSON text, or a batch's (a list body). */
+  body: string | string[];
   events: number;
 }
 
@@ -41,7 +42,10 @@ export class EventDispatcher {
   readonly hostname: string;
   readonly exchange: string;
   private groups: Set<string> | null;
-  private taskBuffer: Record<string, unknown>[] = [];
+  private taskBuffer: string[] = [];
+  /** eventHead() for the utcoffset it was made with. */
+  private head = '';
+  private headOffset = NaN;
   private outgoing: Outgoing[] = [];
   private outgoingEvents = 0;
   private flushing: Promise<void> | null = null;
@@ -88,9 +92,15 @@ export class EventDispatcher {
   send(type: string, fields: Record<string, unknown>): void;
   send(type: string, fields: object): void {
     if (!this.enabled) return;
-    const group = groupFrom(type);
+    const group = type.startsWith('task-') ? 'task' : groupFrom(type);
     if (this.groups !== null && !this.groups.has(group)) return;
-    const event = makeEvent(type, this.hostname, clock.forward(), fields);
+    const now = Date.now();
+    const offset = utcoffset(now);
+    if (offset !== this.headOffset) {
+      this.head = eventHead(this.hostname, offset);
+      this.headOffset = offset;
+    }
+    const event = eventJson(this.head, type, clock.forward(), fields, now);
     if (group === 'task') {
       this.taskBuffer.push(event);
       if (this.taskBuffer.length >= BUFFER_LIMIT) this.cutTaskBatch();
@@ -167,7 +177,7 @@ export class EventDispatcher {
     const message: Message = {
       headers: { hostname: this.hostname },
       properties: { delivery_mode: 1, priority: 0 },
-      body: Buffer.from(JSON.stringify(o.body), 'utf8'),
+      body: Buffer.from(typeof o.body === 'string' ? o.body : `[${o.body.join(',')}]`, 'utf8'),
       contentType: 'application/json',
       contentEncoding: 'utf-8',
     };
