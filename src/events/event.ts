@@ -152,9 +152,9 @@ export function adjustTimestamp(timestamp: number, offset: number, here = utcoff
 }
 
 /**
- * The JSON text of an event, fields in Celery's order: what JSON.stringify(makeEvent(...)) gives, without
- * the intermediate object (a -E worker makes three events per task). `head` is the cached
- * `{"hostname":…` start for this sender and utcoffset, from eventHead().
+ * The JSON text of an event (celery.events.event.Event), fields in Celery's order: hostname, utcoffset,
+ * pid, clock, its own, timestamp, type. Written directly, without an intermediate object (a -E worker
+ * makes three events per task); `head` is the cached start for this sender, from eventHead().
  */
 export function eventJson(head: string, type: string, clockValue: number, fields: object, now: number): string {
   const own = JSON.stringify(fields);
@@ -164,9 +164,4 @@ export function eventJson(head: string, type: string, clockValue: number, fields
 /** The fixed start of a sender's events: hostname, utcoffset and pid, up to the clock's value. */
 export function eventHead(hostname: string, offset: number): string {
   return `{"hostname":${JSON.stringify(hostname)},"utcoffset":${offset},"pid":${process.pid},"clock":`;
-}
-
-/** Build an event with the standard fields in Celery's order (celery.events.event.Event). */
-export function makeEvent(type: string, hostname: string, clockValue: number, fields: object, now = Date.now()): Record<string, unknown> {
-  return { hostname, utcoffset: utcoffset(now), pid: process.pid, clock: clockValue, ...fields, timestamp: now / 1000, type };
 }
