@@ -124,10 +124,10 @@ test('task_default_rate_limit limits tasks that have no rate_limit of their own'
   app.task('t.limited', () => starts.push(Date.now()));
   app.task('t.own', () => 1, { rateLimit: 0 });
   const w = app.worker({ concurrency: 4 });
-  assert.equal(w.rateLimiter.has('t.limited'), true);
-  assert.equal(w.rateLimiter.has('t.own'), false, 'a task\'s own rate_limit (0: none) wins over the default');
   await w.start();
   try {
+    assert.equal(w.rateLimiter.has('t.limited'), true);
+    assert.equal(w.rateLimiter.has('t.own'), false, 'a task\'s own rate_limit (0: none) wins over the default');
     const rs = await Promise.all([1, 2, 3].map(() => app.tasks.get('t.limited')!.delay()));
     await Promise.all(rs.map((r) => r.get({ timeout: 10_000 })));
     starts.sort((a, b) => a - b);
