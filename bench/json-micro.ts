@@ -74,6 +74,10 @@ const DI = { exchange: '', routing_key: 'celery' };
 const cases: [string, (j: Json) => unknown][] = [
   ['encode a task message (body, headers, envelope)', (j) => j.encodeEnvelope(j.encodeTaskV2('tasks.add', [2, 2], {}, { id: 'x' }), DI, 'tag')],
   ['decode a task message (envelope, body, request)', (j) => j.decodeTask(j.decodeEnvelope(envelope).message)],
+  ['a worker\'s share per task: decode a message, encode its result meta', (j) => {
+    const req = j.decodeTask(j.decodeEnvelope(envelope).message);
+    return j.dumps({ ...meta, result: (req.args[0] as number) + (req.args[1] as number) });
+  }],
   ['dumps task body', (j) => j.dumps(body)],
   ['dumps result meta', (j) => j.dumps(meta)],
   ['dumps envelope (headers + base64 body)', (j) => j.dumps({ body: message.body.toString('base64'), 'content-encoding': 'utf-8', 'content-type': 'application/json', headers: message.headers, properties: { correlation_id: 'x', reply_to: 'y', delivery_mode: 2, delivery_info: { exchange: '', routing_key: 'celery' }, priority: 0, body_encoding: 'base64', delivery_tag: 'z' } })],

@@ -15,7 +15,7 @@ const TRANSPORTS = [
   { name: 'amqp', broker: AMQP_URL, check: async () => { await requireRabbit(); await requireRedis(); } },
 ];
 const VERSIONS = [
-  { version: '5.2', python: PYTHON, check: requirePythonCelery },
+  { version: '5.2', python: PYTHON, check: () => requirePythonCelery(true) },
   { version: '5.6', python: PYTHON56, check: requireCelery56 },
 ];
 const SERIALIZERS = ['json', 'msgpack'] as const;

@@ -12,6 +12,9 @@ export const TS_DIR = fileURLToPath(new URL('./ts/', import.meta.url));
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 const INSTALL_HINT = 'install with: apt-get install -y python3-celery python3-redis python3-amqp python3-msgpack';
+/** What every interop test imports; the fidelity matrix also needs amqp and msgpack. */
+const BASE_MODULES = 'celery, kombu, redis';
+const MATRIX_MODULES = 'celery, kombu, redis, amqp, msgpack';
 
 /** Celery 5.6.3 in a virtualenv beside Debian's 5.2.6 (the fidelity matrix runs against both). */
 export const PYTHON56 = process.env.CELERIAC_TEST_CELERY56 ?? '/opt/celery-5.6/bin/python';
@@ -20,13 +23,13 @@ const MAKE_CELERY56 = 'apt-get install -y python3-venv python3-msgpack python3-a
 
 const checked = new Map<string, Promise<void>>();
 
-/** Fail (never skip) with how to fix it unless `python` imports celery (of that version), kombu, redis, amqp and msgpack. */
-function requireCelery(python: string, version: string | null, hint: string): Promise<void> {
-  const key = `${python} ${version}`;
+/** Fail (never skip) with how to fix it unless `python` imports the modules (and has that Celery version). */
+function requireCelery(python: string, version: string | null, hint: string, modules = BASE_MODULES): Promise<void> {
+  const key = `${python} ${version} ${modules}`;
   let p = checked.get(key);
   if (!p) {
     p = (async () => {
-      const r = spawnSync(python, ['-c', 'import celery, kombu, redis, amqp, msgpack; print(celery.__version__)'], { encoding: 'utf8' });
+      const r = spawnSync(python, ['-c', `import ${modules}; print(celery.__version__)`], { encoding: 'utf8' });
       const why = r.error ? r.error.message : r.status !== 0 ? (r.stderr || '').trim().split('\n').pop() : null;
       if (why) throw new Error(`Python Celery is not usable with ${python} (${why}); ${hint}`);
       const got = r.stdout.trim();
@@ -37,14 +40,14 @@ function requireCelery(python: string, version: string | null, hint: string): Pr
   return p;
 }
 
-/** Debian's Celery 5.2 at PYTHON (CELERIAC_TEST_PYTHON). */
-export function requirePythonCelery(): Promise<void> {
-  return requireCelery(PYTHON, null, INSTALL_HINT);
+/** Debian's Celery 5.2 at PYTHON (CELERIAC_TEST_PYTHON); with `matrix`, also amqp and msgpack. */
+export function requirePythonCelery(matrix = false): Promise<void> {
+  return requireCelery(PYTHON, null, INSTALL_HINT, matrix ? MATRIX_MODULES : BASE_MODULES);
 }
 
-/** Celery 5.6.3 at PYTHON56 (CELERIAC_TEST_CELERY56, default /opt/celery-5.6/bin/python). */
+/** Celery 5.6.3 at PYTHON56 (CELERIAC_TEST_CELERY56, default /opt/celery-5.6/bin/python), with amqp and msgpack. */
 export function requireCelery56(): Promise<void> {
-  return requireCelery(PYTHON56, '5.6', `make it with: ${MAKE_CELERY56} (or set CELERIAC_TEST_CELERY56 to a Python with Celery 5.6)`);
+  return requireCelery(PYTHON56, '5.6', `make it with: ${MAKE_CELERY56} (or set CELERIAC_TEST_CELERY56 to a Python with Celery 5.6)`, MATRIX_MODULES);
 }
 
 /** Environment for test/interop/py/pyapp.py. */
