@@ -163,20 +163,21 @@ export class RedisBackend implements ResultBackend {
     if (READY_STATES.has(String(meta.status))) this.settle(id, meta);
   }
 
-  private fail(id: string, err: Error): void {
+  /** Remove a task's waiters and its subscription; returns the waiters. */
+  private takeWaiters(id: string): Set<Waiter> {
     const set = this.waiters.get(id);
-    if (!set) return;
+    if (!set) return new Set();
     this.waiters.delete(id);
     void this.subscriber?.unsubscribe(this.key(id)).catch(() => undefined);
-    for (const w of set) w.reject(err);
+    return set;
+  }
+
+  private fail(id: string, err: Error): void {
+    for (const w of this.takeWaiters(id)) w.reject(err);
   }
 
   private settle(id: string, meta: ResultMeta): void {
-    const set = this.waiters.get(id);
-    if (!set) return;
-    this.waiters.delete(id);
-    void this.subscriber?.unsubscribe(this.key(id)).catch(() => undefined);
-    for (const w of set) w.resolve(meta);
+    for (const w of this.takeWaiters(id)) w.resolve(meta);
   }
 
   private async catchUp(): Promise<void> {

@@ -8,6 +8,7 @@ import { WorkerLostError } from '../app/exceptions.js';
 import { errorOfOutcome, retryOptionsOf, type Job, type JobHooks } from './job.js';
 import { GUARDED_SIGNALS, type ChildMessage, type ParentMessage } from './child-protocol.js';
 import { PoolClosed, type Executor } from './executor.js';
+import { fromCloneable, toCloneable } from '../protocol/cloneable.js';
 
 const ENTRY = new URL(import.meta.url.endsWith('.ts') ? './child-main.ts' : './child-main.js', import.meta.url);
 const READY_TIMEOUT_MS = 60_000;
@@ -96,7 +97,7 @@ export class ChildExecutor implements Executor {
         child.handle.kill();
       } else if (m.type === 'done') this.onDone(child, m);
       else if (m.type === 'updateState') {
-        if (child.job?.job.key === m.key) void child.job.hooks.updateState(m.state, m.meta).catch(() => undefined);
+        if (child.job?.job.key === m.key) void child.job.hooks.updateState(m.state, fromCloneable(m.meta)).catch(() => undefined);
       }
     };
     const onExit = (how: string) => {
@@ -137,7 +138,7 @@ export class ChildExecutor implements Executor {
     child.job = null;
     child.tasksRun++;
     const o = m.outcome;
-    if (o.kind === 'success') r.resolve(o.value);
+    if (o.kind === 'success') r.resolve(fromCloneable(o.value));
     else if (o.kind === 'retry') r.reject(r.hooks.retry(retryOptionsOf(o.opts)));
     else r.reject(errorOfOutcome(o));
     const maxTasks = this.o.maxTasksPerChild;
@@ -163,7 +164,7 @@ export class ChildExecutor implements Executor {
       idle.killReason = null;
       // Plain data for the child (the worker's job object refers back to the worker).
       const { key, taskName, args, kwargs, request } = r.job;
-      idle.handle.send({ type: 'run', job: { key, taskName, args, kwargs, request } });
+      idle.handle.send({ type: 'run', job: { key, taskName, args: toCloneable(args), kwargs: toCloneable(kwargs), request } });
     }
   }
 

@@ -44,6 +44,9 @@ test('call prints the task id last; a worker runs it; result prints the value; p
     const failed = await cli([...common, 'call', 'tasks.fail', '--args', '["boom"]', '--wait', '--timeout', '20'], env);
     assert.equal(failed.code, 1);
     assert.equal(failed.stderr.trim(), 'Error: TypeError: boom');
+    const big = await cli([...common, 'call', 'tasks.echo', '--args', '[18446744073709551617]', '--wait', '--timeout', '20'], env);
+    assert.equal(big.code, 0, big.stderr);
+    assert.equal(big.stdout.trim().split('\n')[0], '18446744073709551617', 'an integer beyond 2^64 is printed exactly (then the id)');
   } finally {
     worker.kill('SIGTERM');
     const code = await new Promise<number | null>((r) => worker.once('exit', (c) => r(c)));
