@@ -13,6 +13,7 @@ import { normalizeOptions, type ApplyOptions, type TaskOptions } from './options
 import { withRetries } from '../backends/retry.js';
 import { Worker, type WorkerOptions } from '../worker/worker.js';
 import { Control } from '../control/control.js';
+import { holdDuringCalls, whileRunning } from './keep-alive.js';
 
 export interface CeleriacOptions {
   /** Broker URL (Celery's broker_url). */
@@ -86,11 +87,12 @@ export class Celeriac {
 
   /** The connected broker (created on first use). */
   broker(): Promise<Broker> {
-    return (this.brokerPromise ??= (async () => {
+    return (this.brokerPromise ??= whileRunning((async () => {
       const b = await createBroker(this.brokerUrl, { settings: this.conf, logger: this.logger });
       await b.connect();
-      return b;
-    })().catch((err) => {
+      // Its sockets do not hold the process; a call waiting on the broker does.
+      return holdDuringCalls(b, ['publish', 'publishMany', 'purge', 'queueLength', 'broadcast']);
+    })()).catch((err) => {
       this.brokerPromise = undefined;
       throw err;
     }));
@@ -98,13 +100,14 @@ export class Celeriac {
 
   /** The connected result backend, or null when none is configured. */
   backend(): Promise<ResultBackend | null> {
-    return (this.backendPromise ??= (async () => {
+    return (this.backendPromise ??= whileRunning((async () => {
       const url = this.backendUrl;
       if (!url || url === 'disabled') return null;
       const b = await createBackend(url, { settings: this.conf, logger: this.logger });
       await b.connect();
-      return b;
-    })().catch((err) => {
+      // store() is left alone: only a worker stores, and a running worker holds the process anyway.
+      return holdDuringCalls(b, ['get', 'wait', 'forget', 'onTaskCall']);
+    })()).catch((err) => {
       this.backendPromise = undefined;
       throw err;
     }));
@@ -173,9 +176,9 @@ export class Celeriac {
   async sendTask<R = unknown>(name: string, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: ApplyOptions = {}): Promise<AsyncResult<R>> {
     const call = checkCall(`sendTask(${JSON.stringify(name)})`, { name, args, kwargs, options });
     const broker = await this.broker();
-    const { id, message, target } = await this.prepareCall(call);
+    const { id, message, target, queue } = await this.prepareCall(call);
     await this.publish(broker, message, target);
-    return new AsyncResult<R>(id, this);
+    return new AsyncResult<R>(id, this, { name, queue });
   }
 
   /**
@@ -197,21 +200,21 @@ export class Celeriac {
     const options = checked.map((c) => normalizeOptions(c.options));
     const ignored = checked.map((c, i) => this.ignoresResult(c.name, options[i]!));
     const backend = ignored.includes(false) ? await this.backend() : null;
-    const prepared: (PublishItem & { id: string })[] = [];
+    const prepared: (PublishItem & { id: string; queue: string })[] = [];
     for (let i = 0; i < checked.length; i++) {
       const item = this.prepareWith(checked[i]!, options[i]!, ignored[i] ? null : backend);
       if (!ignored[i] && backend?.onTaskCall) await backend.onTaskCall(item.id);
       prepared.push(item);
     }
     await this.publishMany(broker, prepared);
-    return prepared.map((p) => new AsyncResult<R>(p.id, this));
+    return prepared.map((p, i) => new AsyncResult<R>(p.id, this, { name: checked[i]!.name, queue: p.queue }));
   }
 
   /**
    * Everything a call needs before its publish (no publish): options normalized, the message built
    * with the reply_to of the result backend in use, and the backend told about the task id.
    */
-  private async prepareCall(call: Required<TaskCall>): Promise<PublishItem & { id: string }> {
+  private async prepareCall(call: Required<TaskCall>): Promise<PublishItem & { id: string; queue: string }> {
     const o = normalizeOptions(call.options);
     const backend = this.ignoresResult(call.name, o) ? null : await this.backend();
     const item = this.prepareWith(call, o, backend);
@@ -225,9 +228,9 @@ export class Celeriac {
   }
 
   /** Build a call's message (options `o` normalized) with the reply_to of `backend` (null when the result is ignored). */
-  private prepareWith(call: Required<TaskCall>, o: Record<string, unknown>, backend: ResultBackend | null): PublishItem & { id: string } {
-    const { message, id, exchange, routingKey } = this.buildMessage(call.name, call.args, call.kwargs, o, backend?.replyTo ?? this.oid);
-    return { id, message, target: { exchange, routingKey } };
+  private prepareWith(call: Required<TaskCall>, o: Record<string, unknown>, backend: ResultBackend | null): PublishItem & { id: string; queue: string } {
+    const { message, id, exchange, routingKey, queue } = this.buildMessage(call.name, call.args, call.kwargs, o, backend?.replyTo ?? this.oid);
+    return { id, queue, message, target: { exchange, routingKey } };
   }
 
   /** Publish with Celery's task_publish_retry_policy. */
@@ -258,16 +261,16 @@ export class Celeriac {
     return new Worker(this, options);
   }
 
-  /** Close broker and backend connections. */
+  /** Close broker and backend connections (the process stays alive until they are closed). */
   async close(): Promise<void> {
     const b = this.brokerPromise;
     const r = this.backendPromise;
     this.brokerPromise = undefined;
     this.backendPromise = undefined;
-    await Promise.all([
+    await whileRunning(Promise.all([
       b?.then((x) => x.close()).catch(() => undefined),
       r?.then((x) => x?.close()).catch(() => undefined),
-    ]);
+    ]));
   }
 }
 

@@ -1,7 +1,8 @@
 // The celeriac command line, modelled on celery's: global options before the subcommand.
-import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { loadApp, UsageError } from './load-app.js';
+import { loadApp, resolveAppModule, UsageError } from './load-app.js';
+import { closest } from './suggest.js';
+import { exitOnSignalsAsPid1, watchNpmParent } from './process.js';
 import { createLogger, parseLogLevel, LOG_LEVELS, maskUrl } from '../app/log.js';
 import type { Celeriac } from '../app/celeriac.js';
 import { loads, dumps } from '../protocol/json.js';
@@ -42,12 +43,34 @@ function jsonArg<T>(flag: string, check: (v: unknown) => boolean, shape: string)
   };
 }
 
+/** Commands that connect, do one thing and exit. */
+const ONE_SHOT_COMMANDS = new Set(['call', 'result', 'purge']);
+
 async function setup(cmd: Command): Promise<Celeriac> {
   const g = cmd.optsWithGlobals() as GlobalOpts;
   // As celery does: -b / --result-backend win over the app's configuration.
   if (g.broker) process.env.CELERY_BROKER_URL = g.broker;
   if (g.resultBackend) process.env.CELERY_RESULT_BACKEND = g.resultBackend;
-  return loadApp(g.app);
+  const app = await loadApp(g.app);
+  // Retrying on start-up is a worker's (broker_connection_retry_on_startup): call, result and purge
+  // try once, so an unreachable broker is one line and a non-zero exit.
+  if (ONE_SHOT_COMMANDS.has(cmd.name())) app.conf.broker_connection_retry_on_startup = false;
+  return app;
+}
+
+/** A warning for `call` with a name the loaded app does not register (it is still sent: Python may implement it). */
+export function unregisteredTaskWarning(app: Celeriac, task: string, appSpec: string | undefined): string | undefined {
+  if (!appSpec || app.tasks.has(task)) return undefined;
+  const guess = closest(task, app.tasks.keys());
+  return `Warning: ${task} is not a task of app ${app.main} (-A ${appSpec})${guess ? `; did you mean ${guess}?` : ''} Sending it anyway: a worker in another process or language may implement it.`;
+}
+
+/** The warning for a worker whose app registers no task (every message would be rejected as unregistered). */
+export function noTasksWarning(app: Celeriac, appSpec: string | undefined): string | undefined {
+  if (app.tasks.size > 0) return undefined;
+  return appSpec
+    ? `App ${app.main} (-A ${appSpec}) registers no tasks: this worker rejects every message it receives as unregistered. Does -A name the module that defines them with app.task()?`
+    : 'No app module given (-A): this worker has no tasks and rejects every message it receives as unregistered. Pass -A <module> exporting your app.';
 }
 
 export function buildProgram(): Command {
@@ -83,6 +106,8 @@ export function buildProgram(): Command {
       const g = cmd.optsWithGlobals() as GlobalOpts;
       const level = parseLogLevel(opts.loglevel);
       app.logger = createLogger(level);
+      const empty = noTasksWarning(app, g.app);
+      if (empty) app.logger.warning(empty);
       const hostname = opts.hostname ? String(opts.hostname).replace('%h', (await import('node:os')).hostname()) : undefined;
       const worker = app.worker({
         concurrency: opts.concurrency,
@@ -91,7 +116,7 @@ export function buildProgram(): Command {
         logger: app.logger,
         prefetchMultiplier: opts.prefetchMultiplier,
         pool: ({ threads: 'thread', prefork: 'process' } as Record<string, string>)[opts.pool] ?? opts.pool,
-        module: g.app ? path.resolve(process.cwd(), g.app) : undefined,
+        module: g.app ? resolveAppModule(g.app) : undefined,
         autoscale: opts.autoscale,
         statedb: opts.statedb,
         softShutdownTimeout: opts.softShutdownTimeout,
@@ -122,6 +147,7 @@ export function buildProgram(): Command {
       process.on('SIGINT', () => stop(false));
       process.on('SIGQUIT', () => stop(true));
       worker.on('shutdownRequested', () => stop(false));
+      watchNpmParent(app, () => stop(false));
       await worker.start();
       await new Promise(() => undefined); // run until a signal
     });
@@ -136,10 +162,12 @@ export function buildProgram(): Command {
     .option('--expires <seconds>', 'discard the task if not started within this many seconds', nonNegativeNumber('--expires'))
     .option('-Q, --queue <name>', 'queue to send to')
     .option('--priority <n>', 'message priority', (v) => Number(v))
-    .option('--wait', 'wait for the result and print it after the id')
+    .option('--wait', 'wait for the result and print it (the id stays the last line)')
     .option('--timeout <seconds>', 'with --wait: give up after this many seconds', nonNegativeNumber('--timeout'))
     .action(async (task: string, opts, cmd: Command) => {
       const app = await setup(cmd);
+      const warning = unregisteredTaskWarning(app, task, (cmd.optsWithGlobals() as GlobalOpts).app);
+      if (warning) process.stderr.write(warning + '\n');
       try {
         const r = await app.sendTask(task, opts.args, opts.kwargs, {
           countdown: opts.countdown, eta: opts.eta, expires: opts.expires, queue: opts.queue, priority: opts.priority,
@@ -217,6 +245,7 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
+  exitOnSignalsAsPid1();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
@@ -227,7 +256,8 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     }
     const e = err as Error;
     const text = maskUrl(e.message || String(e)).split('\n')[0];
-    process.stderr.write(`Error: ${e.name && e.name !== 'Error' ? `${e.name}: ` : ''}${text}\n`);
+    const named = e.name && e.name !== 'Error' && !(e instanceof UsageError);
+    process.stderr.write(`Error: ${named ? `${e.name}: ` : ''}${text}\n`);
     process.exit(e instanceof UsageError ? 2 : 1);
   }
 }

@@ -25,6 +25,8 @@ import { GlobalRateLimiter, openSharedBuckets } from './global-rate-limit.js';
 import { autoretryOptions } from './retry-policy.js';
 import { RevokedSet, terminateSignal } from './revoked.js';
 import { WorkerControl, type ControlTarget } from '../control/worker-control.js';
+import { holdProcess } from '../app/keep-alive.js';
+import { describeUrl } from '../brokers/registry.js';
 
 export interface WorkerOptions {
   queues?: string[];
@@ -189,6 +191,17 @@ export class Worker extends EventEmitter {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('This worker was already started; create a new one with app.worker()');
     this.state = 'running';
+    // A running worker keeps its process alive, though its idle connections do not (app/keep-alive.ts).
+    this.releaseProcess = holdProcess();
+    return this.connectAndConsume().catch((err) => {
+      this.releaseProcess?.();
+      throw err;
+    });
+  }
+
+  private releaseProcess: (() => void) | undefined;
+
+  private async connectAndConsume(): Promise<void> {
     this.broker = await this.app.broker();
     this.backend = await this.app.backend();
     // Settings read for every message, taken once here (as Celery reads them at worker start).
@@ -213,7 +226,7 @@ export class Worker extends EventEmitter {
   /** The start-up banner, like Celery's. */
   banner(): string {
     const app = this.app;
-    const backend = app.backendUrl ? maskedUrl(app.backendUrl) : 'disabled';
+    const backend = app.backendUrl ? describeUrl(app.backendUrl) : 'disabled';
     const tasks = [...app.tasks.keys()].sort();
     const lines = [
       ` -------------- ${this.hostname} v${VERSION}`,
@@ -221,7 +234,7 @@ export class Worker extends EventEmitter {
       `- *** --- * --- `,
       `- ** ---------- [config]`,
       `- ** ---------- .> app:         ${app.main}`,
-      `- ** ---------- .> transport:   ${maskedUrl(app.brokerUrl)}${app.usesEmbeddedDefault ? '  (embedded default: no broker configured)' : ''}`,
+      `- ** ---------- .> transport:   ${describeUrl(app.brokerUrl)}${app.usesEmbeddedDefault ? '  (embedded default: no broker configured)' : ''}`,
       `- ** ---------- .> results:     ${backend}`,
       `- *** --- * --- .> concurrency: ${this.autoscale ? `{min=${this.autoscale.min}, max=${this.autoscale.max}}` : this.concurrency} (${this.poolKind})`,
       `-- ******* ---- .> prefetch:    ${this.prefetch || 'unlimited'}`,
@@ -844,6 +857,7 @@ export class Worker extends EventEmitter {
     if (n) this.logger.info(`Restoring ${n} unacknowledged message(s)`);
     this.revoked.save();
     this.state = 'stopped';
+    this.releaseProcess?.();
     this.emit('workerShutdown', this);
   }
 }
@@ -852,10 +866,6 @@ const VERSION = '0.1.0';
 
 function truncate(s: string, max = 200): string {
   return s.length > max ? s.slice(0, max) + '…' : s;
-}
-
-function maskedUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@;]*:)([^@/;]*)@/g, '$1**@');
 }
 
 /** The job of a held message (the request built only when read: a bound task, currentTask(), a child executor). */

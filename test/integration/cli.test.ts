@@ -81,7 +81,7 @@ test('bad flags, bad JSON, a missing app export and an unreachable broker each g
 
   const missing = await cli(['-A', 'test/fixtures/nope.ts', 'worker']);
   assert.equal(missing.code, 2);
-  assert.match(missing.stderr, /no such file/);
+  assert.match(missing.stderr, /no such module \(looked for test\/fixtures\/nope.ts\)/);
 
   const down = await cli(['-b', 'redis://:secret@127.0.0.1:1/0', 'call', 'tasks.add']);
   assert.equal(down.code, 1);

@@ -3,11 +3,13 @@
 // at once on what it cannot (wrong password, missing vhost, no permission). A connection that drops emits
 // 'lost'; whoever holds channels on it decides whether and when to reopen.
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import type { ChannelModel } from 'amqplib';
 import amqplib from './amqplib.js';
 import type { Logger } from '../../app/log.js';
 import { connectOptions, type AmqpEndpoint } from './url.js';
 import { BrokerConnectionError, explainConnectError } from './errors.js';
+import { unrefSocket } from '../../app/keep-alive.js';
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -21,6 +23,15 @@ export function reconnectDelay(attempt: number): number {
 /** broker_connection_max_retries: 0 or null means retry forever, as in Celery. */
 export function maxConnectionRetries(value: number | null | undefined): number {
   return value == null || value <= 0 ? Infinity : value;
+}
+
+/** An idle connection does not hold the process open (app/keep-alive.ts): unref its socket and heartbeat timers. */
+function letIdleExit(model: ChannelModel): void {
+  type Timers = { sendTimer?: NodeJS.Timeout; recvTimer?: NodeJS.Timeout };
+  const c = (model as unknown as { connection?: { stream?: Socket; heartbeater?: Timers } }).connection;
+  unrefSocket(c?.stream);
+  c?.heartbeater?.sendTimer?.unref();
+  c?.heartbeater?.recvTimer?.unref();
 }
 
 export class AmqpConnection extends EventEmitter {
@@ -93,6 +104,7 @@ export class AmqpConnection extends EventEmitter {
         this.emit('lost', err);
       }
     });
+    letIdleExit(model);
     this.model = model;
     this.generation++;
     return model;

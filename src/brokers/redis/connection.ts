@@ -1,8 +1,10 @@
 // Creating ioredis clients with the settings a queue needs, and a clear error when Redis is unreachable.
+import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { TransportOptions } from '../../app/settings.js';
 import type { RedisTarget } from './url.js';
+import { unrefSocket } from '../../app/keep-alive.js';
 
 export class BrokerConnectionError extends Error {
   override name = 'OperationalError';
@@ -122,6 +124,8 @@ export class ConnectionBudget {
 /** Connect and wait until ready; one clear error (URL without password) if Redis cannot be reached. */
 export async function connectClient(target: RedisTarget, transport: TransportOptions, role: ClientRole = {}): Promise<Redis> {
   const client = new Redis(clientOptions(target, transport, role));
+  // An idle connection does not hold the process open (app/keep-alive.ts): unref each new socket.
+  client.on('connect', () => unrefSocket((client as unknown as { stream?: Socket }).stream));
   if (!role.blocking) startHealthCheck(client, transport.health_check_interval, () => undefined);
   let lastError: Error | undefined;
   const onError = (err: Error) => {
@@ -136,10 +140,17 @@ export async function connectClient(target: RedisTarget, transport: TransportOpt
     ]);
   } catch (err) {
     client.disconnect();
-    const why = (lastError ?? (err as Error)).message;
-    throw new BrokerConnectionError(`Cannot connect to ${target.displayUrl}: ${why}. Is Redis running there? Check the URL (broker_url / result_backend) and that the server accepts connections.`);
+    const why = (lastError ?? (err as Error)).message.replace(/[.\s]+$/, '');
+    throw new BrokerConnectionError(`Cannot connect to ${target.displayUrl}: ${why}. ${connectHint(why)}`);
   }
   return client;
+}
+
+/** What to check after a failed connect: the credentials when Redis refused them, else whether it runs there. */
+function connectHint(why: string): string {
+  if (/^NOAUTH/.test(why)) return 'Redis wants a password: put it in the URL (redis://:password@host:port/db, or redis://user:password@… for an ACL user).';
+  if (/^WRONGPASS|invalid (username-)?password|^ERR AUTH/i.test(why)) return 'Redis refused the credentials: check the user and password in the URL (broker_url / result_backend).';
+  return 'Is Redis running there? Check the URL (broker_url / result_backend) and that the server accepts connections.';
 }
 
 export async function closeClient(client: Redis | undefined): Promise<void> {
