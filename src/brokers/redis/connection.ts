@@ -148,7 +148,7 @@ export async function connectClient(target: RedisTarget, transport: TransportOpt
 
 /** What to check after a failed connect: the credentials when Redis refused them, else whether it runs there. */
 function connectHint(why: string): string {
-  if (/^NOAUTH/.test(why)) return 'Redis wants a password: put it in the URL (redis://:password@host:port/db, or redis://user:password@… for an ACL user).';
+  if (/^NOAUTH/.test(why)) return 'Redis wants a password: add :password@ before the host in the URL (user:password@ for an ACL user).';
   if (/^WRONGPASS|invalid (username-)?password|^ERR AUTH/i.test(why)) return 'Redis refused the credentials: check the user and password in the URL (broker_url / result_backend).';
   return 'Is Redis running there? Check the URL (broker_url / result_backend) and that the server accepts connections.';
 }
