@@ -30,7 +30,10 @@ function locksOf(file, seen = new Set()) {
   }
   if (/\bstartRabbitNode\(/.test(text) && !/export async function startRabbitNode/.test(text)) locks.add('rabbit-node');
   for (const m of text.matchAll(/^\s*\/\/\s*test-locks:\s*(.+)$/gm)) {
-    for (const l of m[1].split(',')) if (l.trim()) locks.add(l.trim());
+    for (const l of m[1].split(',')) {
+      const name = /^\s*([\w.-]+)/.exec(l)?.[1];
+      if (name) locks.add(name);
+    }
   }
   // Local imports inside test/ only (src/ holds no test state).
   for (const m of text.matchAll(/(?:from|import)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g)) {

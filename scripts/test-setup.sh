@@ -45,7 +45,7 @@ fi
 if ! "$CELERY56" -c 'import celery, redis, sys; sys.exit(celery.__version__ != "5.6.3")' >/dev/null 2>&1; then
   venv="$(dirname "$(dirname "$CELERY56")")"
   make_venv="$SYSTEM_PYTHON -m venv --system-site-packages $venv && $venv/bin/pip install celery==5.6.3 && $venv/bin/pip install --no-deps redis==8.1.0"
-  echo "== creating $venv (Celery 5.6.3)" >&2
+  echo "== making $venv (Celery 5.6.3)" >&2
   if [ -w "$(dirname "$venv")" ]; then run=(bash -c); else run=(as_root bash -c); fi
   if ! "${run[@]}" "$make_venv" >/dev/null; then
     missing "Celery 5.6.3 at $CELERY56" "make it with: $make_venv (or point CELERIAC_TEST_CELERY56 at one)"
