@@ -106,8 +106,6 @@ export function buildProgram(): Command {
       const g = cmd.optsWithGlobals() as GlobalOpts;
       const level = parseLogLevel(opts.loglevel);
       app.logger = createLogger(level);
-      const empty = noTasksWarning(app, g.app);
-      if (empty) app.logger.warning(empty);
       const hostname = opts.hostname ? String(opts.hostname).replace('%h', (await import('node:os')).hostname()) : undefined;
       const worker = app.worker({
         concurrency: opts.concurrency,
@@ -149,6 +147,9 @@ export function buildProgram(): Command {
       worker.on('shutdownRequested', () => stop(false));
       watchNpmParent(app, () => stop(false));
       await worker.start();
+      // After the start, so a worker that cannot start prints its one error line and nothing else.
+      const empty = noTasksWarning(app, g.app);
+      if (empty) app.logger.warning(empty);
       await new Promise(() => undefined); // run until a signal
     });
 

@@ -9,7 +9,7 @@ import { findAppModule } from '../../src/cli/load-app.js';
 import { closest } from '../../src/cli/suggest.js';
 import { isMissingPackage, missingDependency, unbuiltDependency } from '../../src/brokers/optional.js';
 import { describeUrl } from '../../src/brokers/registry.js';
-import { holdProcess, whileRunning } from '../../src/app/keep-alive.js';
+import { asApp, holdDuringCalls, holdProcess, idleExitAllowed, whileRunning } from '../../src/app/keep-alive.js';
 import { typeScriptMissing, typeScriptSupport, isTypeScriptFile } from '../../src/app/typescript.js';
 import { exitOnSignalsAsPid1 } from '../../src/cli/process.js';
 import { noTasksWarning, unregisteredTaskWarning } from '../../src/cli/main.js';
@@ -107,4 +107,17 @@ test('signal handlers for PID 1 are installed only when the process is PID 1', (
   const before = process.listenerCount('SIGTERM');
   exitOnSignalsAsPid1(4242);
   assert.equal(process.listenerCount('SIGTERM'), before);
+});
+
+test("only connections an app's calls open may let the process exit when idle; transports used directly keep referenced sockets", async () => {
+  assert.equal(idleExitAllowed(), false);
+  assert.equal(await asApp(async () => {
+    await new Promise((r) => setImmediate(r));
+    return idleExitAllowed();
+  }), true, 'through awaits inside the call');
+  const transport = { seen: [] as boolean[], async connect() { await Promise.resolve(); this.seen.push(idleExitAllowed()); }, other() { this.seen.push(idleExitAllowed()); } };
+  holdDuringCalls(transport, ['connect']);
+  await transport.connect();
+  transport.other();
+  assert.deepEqual(transport.seen, [true, false]);
 });

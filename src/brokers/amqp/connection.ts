@@ -9,7 +9,7 @@ import amqplib from './amqplib.js';
 import type { Logger } from '../../app/log.js';
 import { connectOptions, type AmqpEndpoint } from './url.js';
 import { BrokerConnectionError, explainConnectError } from './errors.js';
-import { unrefSocket } from '../../app/keep-alive.js';
+import { idleExitAllowed, unrefSocket } from '../../app/keep-alive.js';
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -25,7 +25,7 @@ export function maxConnectionRetries(value: number | null | undefined): number {
   return value == null || value <= 0 ? Infinity : value;
 }
 
-/** An idle connection does not hold the process open (app/keep-alive.ts): unref its socket and heartbeat timers. */
+/** An app's idle connection does not hold the process open (app/keep-alive.ts): unref its socket and heartbeat timers. */
 function letIdleExit(model: ChannelModel): void {
   type Timers = { sendTimer?: NodeJS.Timeout; recvTimer?: NodeJS.Timeout };
   const c = (model as unknown as { connection?: { stream?: Socket; heartbeater?: Timers } }).connection;
@@ -104,7 +104,7 @@ export class AmqpConnection extends EventEmitter {
         this.emit('lost', err);
       }
     });
-    letIdleExit(model);
+    if (idleExitAllowed()) letIdleExit(model);
     this.model = model;
     this.generation++;
     return model;

@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { TransportOptions } from '../../app/settings.js';
 import type { RedisTarget } from './url.js';
-import { unrefSocket } from '../../app/keep-alive.js';
+import { idleExitAllowed, unrefSocket } from '../../app/keep-alive.js';
 
 export class BrokerConnectionError extends Error {
   override name = 'OperationalError';
@@ -124,8 +124,8 @@ export class ConnectionBudget {
 /** Connect and wait until ready; one clear error (URL without password) if Redis cannot be reached. */
 export async function connectClient(target: RedisTarget, transport: TransportOptions, role: ClientRole = {}): Promise<Redis> {
   const client = new Redis(clientOptions(target, transport, role));
-  // An idle connection does not hold the process open (app/keep-alive.ts): unref each new socket.
-  client.on('connect', () => unrefSocket((client as unknown as { stream?: Socket }).stream));
+  // An app's idle connection does not hold the process open (app/keep-alive.ts): unref each new socket.
+  if (idleExitAllowed()) client.on('connect', () => unrefSocket((client as unknown as { stream?: Socket }).stream));
   if (!role.blocking) startHealthCheck(client, transport.health_check_interval, () => undefined);
   let lastError: Error | undefined;
   const onError = (err: Error) => {
