@@ -4,6 +4,8 @@
 //   redisDb(N) / openTestDb(N) / redisDb(NAME) with `const NAME = N`  ->  redis-db-N (one Redis database)
 //   startRabbitNode(                                                  ->  rabbit-node (private node ports)
 //   a comment `// test-locks: a, b` (`exclusive` = run alone)          ->  a, b
+// A file may raise its timeout (node's --test-timeout, which also bounds the whole file) with a comment
+// `// test-timeout: <ms>`.
 // See docs/testing.md for the audit behind this.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -43,6 +45,12 @@ function locksOf(file, seen = new Set()) {
   return locks;
 }
 
+/** A file's own `// test-timeout: <ms>` (for files whose whole run is long, such as npm installs). */
+function timeoutOf(file) {
+  const m = /^\s*\/\/\s*test-timeout:\s*(\d+)/m.exec(readFileSync(path.resolve(root, file), 'utf8'));
+  return m ? m[1] : undefined;
+}
+
 function loadTimes() {
   try {
     return JSON.parse(readFileSync(timesFile, 'utf8'));
@@ -59,7 +67,7 @@ if (process.env.CELERIAC_TEST_LIST_LOCKS) {
 const times = loadTimes();
 // Longest first (from the last run), so a long file does not start last and run alone at the end.
 const pending = files
-  .map((file, i) => ({ file, i, locks: locksOf(file), expected: times[file] ?? 0 }))
+  .map((file, i) => ({ file, i, locks: locksOf(file), timeout: timeoutOf(file), expected: times[file] ?? 0 }))
   .sort((a, b) => b.expected - a.expected || a.i - b.i);
 
 const totals = { tests: 0, suites: 0, pass: 0, fail: 0, cancelled: 0, skipped: 0, todo: 0 };
@@ -104,7 +112,7 @@ function runOne(job) {
     const t0 = Date.now();
     const env = { ...process.env };
     delete env.NODE_TEST_CONTEXT; // each file reports as a top-level run
-    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', `--test-timeout=${timeout}`, job.file], {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', `--test-timeout=${job.timeout ?? timeout}`, job.file], {
       cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

@@ -8,6 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { Celeriac } from '../../src/index.js';
 import { eventually, redisDb, requireRedis, sleep, uniqueName } from '../helpers/services.js';
 
@@ -16,6 +17,7 @@ const CLI = ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts')];
 const BROKER = redisDb(6);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'celeriac-pid1-'));
 const started: ChildProcess[] = [];
+const inner: number[] = []; // PID-1 processes outlive a killed unshare: killed by their own pid
 
 before(async () => {
   await requireRedis();
@@ -25,6 +27,7 @@ before(async () => {
   }
 });
 after(() => {
+  for (const pid of inner) if (state(pid) !== 'gone') process.kill(pid, 'SIGKILL');
   for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 });
@@ -35,6 +38,16 @@ function childrenOf(pid: number): number[] {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   } catch {
     return [];
+  }
+}
+
+/** Whether the process has a handler for the signal (SigCgt in /proc): before that, PID 1 drops it. */
+function catches(pid: number, signal: number): boolean {
+  try {
+    const mask = BigInt(`0x${/^SigCgt:\s+([0-9a-f]+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]}`);
+    return ((mask >> BigInt(signal - 1)) & 1n) === 1n;
+  } catch {
+    return false;
   }
 }
 
@@ -57,14 +70,23 @@ async function asPid1(args: string[]): Promise<Pid1> {
   unshare.stderr!.setEncoding('utf8').on('data', (d: string) => { log += d; });
   const exit = new Promise<number | null>((r) => unshare.once('exit', (code) => r(code)));
   const pid = await eventually(() => childrenOf(unshare.pid!)[0], 'the CLI to start inside the namespace');
+  inner.push(pid);
   const nspid = /^NSpid:\s+\d+\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
   assert.equal(nspid, '1', 'the CLI is PID 1 in its namespace');
   return { unshare, pid, log: () => log, exit };
 }
 
 test('as PID 1, a one-shot command (result, waiting) ends on SIGTERM with exit 143', async () => {
-  const run = await asPid1(['-b', BROKER, '--result-backend', BROKER, 'result', '00000000-0000-4000-8000-000000000000', '--timeout', '600']);
-  await sleep(1500); // connected and waiting
+  const ID = '00000000-0000-4000-8000-000000000000';
+  const run = await asPid1(['-b', BROKER, '--result-backend', BROKER, 'result', ID, '--timeout', '600']);
+  // Waiting for real: subscribed to the result's channel (and long past installing its signal handlers).
+  const redis = new Redis(BROKER);
+  try {
+    await eventually(async () => (await redis.pubsub('CHANNELS', `*${ID}*`) as string[]).length > 0, 'the command to wait for the result', 30_000);
+  } finally {
+    redis.disconnect();
+  }
+  assert.ok(catches(run.pid, 15), 'SIGTERM has a handler');
   process.kill(run.pid, 'SIGTERM');
   const code = await Promise.race([run.exit, sleep(15_000).then(() => 'still running')]);
   assert.equal(code, 143, `SIGTERM did not end the command:\n${run.log()}`);

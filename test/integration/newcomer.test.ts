@@ -2,6 +2,7 @@
 // README's tasks.ts and producer.ts (extracted from README.md, not copied) run with README's commands,
 // on the embedded default and on Redis. Also: require('celeriac') as README documents it, the package's
 // contents, and the lean installs (optional packages left out or not built) with their one-line errors.
+// test-timeout: 1200000 (npm installs that compile better-sqlite3, on a loaded machine)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
