@@ -1,7 +1,7 @@
 // The celeriac command line, modelled on celery's: global options before the subcommand.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { loadApp, resolveAppModule, UsageError } from './load-app.js';
-import { closest } from './suggest.js';
+import { noTasksWarning, unregisteredTaskWarning } from './warnings.js';
 import { exitOnSignalsAsPid1, watchNpmParent } from './process.js';
 import { createLogger, parseLogLevel, LOG_LEVELS, maskUrl } from '../app/log.js';
 import type { Celeriac } from '../app/celeriac.js';
@@ -56,21 +56,6 @@ async function setup(cmd: Command): Promise<Celeriac> {
   // try once, so an unreachable broker is one line and a non-zero exit.
   if (ONE_SHOT_COMMANDS.has(cmd.name())) app.conf.broker_connection_retry_on_startup = false;
   return app;
-}
-
-/** A warning for `call` with a name the loaded app does not register (it is still sent: Python may implement it). */
-export function unregisteredTaskWarning(app: Celeriac, task: string, appSpec: string | undefined): string | undefined {
-  if (!appSpec || app.tasks.has(task)) return undefined;
-  const guess = closest(task, app.tasks.keys());
-  return `Warning: ${task} is not a task of app ${app.main} (-A ${appSpec})${guess ? `; did you mean ${guess}?` : ''} Sending it anyway: a worker in another process or language may implement it.`;
-}
-
-/** The warning for a worker whose app registers no task (every message would be rejected as unregistered). */
-export function noTasksWarning(app: Celeriac, appSpec: string | undefined): string | undefined {
-  if (app.tasks.size > 0) return undefined;
-  return appSpec
-    ? `App ${app.main} (-A ${appSpec}) registers no tasks: this worker rejects every message it receives as unregistered. Does -A name the module that defines them with app.task()?`
-    : 'No app module given (-A): this worker has no tasks and rejects every message it receives as unregistered. Pass -A <module> exporting your app.';
 }
 
 export function buildProgram(): Command {

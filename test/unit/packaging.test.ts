@@ -12,7 +12,7 @@ import { describeUrl } from '../../src/brokers/registry.js';
 import { asApp, holdDuringCalls, holdProcess, idleExitAllowed, whileRunning } from '../../src/app/keep-alive.js';
 import { typeScriptMissing, typeScriptSupport, isTypeScriptFile } from '../../src/app/typescript.js';
 import { exitOnSignalsAsPid1 } from '../../src/cli/process.js';
-import { noTasksWarning, unregisteredTaskWarning } from '../../src/cli/main.js';
+import { noTasksWarning, unregisteredTaskWarning } from '../../src/cli/warnings.js';
 import { Celeriac } from '../../src/index.js';
 
 test('-A finds a module as given, then with .ts/.mts/.js/.mjs, then as a dotted path; a miss lists what it tried', () => {
