@@ -13,7 +13,7 @@ import { normalizeOptions, type ApplyOptions, type TaskOptions } from './options
 import { withRetries } from '../backends/retry.js';
 import { Worker, type WorkerOptions } from '../worker/worker.js';
 import { Control } from '../control/control.js';
-import { asApp, holdDuringCalls, whileRunning } from './keep-alive.js';
+import { holdDuringCalls, whileRunning } from './keep-alive.js';
 
 export interface CeleriacOptions {
   /** Broker URL (Celery's broker_url). */
@@ -87,12 +87,12 @@ export class Celeriac {
 
   /** The connected broker (created on first use). */
   broker(): Promise<Broker> {
-    return (this.brokerPromise ??= asApp(async () => {
-      const b = await createBroker(this.brokerUrl, { settings: this.conf, logger: this.logger });
+    return (this.brokerPromise ??= whileRunning((async () => {
+      const b = await createBroker(this.brokerUrl, { settings: this.conf, logger: this.logger, idleExit: true });
       await b.connect();
       // Its sockets do not hold the process; a call waiting on the broker does.
       return holdDuringCalls(b, ['publish', 'publishMany', 'purge', 'queueLength', 'broadcast']);
-    }).catch((err) => {
+    })()).catch((err) => {
       this.brokerPromise = undefined;
       throw err;
     }));
@@ -100,14 +100,14 @@ export class Celeriac {
 
   /** The connected result backend, or null when none is configured. */
   backend(): Promise<ResultBackend | null> {
-    return (this.backendPromise ??= asApp(async () => {
+    return (this.backendPromise ??= whileRunning((async () => {
       const url = this.backendUrl;
       if (!url || url === 'disabled') return null;
-      const b = await createBackend(url, { settings: this.conf, logger: this.logger });
+      const b = await createBackend(url, { settings: this.conf, logger: this.logger, idleExit: true });
       await b.connect();
       // store() is left alone: only a worker stores, and a running worker holds the process anyway.
       return holdDuringCalls(b, ['get', 'wait', 'forget', 'onTaskCall']);
-    }).catch((err) => {
+    })()).catch((err) => {
       this.backendPromise = undefined;
       throw err;
     }));

@@ -1,13 +1,11 @@
 // Idle connections do not keep the process alive (as pg's allowExitOnIdle); work in progress does.
-// Connections an app opens (through app.broker()/app.backend() and their calls) unref their sockets;
-// every such call holds one reference on a shared timer until it settles, and a running worker holds
-// one for its whole life. A producer script that awaited its work therefore exits without
+// The connections of an app's broker and backend (context flag `idleExit`) unref their sockets; each
+// call that waits on them holds one reference on a shared timer until it settles, and a running worker
+// holds one for its whole life. A producer script that awaited its work therefore exits without
 // app.close(). Transports used directly (tests, tools) keep ordinary, referenced sockets.
-import { AsyncLocalStorage } from 'node:async_hooks';
 
 let timer: NodeJS.Timeout | undefined;
 let holds = 0;
-const openedByApp = new AsyncLocalStorage<true>();
 
 /** Keep the process alive until the returned function is called (idempotent). */
 export function holdProcess(): () => void {
@@ -27,27 +25,15 @@ export function whileRunning<T>(p: Promise<T>): Promise<T> {
   return p;
 }
 
-/** Run `fn` (an app's call) so that the connections it opens let the process exit when they are idle. */
-export function asApp<T>(fn: () => Promise<T>): Promise<T> {
-  return whileRunning(openedByApp.run(true, fn));
-}
-
-/** Whether a connection opened now may let the process exit when idle (it is opened by an app's call). */
-export function idleExitAllowed(): boolean {
-  return openedByApp.getStore() === true;
-}
-
-/** Wrap the named async methods of `target` (in place) as app calls: see asApp. */
+/** Wrap the named async methods of `target` (in place) so each call keeps the process alive until it settles. */
 export function holdDuringCalls<T extends object>(target: T, methods: readonly (keyof T)[]): T {
   for (const name of methods) {
     const fn = target[name];
     if (typeof fn !== 'function') continue;
     const original = fn as (...args: unknown[]) => unknown;
     (target as Record<keyof T, unknown>)[name] = function (this: unknown, ...args: unknown[]) {
-      return openedByApp.run(true, () => {
-        const out = original.apply(this, args);
-        return out instanceof Promise ? whileRunning(out) : out;
-      });
+      const out = original.apply(this, args);
+      return out instanceof Promise ? whileRunning(out) : out;
     };
   }
   return target;

@@ -9,7 +9,7 @@ import { findAppModule } from '../../src/cli/load-app.js';
 import { closest } from '../../src/cli/suggest.js';
 import { isMissingPackage, missingDependency, unbuiltDependency } from '../../src/brokers/optional.js';
 import { describeUrl } from '../../src/brokers/registry.js';
-import { asApp, holdDuringCalls, holdProcess, idleExitAllowed, whileRunning } from '../../src/app/keep-alive.js';
+import { holdDuringCalls, holdProcess, whileRunning } from '../../src/app/keep-alive.js';
 import { typeScriptMissing, typeScriptSupport, isTypeScriptFile } from '../../src/app/typescript.js';
 import { exitOnSignalsAsPid1 } from '../../src/cli/process.js';
 import { noTasksWarning, unregisteredTaskWarning } from '../../src/cli/warnings.js';
@@ -109,15 +109,20 @@ test('signal handlers for PID 1 are installed only when the process is PID 1', (
   assert.equal(process.listenerCount('SIGTERM'), before);
 });
 
-test("only connections an app's calls open may let the process exit when idle; transports used directly keep referenced sockets", async () => {
-  assert.equal(idleExitAllowed(), false);
-  assert.equal(await asApp(async () => {
-    await new Promise((r) => setImmediate(r));
-    return idleExitAllowed();
-  }), true, 'through awaits inside the call');
-  const transport = { seen: [] as boolean[], async connect() { await Promise.resolve(); this.seen.push(idleExitAllowed()); }, other() { this.seen.push(idleExitAllowed()); } };
-  holdDuringCalls(transport, ['connect']);
-  await transport.connect();
-  transport.other();
-  assert.deepEqual(transport.seen, [true, false]);
+test('holdDuringCalls: the named async methods hold the process until they settle; the others are left alone', async () => {
+  const active = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const base = active();
+  let settle!: (v: number) => void;
+  const transport = { calls: 0, publish(): Promise<number> { this.calls++; return new Promise((r) => (settle = r)); }, connect(): Promise<void> { return new Promise(() => undefined); }, sync(): number { return 1; } };
+  assert.equal(holdDuringCalls(transport, ['publish', 'sync']), transport, 'wrapped in place');
+  const p = transport.publish();
+  assert.equal(transport.calls, 1, 'the original runs, with its this');
+  assert.equal(active(), base + 1, 'held while the publish is pending');
+  void transport.connect();
+  assert.equal(active(), base + 1, 'an unnamed method does not hold');
+  assert.equal(transport.sync(), 1, 'a method returning no promise returns its value');
+  settle(7);
+  assert.equal(await p, 7);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(active(), base);
 });

@@ -9,7 +9,7 @@ import amqplib from './amqplib.js';
 import type { Logger } from '../../app/log.js';
 import { connectOptions, type AmqpEndpoint } from './url.js';
 import { BrokerConnectionError, explainConnectError } from './errors.js';
-import { idleExitAllowed, unrefSocket } from '../../app/keep-alive.js';
+import { unrefSocket } from '../../app/keep-alive.js';
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -41,7 +41,8 @@ export class AmqpConnection extends EventEmitter {
   /** Increases on every successful (re)connect; channels remember the generation they were opened in. */
   generation = 0;
 
-  constructor(readonly endpoint: AmqpEndpoint, private readonly logger: Logger, private readonly label: string) {
+  /** idleExit: unref the socket and heartbeat timers after each connect (app/keep-alive.ts). */
+  constructor(readonly endpoint: AmqpEndpoint, private readonly logger: Logger, private readonly label: string, private readonly idleExit = false) {
     super();
   }
 
@@ -104,7 +105,7 @@ export class AmqpConnection extends EventEmitter {
         this.emit('lost', err);
       }
     });
-    if (idleExitAllowed()) letIdleExit(model);
+    if (this.idleExit) letIdleExit(model);
     this.model = model;
     this.generation++;
     return model;

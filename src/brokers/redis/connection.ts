@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { TransportOptions } from '../../app/settings.js';
 import type { RedisTarget } from './url.js';
-import { idleExitAllowed, unrefSocket } from '../../app/keep-alive.js';
+import { unrefSocket } from '../../app/keep-alive.js';
 
 export class BrokerConnectionError extends Error {
   override name = 'OperationalError';
@@ -19,6 +19,8 @@ export interface ClientRole {
   connectTimeout?: number;
   /** Longest blocking read this connection issues, in seconds (its socket timeout must exceed it). */
   blockSeconds?: number;
+  /** Unref the socket after each connect: idle, it does not keep the process alive (app/keep-alive.ts). */
+  idleExit?: boolean;
 }
 
 const DEFAULT_SOCKET_TIMEOUT_MS = 15_000;
@@ -125,7 +127,7 @@ export class ConnectionBudget {
 export async function connectClient(target: RedisTarget, transport: TransportOptions, role: ClientRole = {}): Promise<Redis> {
   const client = new Redis(clientOptions(target, transport, role));
   // An app's idle connection does not hold the process open (app/keep-alive.ts): unref each new socket.
-  if (idleExitAllowed()) client.on('connect', () => unrefSocket((client as unknown as { stream?: Socket }).stream));
+  if (role.idleExit) client.on('connect', () => unrefSocket((client as unknown as { stream?: Socket }).stream));
   if (!role.blocking) startHealthCheck(client, transport.health_check_interval, () => undefined);
   let lastError: Error | undefined;
   const onError = (err: Error) => {
