@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Broker, PublishItem, PublishTarget } from '../brokers/types.js';
 import type { ResultBackend } from '../backends/types.js';
-import { createBroker } from '../brokers/registry.js';
+import { createBroker, describeUrl } from '../brokers/registry.js';
 import { createBackend } from '../backends/registry.js';
 import { encodeTaskV1, encodeTaskV2, type EncodeTaskOptions, type Message } from '../protocol/message.js';
 import { checkSerializerSettings, jsonTagsFor } from '../protocol/serializers.js';
@@ -18,6 +18,7 @@ import { Worker, type WorkerOptions } from '../worker/worker.js';
 import { Control } from '../control/control.js';
 import { BeatSchedule } from '../beat/api.js';
 import { ImproperlyConfigured } from './exceptions.js';
+import { holdDuringCalls, whileRunning } from './keep-alive.js';
 
 export interface CeleriacOptions {
   /** Broker URL (Celery's broker_url). */
@@ -111,6 +112,11 @@ export class Celeriac {
     return effectiveBrokerUrl(this.conf).url;
   }
 
+  /** A URL as banners and errors show it (password masked; a sqlite:// URL with its absolute file). */
+  describeUrl(url: string): string {
+    return describeUrl(url);
+  }
+
   get usesEmbeddedDefault(): boolean {
     return effectiveBrokerUrl(this.conf).embeddedDefault;
   }
@@ -123,28 +129,29 @@ export class Celeriac {
    * The connected broker (created on first use). A worker passes `{ retryOnStartup: true }`: its first
    * connection is retried as Celery's consumer does (broker_connection_retry_on_startup, else
    * broker_connection_retry; broker_connection_max_retries), until close() stops it. A producer makes
-   * one attempt and its publish follows task_publish_retry_policy.
+   * one attempt and its publish follows task_publish_retry_policy. Its sockets do not hold the process;
+   * a call waiting on the broker does.
    */
   broker(opts: { retryOnStartup?: boolean } = {}): Promise<Broker> {
-    return (this.brokerPromise ??= (async () => {
+    return (this.brokerPromise ??= whileRunning((async () => {
       checkSerializerSettings(this.conf); // pickle/yaml or an unknown serializer fail here, as Celery fails
       this.checkSettings();
-      const b = await createBroker(this.brokerUrl, { settings: this.conf, logger: this.logger });
+      const b = await createBroker(this.brokerUrl, { settings: this.conf, logger: this.logger, idleExit: true });
       if (!opts.retryOnStartup || !retriesOnStartup(this.conf)) {
         await b.connect();
-        return b;
+      } else {
+        const stop = (this.startupAbort = new AbortController());
+        try {
+          await connectWithRetry(() => b.connect(), { maxRetries: maxConnectionRetries(this.conf.broker_connection_max_retries), logger: this.logger, signal: stop.signal });
+        } catch (err) {
+          await b.close().catch(() => undefined);
+          throw err;
+        } finally {
+          if (this.startupAbort === stop) this.startupAbort = undefined;
+        }
       }
-      const stop = (this.startupAbort = new AbortController());
-      try {
-        await connectWithRetry(() => b.connect(), { maxRetries: maxConnectionRetries(this.conf.broker_connection_max_retries), logger: this.logger, signal: stop.signal });
-      } catch (err) {
-        await b.close().catch(() => undefined);
-        throw err;
-      } finally {
-        if (this.startupAbort === stop) this.startupAbort = undefined;
-      }
-      return b;
-    })().catch((err) => {
+      return holdDuringCalls(b, ['publish', 'publishMany', 'purge', 'queueLength', 'broadcast']);
+    })()).catch((err) => {
       this.brokerPromise = undefined;
       throw err;
     }));
@@ -152,14 +159,15 @@ export class Celeriac {
 
   /** The connected result backend, or null when none is configured. */
   backend(): Promise<ResultBackend | null> {
-    return (this.backendPromise ??= (async () => {
+    return (this.backendPromise ??= whileRunning((async () => {
       this.checkSettings();
       const url = this.backendUrl;
       if (!url || url === 'disabled') return null;
-      const b = await createBackend(url, { settings: this.conf, logger: this.logger });
+      const b = await createBackend(url, { settings: this.conf, logger: this.logger, idleExit: true });
       await b.connect();
-      return b;
-    })().catch((err) => {
+      // store() is left alone: only a worker stores, and a running worker holds the process anyway.
+      return holdDuringCalls(b, ['get', 'wait', 'forget', 'onTaskCall']);
+    })()).catch((err) => {
       this.backendPromise = undefined;
       throw err;
     }));
@@ -233,9 +241,9 @@ export class Celeriac {
     const call = checkCall(`sendTask(${JSON.stringify(name)})`, { name, args, kwargs, options });
     if (this.conf.task_always_eager === true) this.warnOnce('task_always_eager has no effect on sendTask (as in Celery): the task is sent to the broker. Call the task\'s delay()/applyAsync() to run it eagerly.');
     const broker = await this.broker();
-    const { id, message, target } = await this.prepareCall(call);
+    const { id, message, target, queue } = await this.prepareCall(call);
     await this.publish(broker, message, target);
-    return new AsyncResult<R>(id, this);
+    return new AsyncResult<R>(id, this, { name, queue });
   }
 
   /**
@@ -257,21 +265,21 @@ export class Celeriac {
     const options = checked.map((c) => normalizeOptions(c.options));
     const ignored = checked.map((c, i) => this.ignoresResult(c.name, options[i]!));
     const backend = ignored.includes(false) ? await this.backend() : null;
-    const prepared: (PublishItem & { id: string })[] = [];
+    const prepared: (PublishItem & { id: string; queue: string })[] = [];
     for (let i = 0; i < checked.length; i++) {
       const item = this.prepareWith(checked[i]!, options[i]!, ignored[i] ? null : backend);
       if (!ignored[i] && backend?.onTaskCall) await backend.onTaskCall(item.id);
       prepared.push(item);
     }
     await this.publishMany(broker, prepared);
-    return prepared.map((p) => new AsyncResult<R>(p.id, this));
+    return prepared.map((p, i) => new AsyncResult<R>(p.id, this, { name: checked[i]!.name, queue: p.queue }));
   }
 
   /**
    * Everything a call needs before its publish (no publish): options normalized, the message built
    * with the reply_to of the result backend in use, and the backend told about the task id.
    */
-  private async prepareCall(call: Required<TaskCall>): Promise<PublishItem & { id: string }> {
+  private async prepareCall(call: Required<TaskCall>): Promise<PublishItem & { id: string; queue: string }> {
     const o = normalizeOptions(call.options);
     const backend = this.ignoresResult(call.name, o) ? null : await this.backend();
     const item = this.prepareWith(call, o, backend);
@@ -285,9 +293,9 @@ export class Celeriac {
   }
 
   /** Build a call's message (options `o` normalized) with the reply_to of `backend` (null when the result is ignored). */
-  private prepareWith(call: Required<TaskCall>, o: Record<string, unknown>, backend: ResultBackend | null): PublishItem & { id: string } {
-    const { message, id, exchange, routingKey } = this.buildMessage(call.name, call.args, call.kwargs, o, backend?.replyTo ?? this.oid);
-    return { id, message, target: { exchange, routingKey } };
+  private prepareWith(call: Required<TaskCall>, o: Record<string, unknown>, backend: ResultBackend | null): PublishItem & { id: string; queue: string } {
+    const { message, id, exchange, routingKey, queue } = this.buildMessage(call.name, call.args, call.kwargs, o, backend?.replyTo ?? this.oid);
+    return { id, queue, message, target: { exchange, routingKey } };
   }
 
   /** Publish with Celery's task_publish_retry_policy. */
@@ -323,18 +331,18 @@ export class Celeriac {
     return new Worker(this, options);
   }
 
-  /** Close broker and backend connections. */
+  /** Close broker and backend connections (the process stays alive until they are closed). */
   async close(): Promise<void> {
     this.startupAbort?.abort();
     const b = this.brokerPromise;
     const r = this.backendPromise;
     this.brokerPromise = undefined;
     this.backendPromise = undefined;
-    await Promise.all([
+    await whileRunning(Promise.all([
       this.beatSchedule?.close(),
       b?.then((x) => x.close()).catch(() => undefined),
       r?.then((x) => x?.close()).catch(() => undefined),
-    ]);
+    ]));
   }
 }
 

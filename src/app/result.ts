@@ -4,6 +4,8 @@ import type { ResultMeta } from '../backends/types.js';
 import { READY_STATES, PROPAGATE_STATES } from '../backends/types.js';
 import { decodeException } from './exceptions.js';
 import type { RevokeOptions } from '../control/control.js';
+import { TimeoutError } from '../backends/retry.js';
+import { describeUrl } from '../brokers/registry.js';
 
 export interface GetOptions {
   /** Milliseconds to wait; undefined waits forever. */
@@ -13,10 +15,17 @@ export interface GetOptions {
   signal?: AbortSignal;
 }
 
+/** What the sender knows about a task it sent (for error messages). */
+export interface SentTask {
+  name: string;
+  queue: string;
+}
+
 export class AsyncResult<R = unknown> {
   constructor(
     readonly id: string,
     private readonly app: Celeriac,
+    private readonly sent?: SentTask,
   ) {}
 
   private async backend() {
@@ -31,13 +40,34 @@ export class AsyncResult<R = unknown> {
   /** Wait for the task to finish and return its value; reject with its error on failure. */
   async get(opts: GetOptions = {}): Promise<R> {
     const backend = await this.backend();
-    const meta = await backend.wait(this.id, { timeout: opts.timeout, signal: opts.signal });
+    let meta: ResultMeta;
+    try {
+      meta = await backend.wait(this.id, { timeout: opts.timeout, signal: opts.signal });
+    } catch (err) {
+      if ((err as Error)?.name === 'TimeoutError' && opts.timeout !== undefined) throw await this.notReady(opts.timeout);
+      throw err;
+    }
     if (PROPAGATE_STATES.has(String(meta.status)) && opts.propagate !== false) {
       const err = decodeException(meta.result, meta.traceback);
       err.taskId = this.id;
       throw err;
     }
     return meta.result as R;
+  }
+
+  /** The same timeout error for every backend, saying what to check when the task never started. */
+  private async notReady(timeoutMs: number): Promise<TimeoutError> {
+    const state = await this.state().catch(() => 'unknown');
+    const what = this.sent ? `task ${this.sent.name}[${this.id}]` : `task ${this.id}`;
+    let hint: string;
+    if (state === 'PENDING') {
+      const queue = this.sent ? `queue ${JSON.stringify(this.sent.queue)}` : "the task's queue";
+      hint = ` No worker may be consuming ${queue}: start one (celeriac -A <your app module> worker${this.sent ? ` -Q ${this.sent.queue}` : ''}) or check its -Q and broker URL.`;
+      if (this.app.usesEmbeddedDefault) hint += ` The embedded default is ${describeUrl(this.app.brokerUrl)}: a worker started in another directory uses another file.`;
+    } else {
+      hint = ' It has not finished yet.';
+    }
+    return new TimeoutError(`The result of ${what} was not ready within ${timeoutMs / 1000} s (state ${state}).${hint}`);
   }
 
   async state(): Promise<string> {

@@ -65,7 +65,7 @@ export class RedisBackend implements ResultBackend {
       this.budget.take('result backend');
       try {
         // failFast: while Redis is away commands fail at once and retry_policy decides what happens next.
-        this.client = await connectClient(this.target, this.transport, { connectTimeout: timeout ?? 10, failFast: true });
+        this.client = await connectClient(this.target, this.transport, { connectTimeout: timeout ?? 10, failFast: true, idleExit: this.ctx.idleExit });
       } catch (err) {
         this.budget.give();
         throw err;
@@ -137,7 +137,7 @@ export class RedisBackend implements ResultBackend {
     this.budget.take('result subscriber');
     let sub: Redis;
     try {
-      sub = await connectClient(this.target, this.transport, { blocking: true });
+      sub = await connectClient(this.target, this.transport, { blocking: true, idleExit: this.ctx.idleExit });
     } catch (err) {
       this.budget.give();
       throw err;

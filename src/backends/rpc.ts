@@ -43,7 +43,7 @@ export class RpcBackend implements ResultBackend {
     if (!['amqp', 'amqps', 'pyamqp'].includes(scheme)) {
       throw new Error(`The rpc:// result backend sends results over RabbitMQ, but the broker is ${scheme}:// — use an amqp:// broker_url, or another result_backend (e.g. redis://)`);
     }
-    this.conn = new AmqpConnection(parseAmqpUrl(url, ctx.settings), ctx.logger, 'rpc backend');
+    this.conn = new AmqpConnection(parseAmqpUrl(url, ctx.settings), ctx.logger, 'rpc backend', ctx.idleExit);
     this.conn.on('lost', () => this.onConsumerLost());
     this.events.setMaxListeners(0);
   }

@@ -87,6 +87,8 @@ export interface ResultBackend {
 export interface BackendContext {
   settings: Settings;
   logger: Logger;
+  /** An app's result backend: idle connections must not keep the process alive (app/keep-alive.ts). */
+  idleExit?: boolean;
 }
 
 export function pendingMeta(taskId: string): ResultMeta {

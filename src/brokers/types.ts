@@ -111,6 +111,8 @@ export interface BroadcastSubscription {
 export interface BrokerContext {
   settings: Settings;
   logger: Logger;
+  /** An app's broker: idle connections must not keep the process alive (app/keep-alive.ts). */
+  idleExit?: boolean;
 }
 
 export type BrokerFactory = (url: string, ctx: BrokerContext) => Broker;

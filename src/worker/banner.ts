@@ -14,7 +14,8 @@ export interface BannerFacts {
 }
 
 export function banner(app: WorkerHost, w: BannerFacts): string {
-  const backend = app.backendUrl ? maskUrl(app.backendUrl) : 'disabled';
+  const describe = (url: string) => app.describeUrl?.(url) ?? maskUrl(url);
+  const backend = app.backendUrl ? describe(app.backendUrl) : 'disabled';
   const tasks = [...app.tasks.keys()].sort();
   const lines = [
     ` -------------- ${w.hostname} v${VERSION}`,
@@ -22,7 +23,7 @@ export function banner(app: WorkerHost, w: BannerFacts): string {
     `- *** --- * --- `,
     `- ** ---------- [config]`,
     `- ** ---------- .> app:         ${app.main}`,
-    `- ** ---------- .> transport:   ${maskUrl(app.brokerUrl)}${app.usesEmbeddedDefault ? '  (embedded default: no broker configured)' : ''}`,
+    `- ** ---------- .> transport:   ${describe(app.brokerUrl)}${app.usesEmbeddedDefault ? '  (embedded default: no broker configured)' : ''}`,
     `- ** ---------- .> results:     ${backend}`,
     `- *** --- * --- .> concurrency: ${w.concurrency} (${w.poolKind})`,
     `-- ******* ---- .> prefetch:    ${w.prefetch || 'unlimited'}`,

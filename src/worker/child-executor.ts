@@ -9,6 +9,7 @@ import { errorOfOutcome, retryOptionsOf, type Job, type JobHooks } from './job.j
 import { GUARDED_SIGNALS, type ChildMessage, type ParentMessage } from './child-protocol.js';
 import { PoolClosed, type Executor } from './executor.js';
 import { fromCloneable, toCloneable } from '../protocol/cloneable.js';
+import { isTypeScriptFile, typeScriptMissing, typeScriptSupport } from '../app/typescript.js';
 
 const ENTRY = new URL(import.meta.url.endsWith('.ts') ? './child-main.ts' : './child-main.js', import.meta.url);
 const READY_TIMEOUT_MS = 60_000;
@@ -115,7 +116,7 @@ export class ChildExecutor implements Executor {
       if (!this.closed && this.liveCount() < this.size) this.replace();
     };
     const init: ParentMessage = { type: 'init', module: this.o.module, brokerUrl: this.o.brokerUrl, backendUrl: this.o.backendUrl };
-    const ts = needsTsx(this.o.module);
+    const ts = tsxFor(this.o.module);
     child.handle = this.kind === 'thread' ? spawnThread(onMessage, onExit, ts) : spawnProcess(onMessage, onExit, ts);
     child.handle.send(init);
     return child;
@@ -227,17 +228,24 @@ export class ChildExecutor implements Executor {
   }
 }
 
-/** TypeScript (ours when run from source, or the user's app module) needs the tsx loader in the child. */
-function needsTsx(module: string): boolean {
-  return ENTRY.pathname.endsWith('.ts') || /\.[mc]?ts$/.test(module);
+type Tsx = { api: string; cjsApi: string; loader: string };
+
+/** The tsx loader a child needs: always when we run from source; for a TypeScript app module unless Node strips types. */
+function tsxFor(module: string): Tsx | null {
+  const fromSource = ENTRY.pathname.endsWith('.ts');
+  if (!fromSource && !isTypeScriptFile(module)) return null;
+  const support = typeScriptSupport(module);
+  if (support.kind === 'tsx') return support;
+  if (fromSource || support.kind === 'none') throw new Error(typeScriptMissing(module));
+  return null;
 }
 
-function spawnThread(onMessage: (m: ChildMessage) => void, onExit: (how: string) => void, tsx: boolean): Handle {
+function spawnThread(onMessage: (m: ChildMessage) => void, onExit: (how: string) => void, tsx: Tsx | null): Handle {
   let code: string;
   if (tsx) {
-    // Threads do not inherit --import hooks: register tsx before loading the TypeScript entry.
-    const api = import.meta.resolve('tsx/esm/api');
-    code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(ENTRY.href)}); })`;
+    // Threads do not inherit --import hooks: register tsx (ESM and CommonJS hooks) before loading the entry.
+    const apis = JSON.stringify([tsx.api, tsx.cjsApi]);
+    code = `Promise.all(${apis}.map((a) => import(a).then((m) => m.register()))).then(() => import(${JSON.stringify(ENTRY.href)}))`;
   } else {
     code = `import(${JSON.stringify(ENTRY.href)})`;
   }
@@ -253,9 +261,9 @@ function spawnThread(onMessage: (m: ChildMessage) => void, onExit: (how: string)
   };
 }
 
-function spawnProcess(onMessage: (m: ChildMessage) => void, onExit: (how: string) => void, tsx: boolean): Handle {
+function spawnProcess(onMessage: (m: ChildMessage) => void, onExit: (how: string) => void, tsx: Tsx | null): Handle {
   const entry = fileURLToPath(ENTRY);
-  const execArgv = tsx ? ['--import', import.meta.resolve('tsx')] : [];
+  const execArgv = tsx ? ['--import', tsx.loader] : [];
   const p: ChildProcess = fork(entry, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   p.on('message', (m) => onMessage(m as ChildMessage));
   p.on('error', () => undefined);

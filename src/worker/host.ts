@@ -24,6 +24,8 @@ export interface WorkerHost {
   readonly logger: Logger;
   readonly brokerUrl: string;
   readonly backendUrl: string | null;
+  /** A URL as banners show it (password masked; a sqlite:// URL with its absolute file). */
+  describeUrl?(url: string): string;
   /** True when no broker was configured and the embedded default is in use. */
   readonly usesEmbeddedDefault: boolean;
   /** The connected broker; a worker's first connection retries as Celery's consumer does (retryOnStartup). */

@@ -6,6 +6,7 @@ import os from 'node:os';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from '../app/log.js';
 import type { WorkerHost } from './host.js';
 import { banner } from './banner.js';
+import { holdProcess } from '../app/keep-alive.js';
 import type { AsyncPool } from './pool.js';
 import type { Executor, PoolKind } from './executor.js';
 import type { RevokedSet } from './revoked.js';
@@ -74,6 +75,7 @@ export class Worker extends EventEmitter {
   private started: WorkerRuntime | undefined;
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
   private closing: Promise<void> | undefined;
+  private releaseProcess: (() => void) | undefined;
 
   constructor(readonly host: WorkerHost, opts: WorkerOptions = {}) {
     super();
@@ -159,9 +161,16 @@ export class Worker extends EventEmitter {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('This worker was already started; create a new one with app.worker()');
     this.state = 'starting';
-    const { WorkerRuntime } = await import('./runtime.js');
-    this.started = new WorkerRuntime(this.host, this.config, this);
-    await this.started.start();
+    // A running worker keeps its process alive, though its idle connections do not (app/keep-alive.ts).
+    this.releaseProcess = holdProcess();
+    try {
+      const { WorkerRuntime } = await import('./runtime.js');
+      this.started = new WorkerRuntime(this.host, this.config, this);
+      await this.started.start();
+    } catch (err) {
+      this.releaseProcess();
+      throw err;
+    }
     if (this.state !== 'starting') return; // closed while starting
     this.state = 'running';
     this.logger.info(`${this.hostname} ready.`);
@@ -184,6 +193,7 @@ export class Worker extends EventEmitter {
     if (!runtime) return;
     this.logger.info(`${opts.cold ? 'Cold' : 'Warm'} shutdown (${this.hostname})`);
     await runtime.shutdown(opts);
+    this.releaseProcess?.();
     this.emit('workerShutdown', this);
   }
 }

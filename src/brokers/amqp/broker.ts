@@ -38,7 +38,7 @@ export class AmqpBroker implements Broker {
   constructor(url: string, private readonly ctx: BrokerContext) {
     this.endpoint = parseAmqpUrl(url, ctx.settings);
     this.displayUrl = this.endpoint.displayUrl;
-    this.conn = new AmqpConnection(this.endpoint, ctx.logger, 'producer');
+    this.conn = new AmqpConnection(this.endpoint, ctx.logger, 'producer', ctx.idleExit);
     this.fanout = new AmqpFanout(() => this.conn.open(), ctx.logger);
   }
 
