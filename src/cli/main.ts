@@ -122,6 +122,9 @@ export function buildProgram(): Command {
       process.on('SIGINT', () => stop(false));
       process.on('SIGQUIT', () => stop(true));
       worker.on('shutdownRequested', () => stop(false));
+      // The consumer gave up reconnecting (broker_connection_max_retries): the worker has stopped and
+      // logged why in one line; exit non-zero so a supervisor or container probe sees it.
+      worker.on('workerFailed', () => void app.close().finally(() => process.exit(1)));
       await worker.start();
       await new Promise(() => undefined); // run until a signal
     });

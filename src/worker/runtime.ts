@@ -57,7 +57,13 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
   private coldRequested = false;
   private coldNow: (() => void) | undefined;
 
-  constructor(readonly host: WorkerHost, private readonly config: WorkerConfig, readonly events: EventEmitter) {
+  constructor(
+    readonly host: WorkerHost,
+    private readonly config: WorkerConfig,
+    readonly events: EventEmitter,
+    /** The consumer gave up: the worker shuts down and exits non-zero. */
+    private readonly onFailure: (err: Error) => void,
+  ) {
     const conf = host.conf;
     this.hostname = config.hostname;
     this.logger = config.logger;
@@ -70,7 +76,7 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
     this.taskOptions = new TaskOptionsCache(conf);
     this.pool = new AsyncPool(config.autoscale ? config.autoscale.min : config.concurrency);
     this.executor = new InlineExecutor(host.tasks);
-    this.revoked = new RevokedSet(config.statedb);
+    this.revoked = new RevokedSet(config.statedb, this.logger);
     if (!conf.worker_disable_rate_limits) {
       for (const t of host.tasks.values()) {
         const r = parseRate(t.options.rate_limit as string | number | null | undefined);
@@ -126,11 +132,19 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
       this.control = control;
     }
     const strategy = new Strategy(this);
-    this.consumer = await this.broker.consume(config.queues, strategy.onDelivery, { prefetch: this.prefetch });
+    this.consumer = await this.broker.consume(config.queues, strategy.onDelivery, { prefetch: this.prefetch, onFailure: (err) => this.consumerFailed(err) });
     if (this.autoscaleLimits) {
       this.autoscaler = new Autoscaler(this.autoscaleLimits, this.pool, this.executor, this.logger);
       this.autoscaler.start();
     }
+  }
+
+  /** A worker that consumes nothing must not answer ping as alive: remote control stops first. */
+  private consumerFailed(err: Error): void {
+    const control = this.control;
+    this.control = undefined;
+    void control?.stop().catch(() => undefined);
+    this.onFailure(err);
   }
 
   /** Turn a warm shutdown in progress cold. */

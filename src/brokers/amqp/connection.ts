@@ -18,10 +18,7 @@ export function reconnectDelay(attempt: number): number {
   return Math.min(1000 * (attempt + 1), 5000);
 }
 
-/** broker_connection_max_retries: 0 or null means retry forever, as in Celery. */
-export function maxConnectionRetries(value: number | null | undefined): number {
-  return value == null || value <= 0 ? Infinity : value;
-}
+export { maxConnectionRetries } from '../connection-retry.js';
 
 export class AmqpConnection extends EventEmitter {
   private model: ChannelModel | null = null;
