@@ -64,7 +64,7 @@ export class ConsumerRetries {
   failed(why: string, next: string): boolean {
     if (this.stopped) return true;
     this.failures++;
-    const sentence = /[.!?)]$/.test(why) ? why : `${why}.`;
+    const sentence = /[.!?]$/.test(why) ? why : `${why}.`;
     const max = this.max;
     if (max === 0 || this.failures > max) {
       this.stopped = new ConsumerGaveUp(max === 0

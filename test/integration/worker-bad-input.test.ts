@@ -134,7 +134,7 @@ test('[amqp] messages with odd properties, bodies and content types are settled,
 test('[sqlite] undecodable rows are dropped with a line each, and the next task runs', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'celeriac-junk-'));
   try {
-    const url = `sqlite://${path.join(dir, 'db.sqlite')}`;
+    const url = `sqlite:///${path.join(dir, 'db.sqlite')}`;
     const { app, queue, lines } = await startWorker(url, url);
     const db = ((await app.broker()) as SqliteBroker).database;
     await db.write((d) => {

@@ -539,9 +539,10 @@ export class RedisConsumer implements Consumer {
       this.blocking.disconnect();
       this.blocking = null;
     }
-    // Anything a last blocking move left in our inflight lists goes straight back to its queue.
+    // Anything a last blocking move left in our inflight lists goes straight back to its queue
+    // (after giving up, Redis is not answering: another worker's sweep returns it once our heartbeat lapses).
     const { keys } = this.deps;
-    for (const q of this.queues) {
+    for (const q of this.retries.gaveUp ? [] : this.queues) {
       const source = keys.queueKey(q);
       await this.deps.scripts.run('recover-inflight', [keys.inflightKey(this.id, source), keys.heartbeatKey(this.id) + '/gone', source], []).catch(() => undefined);
     }
@@ -551,6 +552,12 @@ export class RedisConsumer implements Consumer {
   }
 
   restoreUnacked(): Promise<number> {
+    if (this.retries.gaveUp && this.qos.held.size > 0) {
+      // Each restore would wait out the connection's retries; the messages are safe in unacked meanwhile.
+      this.deps.logger.warning(`${this.qos.held.size} held message(s) stay in '${this.deps.keys.unacked}': Redis is not answering; they come back after visibility_timeout.`);
+      this.qos.held.clear();
+      return Promise.resolve(0);
+    }
     return this.qos.restoreUnacked(async (d) => {
       if (d.settled) return false; // acked or being restored already
       d.settled = true;
@@ -570,6 +577,7 @@ export class RedisConsumer implements Consumer {
     clearInterval(this.renewTimer);
     const { keys } = this.deps;
     const logs = Array.from({ length: MAX_FETCHES_IN_FLIGHT }, (_, i) => keys.fetchLogKey(this.id, i));
+    if (this.retries.gaveUp) return; // they expire by themselves; Redis is not answering
     await this.deps.client.del(keys.heartbeatKey(this.id), ...logs).catch(() => undefined);
   }
 }
