@@ -60,7 +60,7 @@ test('[redis] thousands of unroutable held messages: reported once per exchange,
     await redis.sadd(`${prefix}_kombu.binding.gone-0`, 'rk\x06\x16\x06\x16back-q');
     await redis.sadd(`${prefix}_kombu.binding.gone-1`, 'rk\x06\x16\x06\x16back-q');
     const aged = redis.pipeline();
-    for (const tag of await redis.zrange(`${prefix}unacked_index`, 0, -1)) aged.zadd(`${prefix}unacked_index`, String(old), tag);
+    for (const tag of await redis.zrange(`${prefix}unacked_index`, '0', '-1')) aged.zadd(`${prefix}unacked_index`, String(old), tag);
     await aged.exec();
     for (let pass = 0; pass < 8 && (await redis.llen(`${prefix}back-q`)) < 3000; pass++) await consumer.restoreVisible();
     assert.equal(await redis.llen(`${prefix}back-q`), 3000, 'every message of the bound exchanges restored');
