@@ -340,8 +340,8 @@ export class Request implements Job, JobHooks {
     this.w.running.delete(this);
     const requeue = !this.acknowledged && !this.delivery.redelivered;
     const fate = this.acknowledged ? 'Its message was already acknowledged' : requeue ? 'Its message is requeued once' : 'Its message came back before and is rejected';
+    void this.settle(requeue ? 'requeue' : 'reject'); // first: the line below may fail the same way
     this.w.logger.error(`Internal error in the worker while running ${this.fields.task}[${this.fields.id}]: ${(err as Error)?.stack ?? err}\n${fate}; please report this.`);
-    void this.settle(requeue ? 'requeue' : 'reject');
   }
 
   /** Store a state; false (and logged) when the backend failed. */

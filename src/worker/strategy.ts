@@ -67,11 +67,11 @@ export class Strategy {
   /** The worker failed on a delivery before it became a task run: said once, settled (requeued once, then rejected). */
   private onInternalError(d: Delivery, err: unknown): void {
     const requeue = !d.redelivered;
+    d.reject(requeue).catch(() => undefined); // first: the line below may fail the same way
     this.w.logger.error(
       `Internal error in the worker accepting a message from queue '${d.queue}' (delivery_tag ${d.deliveryTag}): ${(err as Error)?.stack ?? err}\n` +
         `${requeue ? 'The message is requeued once' : 'The message came back before and is rejected'}; please report this.`,
     );
-    d.reject(requeue).catch(() => undefined);
   }
 
   /** Hand a due request to the pool, after its per-worker and then its global rate-limit token (kept unacked while it waits). */

@@ -64,13 +64,24 @@ const REDIS_JUNK = [
   JSON.stringify({ body: 'x', headers: { task: 'h.add', id: 'pickled' }, 'content-type': 'application/x-python-serialize', properties: { delivery_tag: 'junk-pickle', body_encoding: 'base64', delivery_info: { exchange: '', routing_key: 'q' } } }),
 ];
 
-test('[redis] junk in a queue list is settled (dead-lettered or discarded), nothing stays held, and the next task runs', async () => {
+/** A worker on Redis under a key prefix of its own, a client to reach its keys, and their removal. */
+async function onRedis(run: (w: Awaited<ReturnType<typeof startWorker>> & { redis: Redis; prefix: string }) => Promise<void>, opts: Parameters<Celeriac['worker']>[0] = {}): Promise<void> {
   await requireRedis();
   const prefix = `${uniqueName('junk')}:`;
   const url = redisDb(12);
-  const { app, queue, lines } = await startWorker(url, url, {}, { broker_transport_options: { global_keyprefix: prefix } });
+  const w = await startWorker(url, url, opts, { broker_transport_options: { global_keyprefix: prefix } });
   const redis = new Redis(url);
   try {
+    await run({ ...w, redis, prefix });
+  } finally {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+  }
+}
+
+test('[redis] junk in a queue list is settled (dead-lettered or discarded), nothing stays held, and the next task runs', () =>
+  onRedis(async ({ app, queue, lines, redis, prefix }) => {
     await redis.lpush(prefix + queue, ...REDIS_JUNK);
     const r = await app.sendTask('h.add', [20, 22]);
     assert.equal(await r.get({ timeout: 15_000 }), 42);
@@ -78,31 +89,34 @@ test('[redis] junk in a queue list is settled (dead-lettered or discarded), noth
     assert.ok((await redis.llen(`${prefix + queue}.dlq`)) >= 5, 'payloads that are not envelopes went to the dead-letter list');
     assert.ok(lines.length >= REDIS_JUNK.length - 1, `each bad payload logged:\n${lines.join('')}`);
     assert.ok(!lines.some((l) => /Internal error/.test(l)), lines.join(''));
-  } finally {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length) await redis.del(...keys);
-    redis.disconnect();
-  }
-});
+  }));
 
-test('[redis] an undecodable message whose dead-letter list cannot be written stays in unacked, said once; the worker serves on', async () => {
-  await requireRedis();
-  const prefix = `${uniqueName('junk')}:`;
-  const url = redisDb(12);
-  const { app, queue, lines } = await startWorker(url, url, {}, { broker_transport_options: { global_keyprefix: prefix } });
-  const redis = new Redis(url);
-  try {
+test('[redis] an undecodable message whose dead-letter list cannot be written stays in unacked, said once; the worker serves on', () =>
+  onRedis(async ({ app, queue, lines, redis, prefix }) => {
     await redis.set(`${prefix + queue}.dlq`, 'not a list'); // LPUSH to it fails with WRONGTYPE
     const poison = REDIS_JUNK.find((p) => p.includes('junk-b64'))!;
     await redis.lpush(prefix + queue, poison);
     await eventually(() => lines.some((l) => l.includes('Could not move message junk-b64')), 'the failed dead-lettering said', 15_000);
     assert.equal(await (await app.sendTask('h.add', [40, 2])).get({ timeout: 15_000 }), 42);
     assert.equal(await redis.hexists(`${prefix}unacked`, 'junk-b64'), 1, 'kept in unacked: it comes back after visibility_timeout');
-  } finally {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length) await redis.del(...keys);
-    redis.disconnect();
-  }
+  }));
+
+test('[redis] an internal error while a delivery is accepted (a logger that throws): requeued once, then rejected, never held', () => {
+  const lines: string[] = [];
+  // A log sink that fails on one kind of line, as a broken transport would.
+  const logger = createLogger('info', (l) => {
+    if (l.includes('] received')) throw new Error('log sink closed');
+    lines.push(l);
+  });
+  return onRedis(async ({ app, queue, redis, prefix }) => {
+    const r = await app.sendTask('h.add', [1, 1]);
+    await eventually(() => lines.some((l) => l.includes('The message came back before and is rejected')), 'requeued once, then rejected', 15_000);
+    const said = lines.filter((l) => l.includes(`Internal error in the worker accepting a message from queue '${queue}'`));
+    assert.equal(said.length, 2, lines.join(''));
+    assert.match(said[0]!, /Error: log sink closed[\s\S]*The message is requeued once; please report this\./);
+    await eventually(async () => (await redis.hlen(`${prefix}unacked`)) === 0 && (await redis.llen(prefix + queue)) === 0, 'nothing held or waiting', 15_000);
+    assert.equal(await app.AsyncResult(r.id).state(), 'PENDING', 'never ran');
+  }, { logger });
 });
 
 test('[amqp] messages with odd properties, bodies and content types are settled, and the next task runs', async () => {
