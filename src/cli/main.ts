@@ -124,7 +124,10 @@ export function buildProgram(): Command {
       worker.on('shutdownRequested', () => stop(false));
       // The consumer gave up reconnecting (broker_connection_max_retries): the worker has stopped and
       // logged why in one line; exit non-zero so a supervisor or container probe sees it.
-      worker.on('workerFailed', () => void app.close().finally(() => process.exit(1)));
+      worker.on('workerFailed', () => {
+        setTimeout(() => process.exit(1), 10_000).unref(); // closing connections to a dead broker must not hold the exit
+        void app.close().finally(() => process.exit(1));
+      });
       await worker.start();
       await new Promise(() => undefined); // run until a signal
     });

@@ -470,7 +470,7 @@ export class RedisConsumer implements Consumer {
   /** Count each failed (re)connect of the fetch connection: a Redis that stays away is given up on. */
   private watch(client: Redis): Redis {
     client.on('error', (err: Error) => {
-      if (this.blocking === client && this.running && client.status !== 'ready') void this.attemptFailed(err, 0);
+      if (this.blocking === client && this.running && client.status !== 'ready') this.attemptFailed(err, 0).catch(() => undefined);
     });
     return client;
   }
