@@ -6,6 +6,11 @@ import type { Logger } from '../app/log.js';
 
 export type RetrySettings = Pick<Settings, 'broker_connection_retry' | 'broker_connection_max_retries'>;
 
+/** Reconnect delays: 1 s, 2 s, 3 s ... capped at 5 s (shorter than kombu's 2..30 s, so workers resume quickly). */
+export function reconnectDelay(attempt: number): number {
+  return Math.min(1000 * (attempt + 1), 5000);
+}
+
 /** broker_connection_max_retries: 0 or null means retry forever, as in Celery. */
 export function maxConnectionRetries(value: number | null | undefined): number {
   return value == null || value <= 0 ? Infinity : value;
@@ -25,11 +30,14 @@ export interface ConsumerRetriesOptions {
   onFailure?: (err: Error) => void;
   /** Stop fetching (called once, before onFailure). */
   stop: () => void;
+  /** The clock (tests). */
+  now?: () => number;
 }
 
 /** Consecutive failed attempts of one consumer, against the retry settings. */
 export class ConsumerRetries {
   private failures = 0;
+  private lastCounted = 0;
   /** The failure logged last: the same one again is not logged again until the consumer recovers. */
   private lastLogged = '';
   private stopped: ConsumerGaveUp | undefined;
@@ -63,10 +71,17 @@ export class ConsumerRetries {
    */
   failed(why: string, next: string): boolean {
     if (this.stopped) return true;
-    this.failures++;
+    // Attempts count on one schedule on every transport (reconnectDelay apart, as RabbitMQ reconnects),
+    // however fast a transport retries underneath (ioredis reconnects within 2 s, a SQLite claim at once).
+    const now = (this.o.now ?? Date.now)();
+    const counts = this.failures === 0 || now - this.lastCounted >= reconnectDelay(this.failures - 1);
+    if (counts) {
+      this.lastCounted = now;
+      this.failures++;
+    }
     const sentence = /[.!?]$/.test(why) ? why : `${why}.`;
     const max = this.max;
-    if (max === 0 || this.failures > max) {
+    if (counts && (max === 0 || this.failures > max)) {
       this.stopped = new ConsumerGaveUp(max === 0
         ? `Retrying to re-establish a connection to the message broker after a connection loss has been disabled (app.conf.broker_connection_retry=False): ${sentence} Shutting down...`
         : `Gave up consuming from ${this.o.where} after ${max} retries (broker_connection_max_retries=${max}): ${sentence} ` +

@@ -13,12 +13,9 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Reconnect delays: 1 s, 2 s, 3 s ... capped at 5 s (shorter than kombu's 2..30 s, so workers resume quickly). */
-export function reconnectDelay(attempt: number): number {
-  return Math.min(1000 * (attempt + 1), 5000);
-}
+import { reconnectDelay } from '../connection-retry.js';
 
-export { maxConnectionRetries } from '../connection-retry.js';
+export { maxConnectionRetries, reconnectDelay } from '../connection-retry.js';
 
 export class AmqpConnection extends EventEmitter {
   private model: ChannelModel | null = null;
