@@ -101,11 +101,13 @@ export class RedisConsumer implements Consumer {
   async start(): Promise<void> {
     // Open the blocking connection now, so a refused connection (or max_connections) fails start().
     this.blocking = this.watch(await this.deps.newBlockingClient());
+    this.watch(this.deps.client, true);
     try {
       await this.renew();
     } catch (err) {
       this.blocking.disconnect();
       this.blocking = null;
+      this.unwatchShared?.();
       throw new Error(`Cannot consume from ${this.deps.displayUrl}: ${await this.explain(err)}`);
     }
     await this.restoreVisible().catch(async (err) => this.deps.logger.warning(`Restore of unacknowledged messages failed: ${await this.explain(err)}`));
@@ -203,7 +205,7 @@ export class RedisConsumer implements Consumer {
         }
         if (count > 0) {
           backoff = 0;
-          this.retries.succeeded(); // a fetch that brought messages, or a blocking wait, worked
+          this.retries.succeeded();
           // The batch is held (counted against prefetch) now, and handed to the handler once this
           // loop has sent the next fetch: Redis prepares that batch while this process runs this one.
           if (ready.length > 0) queueMicrotask(() => this.handOut(ready));
@@ -211,6 +213,7 @@ export class RedisConsumer implements Consumer {
         }
         if (this.fetches.length > 0 || this.dirtySources.size > 0 || !this.running || fetch.credit <= 0) continue;
         if (!(await this.blockForMessage())) continue;
+        // A fetch that brought messages, or a completed blocking wait: the attempts start over.
         backoff = 0;
         this.retries.succeeded();
       } catch (err) {
@@ -467,13 +470,21 @@ export class RedisConsumer implements Consumer {
     else for (const tag of missing) logger.warning(`possible_duplicate: message ${tag} was no longer held when acknowledged (${why}); it may run twice.`);
   }
 
-  /** Count each failed (re)connect of the fetch connection: a Redis that stays away is given up on. */
-  private watch(client: Redis): Redis {
-    client.on('error', (err: Error) => {
-      if (this.blocking === client && this.running && client.status !== 'ready') this.attemptFailed(err, 0).catch(() => undefined);
-    });
+  /**
+   * Count each failed (re)connect of the fetch connection (or of the shared one, which acks and renewals
+   * use): a Redis that stays away is given up on, whatever the loop is waiting for meanwhile.
+   */
+  private watch(client: Redis, shared = false): Redis {
+    const onError = (err: Error) => {
+      if (!this.running || client.status === 'ready' || (!shared && this.blocking !== client)) return;
+      this.attemptFailed(err, 0).catch(() => undefined);
+    };
+    client.on('error', onError);
+    if (shared) this.unwatchShared = () => client.off('error', onError);
     return client;
   }
+
+  private unwatchShared: (() => void) | undefined;
 
   /** An error said in full (ACL refusals name the command or key and the rule to add). */
   private explain(err: unknown): Promise<string> {
@@ -574,6 +585,7 @@ export class RedisConsumer implements Consumer {
 
   async close(): Promise<void> {
     await this.stop();
+    this.unwatchShared?.();
     clearInterval(this.renewTimer);
     const { keys } = this.deps;
     const logs = Array.from({ length: MAX_FETCHES_IN_FLIGHT }, (_, i) => keys.fetchLogKey(this.id, i));
