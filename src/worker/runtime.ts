@@ -24,6 +24,8 @@ import { WorkerControlTarget, type ControlSubject } from './remote-control.js';
 
 /** Results being stored / messages being settled after their handler returned, at least this many at once. */
 const FINISHING_MIN = 64;
+/** After the consumer gave up, how long shutdown still waits for acks and result stores. */
+const CONSUMER_LOST_SETTLE_MS = 5000;
 
 export class WorkerRuntime implements StrategyOwner, ControlSubject {
   readonly hostname: string;
@@ -56,6 +58,8 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
   private state: 'running' | 'stopping' | 'stopped' = 'running';
   private coldRequested = false;
   private coldNow: (() => void) | undefined;
+  /** The consumer gave up: the broker is not answering, so shutdown does not wait long on it. */
+  private consumerLost = false;
 
   constructor(
     readonly host: WorkerHost,
@@ -141,6 +145,7 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
 
   /** A worker that consumes nothing must not answer ping as alive: remote control stops first. */
   private consumerFailed(err: Error): void {
+    this.consumerLost = true;
     const control = this.control;
     this.control = undefined;
     void control?.stop().catch(() => undefined);
@@ -174,7 +179,8 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
       for (const r of [...this.running]) this.executor.kill(r.key, new PoolClosed('cold shutdown'));
     }
     await this.executor.close().catch(() => undefined);
-    await this.completions.settled();
+    if (this.consumerLost) await this.settledWithin(CONSUMER_LOST_SETTLE_MS);
+    else await this.completions.settled();
     const n = await this.consumer?.restoreUnacked().catch((err) => {
       this.logger.error(`Could not restore unacknowledged messages: ${(err as Error).message}`);
       return 0;
@@ -182,6 +188,14 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
     if (n) this.logger.info(`Restoring ${n} unacknowledged message(s)`);
     this.revoked.save();
     this.state = 'stopped';
+  }
+
+  /** Acks and stores still on their way to a broker that stopped answering: wait a little, then leave them. */
+  private async settledWithin(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([this.completions.settled().then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), ms)))]);
+    clearTimeout(timer);
+    if (late) this.logger.warning(`Stopped waiting for acknowledgements and results after ${ms / 1000}s: the broker is not answering; unacknowledged messages come back to their queue (Redis: after visibility_timeout).`);
   }
 
   /** Until running tasks end, `timeout` ms pass, or a cold shutdown's worker_soft_shutdown_timeout runs out. */

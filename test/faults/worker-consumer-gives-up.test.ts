@@ -43,7 +43,9 @@ async function cliWorker(broker: string, backend: string, maxRetries: number): P
 
 /** The process's exit code, waiting at most `ms`. */
 async function exitCode(p: ManagedProcess, ms: number): Promise<number | null> {
-  await eventually(() => !p.running, `${p.label} to exit`, ms, 100);
+  await eventually(() => !p.running, `${p.label} to exit`, ms, 100).catch((err: Error) => {
+    throw new Error(`${err.message}. Output:\n${p.tail()}`);
+  });
   return p.child.exitCode;
 }
 
@@ -56,6 +58,21 @@ test('[redis] Redis gone for good: after broker_connection_max_retries the CLI w
   const gaveUp = w.logs.split('\n').filter((l) => l.includes('Gave up consuming'));
   assert.equal(gaveUp.length, 1, w.tail());
   assert.match(gaveUp[0]!, /CRITICAL.*Unrecoverable error: Gave up consuming from redis:\/\/127\.0\.0\.1:\d+\/0 after 3 retries \(broker_connection_max_retries=3\): .*raise broker_connection_max_retries/);
+});
+
+test('[redis] Redis gone while an acks_late task runs: the task ends, its ack is not waited for long, and the worker exits 1', { timeout: 120_000 }, async () => {
+  const redis = await startRedisServer();
+  servers.push(redis);
+  const w = await cliWorker(redis.url(0), redis.url(1), 2);
+  const client = apps.at(-1)!;
+  const r = await client.sendTask('h.sleep_late', [4000]);
+  await w.waitForOutput(new RegExp(`h\\.sleep_late\\[${r.id}\\] received`), 20_000);
+  const killedAt = Date.now();
+  await redis.kill();
+  assert.equal(await exitCode(w, 60_000), 1, w.tail());
+  const took = Date.now() - killedAt;
+  assert.ok(took < 25_000, `exited ${took} ms after Redis went away (an ack to a dead Redis is given up on after 5 s)`);
+  assert.match(w.logs, /Stopped waiting for acknowledgements and results after 5s: the broker is not answering/);
 });
 
 test('[redis] a Redis that comes back within the retries: the worker resumes by itself and serves on', { timeout: 120_000 }, async () => {
