@@ -1,6 +1,6 @@
-// The worker: its options, banner and lifecycle. What runs once it has started (strategy, requests,
-// pool, executors, remote control) is runtime.ts, loaded with a dynamic import by start(), so the app
-// and a process that only publishes never load it.
+// The worker: banner, lifecycle and its events (options are checked in config.ts). What runs once it has
+// started (strategy, requests, pool, executors, remote control) is runtime.ts, loaded with a dynamic
+// import by start(), so the app and a process that only publishes never load it.
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../app/log.js';
 import { isThenable } from '../app/context.js';
