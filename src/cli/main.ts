@@ -122,6 +122,12 @@ export function buildProgram(): Command {
       process.on('SIGINT', () => stop(false));
       process.on('SIGQUIT', () => stop(true));
       worker.on('shutdownRequested', () => stop(false));
+      // The consumer gave up reconnecting (broker_connection_max_retries): the worker has stopped and
+      // logged why in one line; exit non-zero so a supervisor or container probe sees it.
+      worker.on('workerFailed', () => {
+        setTimeout(() => process.exit(1), 10_000).unref(); // closing connections to a dead broker must not hold the exit
+        void app.close().finally(() => process.exit(1));
+      });
       watchNpmParent(app, () => stop(false));
       // A signal during start-up (e.g. while retrying the broker) ends the start: the shutdown decides the exit.
       await worker.start().catch((err) => (signals > 0 ? new Promise<never>(() => undefined) : Promise.reject(err)));

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../app/log.js';
 import { WorkerLostError } from '../app/exceptions.js';
 import { errorOfOutcome, retryOptionsOf, type Job, type JobHooks } from './job.js';
-import { GUARDED_SIGNALS, type ChildMessage, type ParentMessage } from './child-protocol.js';
+import { GUARDED_SIGNALS, parseChildMessage, type ChildMessage, type ParentMessage } from './child-protocol.js';
 import { PoolClosed, type Executor } from './executor.js';
 import { fromCloneable, toCloneable } from '../protocol/cloneable.js';
 import { isTypeScriptFile, typeScriptMissing, typeScriptSupport } from '../app/typescript.js';
@@ -50,6 +50,8 @@ class Child {
   retiring = false;
   exited = false;
   isReady = false;
+  /** Messages from this child the worker could not read (the first one is logged). */
+  unreadable = 0;
   constructor(readonly index: number) {}
 }
 
@@ -86,7 +88,16 @@ export class ChildExecutor implements Executor {
     child.ready.catch(() => undefined);
     const timer = setTimeout(() => onFail(new Error(`${this.kind} pool child did not start within ${READY_TIMEOUT_MS / 1000}s`)), READY_TIMEOUT_MS);
     timer.unref();
-    const onMessage = (m: ChildMessage) => {
+    const onMessage = (raw: unknown) => {
+      const m = parseChildMessage(raw);
+      if (!m) return this.unreadable(child, raw);
+      try {
+        onChildMessage(m);
+      } catch (err) {
+        this.unreadable(child, raw, err);
+      }
+    };
+    const onChildMessage = (m: ChildMessage) => {
       if (m.type === 'ready') {
         clearTimeout(timer);
         child.isReady = true;
@@ -120,6 +131,26 @@ export class ChildExecutor implements Executor {
     child.handle = this.kind === 'thread' ? spawnThread(onMessage, onExit, ts) : spawnProcess(onMessage, onExit, ts);
     child.handle.send(init);
     return child;
+  }
+
+  /**
+   * A message the worker cannot use (task code posting to the pool's channel, or a broken child): logged
+   * once per child and ignored. If it claimed to end the running job, that outcome is lost: the child
+   * is replaced and the job fails, rather than wait forever.
+   */
+  private unreadable(child: Child, raw: unknown, err?: unknown): void {
+    if (child.unreadable++ === 0) {
+      this.o.logger.error(
+        `A ${this.kind} pool child (${child.handle.id}) sent a message the worker cannot read: ${preview(raw)}${err ? ` (${(err as Error).message})` : ''}. ` +
+          'It was ignored; task code must not post to the pool\'s channel (parentPort.postMessage, process.send). Further unreadable messages from this child are not logged.',
+      );
+    }
+    const r = child.job;
+    const claimsDone = typeof raw === 'object' && raw !== null && (raw as { type?: unknown }).type === 'done' && (raw as { key?: unknown }).key === r?.job.key;
+    if (r && claimsDone && !child.killReason) {
+      child.killReason = new WorkerLostError(`The ${this.kind} pool child reported the outcome of ${r.job.taskName}[${r.job.request.id}] in a form the worker cannot read; the child was replaced.`);
+      child.handle.kill();
+    }
   }
 
   private replace(): void {
@@ -228,6 +259,17 @@ export class ChildExecutor implements Executor {
   }
 }
 
+/** The start of an unreadable message, for the log. */
+function preview(raw: unknown): string {
+  let text: string;
+  try {
+    text = typeof raw === 'string' ? JSON.stringify(raw) : (JSON.stringify(raw) ?? String(raw));
+  } catch {
+    text = Object.prototype.toString.call(raw);
+  }
+  return text.length > 120 ? `${text.slice(0, 120)}…` : text;
+}
+
 type Tsx = { api: string; cjsApi: string; loader: string };
 
 /** The tsx loader a child needs: always when we run from source; for a TypeScript app module unless Node strips types. */
@@ -240,7 +282,7 @@ function tsxFor(module: string): Tsx | null {
   return null;
 }
 
-function spawnThread(onMessage: (m: ChildMessage) => void, onExit: (how: string) => void, tsx: Tsx | null): Handle {
+function spawnThread(onMessage: (m: unknown) => void, onExit: (how: string) => void, tsx: Tsx | null): Handle {
   let code: string;
   if (tsx) {
     // Threads do not inherit --import hooks: register tsx (ESM and CommonJS hooks) before loading the entry.
@@ -261,11 +303,11 @@ function spawnThread(onMessage: (m: ChildMessage) => void, onExit: (how: string)
   };
 }
 
-function spawnProcess(onMessage: (m: ChildMessage) => void, onExit: (how: string) => void, tsx: Tsx | null): Handle {
+function spawnProcess(onMessage: (m: unknown) => void, onExit: (how: string) => void, tsx: Tsx | null): Handle {
   const entry = fileURLToPath(ENTRY);
   const execArgv = tsx ? ['--import', tsx.loader] : [];
   const p: ChildProcess = fork(entry, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  p.on('message', (m) => onMessage(m as ChildMessage));
+  p.on('message', (m) => onMessage(m));
   p.on('error', () => undefined);
   p.on('exit', (code, signal) => onExit(signal ? `signal ${signal}` : `exitcode ${code}`));
   return {

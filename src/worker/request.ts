@@ -176,7 +176,7 @@ export class Request implements Job, JobHooks {
     const finishing = ok ? this.onSuccess(outcome, runtime) : this.onFailure(outcome, runtime);
     // The pool slot is free once the handler has returned; beyond the limit the slot waits.
     if (w.completions.inFlight >= limit) return finishing;
-    w.completions.track(finishing);
+    w.completions.track(finishing, this);
   }
 
   /** What a success reports (log line, taskSuccess, taskPostrun), or null when nobody would see it. */
@@ -330,6 +330,18 @@ export class Request implements Job, JobHooks {
     } catch (err) {
       this.w.logger.error(`Could not ${how} the message of ${this.fields.task}[${this.fields.id}]: ${(err as Error).message}; the broker will deliver it again.`);
     }
+  }
+
+  /**
+   * The worker failed on this run (not the task): say so once and settle the message so it is never
+   * held forever: requeued the first time, rejected if it comes back (a poison message cannot loop).
+   */
+  onInternalError(err: unknown): void {
+    this.w.running.delete(this);
+    const requeue = !this.acknowledged && !this.delivery.redelivered;
+    const fate = this.acknowledged ? 'Its message was already acknowledged' : requeue ? 'Its message is requeued once' : 'Its message came back before and is rejected';
+    void this.settle(requeue ? 'requeue' : 'reject'); // first: the line below may fail the same way
+    this.w.logger.error(`Internal error in the worker while running ${this.fields.task}[${this.fields.id}]: ${(err as Error)?.stack ?? err}\n${fate}; please report this.`);
   }
 
   /** Store a state; false (and logged) when the backend failed. */

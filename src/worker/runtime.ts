@@ -25,6 +25,8 @@ import { WorkerControlTarget, type ControlSubject } from './remote-control.js';
 
 /** Results being stored / messages being settled after their handler returned, at least this many at once. */
 const FINISHING_MIN = 64;
+/** After the consumer gave up, how long shutdown still waits for acks and result stores. */
+const CONSUMER_LOST_SETTLE_MS = 5000;
 
 export class WorkerRuntime implements StrategyOwner, ControlSubject {
   readonly hostname: string;
@@ -57,8 +59,16 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
   private state: 'running' | 'stopping' | 'stopped' = 'running';
   private coldRequested = false;
   private coldNow: (() => void) | undefined;
+  /** The consumer gave up: the broker is not answering, so shutdown does not wait long on it. */
+  private consumerLost = false;
 
-  constructor(readonly host: WorkerHost, private readonly config: WorkerConfig, readonly events: EventEmitter) {
+  constructor(
+    readonly host: WorkerHost,
+    private readonly config: WorkerConfig,
+    readonly events: EventEmitter,
+    /** The consumer gave up: the worker shuts down and exits non-zero. */
+    private readonly onFailure: (err: Error) => void,
+  ) {
     const conf = host.conf;
     this.hostname = config.hostname;
     this.logger = config.logger;
@@ -71,7 +81,7 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
     this.taskOptions = new TaskOptionsCache(conf);
     this.pool = new AsyncPool(config.autoscale ? config.autoscale.min : config.concurrency);
     this.executor = new InlineExecutor(host.tasks);
-    this.revoked = new RevokedSet(config.statedb);
+    this.revoked = new RevokedSet(config.statedb, this.logger);
     if (!conf.worker_disable_rate_limits) {
       for (const t of host.tasks.values()) {
         const r = parseRate((t.options.rate_limit ?? conf.task_default_rate_limit) as string | number | null | undefined);
@@ -127,11 +137,20 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
       this.control = control;
     }
     const strategy = new Strategy(this);
-    this.consumer = await this.broker.consume(config.queues, strategy.onDelivery, { prefetch: this.prefetch });
+    this.consumer = await this.broker.consume(config.queues, strategy.onDelivery, { prefetch: this.prefetch, onFailure: (err) => this.consumerFailed(err) });
     if (this.autoscaleLimits) {
       this.autoscaler = new Autoscaler(this.autoscaleLimits, this.pool, this.executor, this.logger);
       this.autoscaler.start();
     }
+  }
+
+  /** A worker that consumes nothing must not answer ping as alive: remote control stops first. */
+  private consumerFailed(err: Error): void {
+    this.consumerLost = true;
+    const control = this.control;
+    this.control = undefined;
+    void control?.stop().catch(() => undefined);
+    this.onFailure(err);
   }
 
   /** Turn a warm shutdown in progress cold. */
@@ -161,7 +180,8 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
       for (const r of [...this.running]) this.executor.kill(r.key, new PoolClosed('cold shutdown'));
     }
     await this.executor.close().catch(() => undefined);
-    await this.completions.settled();
+    if (this.consumerLost) await this.settledWithin(CONSUMER_LOST_SETTLE_MS);
+    else await this.completions.settled();
     const n = await this.consumer?.restoreUnacked().catch((err) => {
       this.logger.error(`Could not restore unacknowledged messages: ${(err as Error).message}`);
       return 0;
@@ -169,6 +189,14 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
     if (n) this.logger.info(`Restoring ${n} unacknowledged message(s)`);
     this.revoked.save();
     this.state = 'stopped';
+  }
+
+  /** Acks and stores still on their way to a broker that stopped answering: wait a little, then leave them. */
+  private async settledWithin(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([this.completions.settled().then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), ms)))]);
+    clearTimeout(timer);
+    if (late) this.logger.warning(`Stopped waiting for acknowledgements and results after ${ms / 1000}s: the broker is not answering; unacknowledged messages come back to their queue (Redis: after visibility_timeout).`);
   }
 
   /** Until running tasks end, `timeout` ms pass, or a cold shutdown's worker_soft_shutdown_timeout runs out. */

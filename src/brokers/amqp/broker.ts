@@ -199,7 +199,7 @@ export class AmqpBroker implements Broker {
   }
 
   async consume(queues: string[], handler: DeliveryHandler, opts: ConsumeOptions): Promise<Consumer> {
-    const consumer = new AmqpConsumer(this.endpoint, this.ctx.settings, this.ctx.logger, queues, handler, opts.prefetch);
+    const consumer = new AmqpConsumer(this.endpoint, this.ctx.settings, this.ctx.logger, queues, handler, opts.prefetch, opts.onFailure);
     this.consumers.add(consumer);
     try {
       await consumer.start();

@@ -172,6 +172,10 @@ export class RedisBroker implements Broker {
         keys: this.keys,
         logger: this.ctx.logger,
         visibilityTimeout: this.visibilityTimeout,
+        retry: this.ctx.settings,
+        displayUrl: this.displayUrl,
+        user: this.target.options.username ?? 'default',
+        onFailure: opts.onFailure,
         newBlockingClient: async () => {
           this.budget.take('blocking (consumer)');
           let b: Redis;

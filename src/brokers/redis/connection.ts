@@ -146,10 +146,7 @@ export async function connectClient(target: RedisTarget, transport: TransportOpt
   client.on('error', onError);
   const timeoutMs = (role.connectTimeout ?? 10) * 1000;
   try {
-    await Promise.race([
-      client.connect(),
-      new Promise((_, reject) => setTimeout(() => reject(lastError ?? new Error('timed out')), timeoutMs).unref()),
-    ]);
+    await withDeadline(client.connect(), timeoutMs, () => Promise.reject(lastError ?? new Error('timed out')));
   } catch (err) {
     client.disconnect();
     const why = (lastError ?? (err as Error)).message.replace(/[.\s]+$/, '');
@@ -191,10 +188,23 @@ export async function closeClient(client: Redis | undefined): Promise<void> {
   if (!client) return;
   if (client.status === 'ready') {
     try {
-      await Promise.race([client.quit(), new Promise((r) => setTimeout(r, 1000).unref())]);
+      await withDeadline(client.quit(), 1000, () => undefined);
     } catch {
       /* already closing */
     }
   }
   client.disconnect();
+}
+
+/** `work`, or what `late` gives once `ms` have passed; the timer never outlives the race. */
+async function withDeadline<T, L>(work: Promise<T>, ms: number, late: () => L | Promise<L>): Promise<T | L> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<L>((resolve, reject) => {
+    timer = setTimeout(() => Promise.resolve().then(late).then(resolve, reject), ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -1,6 +1,7 @@
 // The one loader for every Lua script of ours (broker and result backend): one file each in lua/,
 // opening with a header naming KEYS, ARGV and the reply; defined once per client as a custom command
 // and called by SHA (ioredis: EVALSHA with an EVAL fallback).
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
@@ -58,4 +59,16 @@ export function scriptsFor(client: Redis, names: readonly ScriptName[] = Object.
   return {
     run: (name, keys, args) => c[COMMANDS[name]]!.call(client, keys.length, ...keys, ...args),
   };
+}
+
+/** Which of our scripts has this SHA1, and the commands it runs (to name them in an ACL error). */
+export function scriptOfSha(sha: string): { name: ScriptName; commands: string[] } | undefined {
+  for (const name of Object.keys(COMMANDS) as ScriptName[]) {
+    const lua = source(name);
+    if (createHash('sha1').update(lua).digest('hex') !== sha.toLowerCase()) continue;
+    const commands = new Set<string>();
+    for (const m of lua.matchAll(/redis\.p?call\(\s*'([A-Za-z]+)'/g)) commands.add(m[1]!.toLowerCase());
+    return { name, commands: [...commands].sort() };
+  }
+  return undefined;
 }
