@@ -1,6 +1,6 @@
 // Celery's Redis result backend: celery-task-meta-<id> JSON, SETEX + PUBLISH, pub/sub waits.
 import { ReplyError, type Redis } from 'ioredis';
-import type { BackendContext, ResultBackend, ResultMeta, WaitOptions } from './types.js';
+import type { BackendContext, ChordJoin, ChordPart, ResultBackend, ResultMeta, WaitOptions } from './types.js';
 import { READY_STATES, pendingMeta } from './types.js';
 import { flatten } from '../protocol/json.js';
 import { parseRedisUrl, backendKeyPrefix, type RedisTarget } from '../brokers/redis/url.js';
@@ -11,6 +11,7 @@ import type { SharedBuckets } from '../brokers/types.js';
 import { redisBuckets } from '../brokers/redis/rate-limit-buckets.js';
 import { TimeoutError, withRetries } from './retry.js';
 import { encodeWith, readMeta, resultCodec, type ResultCodec } from './encode.js';
+import { RedisChords } from './redis-chord.js';
 
 interface StoreBatch {
   keys: string[];
@@ -36,6 +37,7 @@ export class RedisBackend implements ResultBackend {
   private readonly retryPolicy: RetryPolicy;
   private readonly budget: ConnectionBudget;
   private readonly codec: ResultCodec;
+  private readonly chords: RedisChords;
 
   constructor(url: string, private readonly ctx: BackendContext) {
     const s = ctx.settings;
@@ -53,6 +55,40 @@ export class RedisBackend implements ResultBackend {
     this.displayUrl = this.target.displayUrl;
     this.prefix = backendKeyPrefix(this.transport.global_keyprefix);
     this.retryPolicy = { max_retries: 20, interval_start: 0, interval_step: 1, interval_max: 1, ...(this.transport.retry_policy ?? {}) };
+    const expires = () => (s.result_expires ? Math.trunc(s.result_expires) : 0);
+    this.chords = new RedisChords({
+      client: () => this.cmd(),
+      groupKey: (gid, suffix = '') => `${this.prefix}celery-taskset-meta-${gid}${suffix}`,
+      codec: this.codec,
+      expires,
+      ordered: this.transport.result_chord_ordered !== false,
+      retry: (what, fn) => withRetries(this.retryPolicy, `${what} in ${this.displayUrl}`, fn),
+    });
+  }
+
+  // Chords join here, on Celery's keys (backends/redis-chord.ts).
+  chordPartReturn(groupId: string, part: ChordPart, peerTags?: boolean): Promise<ChordJoin | null> {
+    return this.chords.partReturn(groupId, part, peerTags);
+  }
+
+  chordDone(groupId: string): Promise<void> {
+    return this.chords.done(groupId);
+  }
+
+  setChordSize(groupId: string, size: number): Promise<void> {
+    return this.chords.setChordSize(groupId, size);
+  }
+
+  saveGroup(groupId: string, result: unknown): Promise<void> {
+    return this.chords.saveGroup(groupId, result);
+  }
+
+  restoreGroup(groupId: string): Promise<unknown> {
+    return this.chords.restoreGroup(groupId);
+  }
+
+  deleteGroup(groupId: string): Promise<void> {
+    return this.chords.deleteGroup(groupId);
   }
 
   key(taskId: string): string {

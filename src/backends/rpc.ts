@@ -16,6 +16,7 @@ import { AmqpConnection, maxConnectionRetries, reconnectDelay, sleep } from '../
 import { toFieldTable } from '../brokers/amqp/field-table.js';
 import { BrokerConnectionError, explainChannelError } from '../brokers/amqp/errors.js';
 import { encodeWith, readMeta, resultCodec, type ResultCodec } from './encode.js';
+import { NotImplementedError } from '../app/exceptions.js';
 
 /** Replies nobody has asked for yet are kept, up to this many tasks (oldest dropped first). */
 const MAX_BUFFERED = 10_000;
@@ -178,6 +179,14 @@ export class RpcBackend implements ResultBackend {
         await sleep(Math.min(1000, 200 * (attempt + 1)));
       }
     }
+  }
+
+  /** Celery's rpc backend refuses chords: replies go to one client, so no worker can see the others' results. */
+  ensureChordsAllowed(): void {
+    throw new NotImplementedError(
+      'The "rpc" result backend does not support chords!\n\nNote that a group chained with a task is also upgraded to be a chord,\n'
+      + 'as this pattern requires synchronization.\n\nResult backends that supports chords: Redis, Database, Memcached, and more.',
+    );
   }
 
   async get(taskId: string): Promise<ResultMeta> {
