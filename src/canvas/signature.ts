@@ -160,16 +160,19 @@ export class Signature<P extends unknown[] = any[], R = any, I extends boolean =
     this.listOption(key).push(...(Array.isArray(value) ? value : [value]));
   }
 
-  /** Stamp this signature (Celery ≥ 5.3 stamping): the stamps travel as message headers, untouched by the worker. */
+  /**
+   * Stamp this signature, its links and, for a chain, group or chord, every task in it (Celery ≥ 5.3
+   * stamping): the stamps travel as message headers, and workers carry them on untouched.
+   */
   stamp(headers: Record<string, unknown>): this {
-    for (const key of ['link', 'link_error']) {
-      const links = this.options[key];
-      for (const link of Array.isArray(links) ? links : [links]) if (link instanceof Signature) link.stamp(headers);
-    }
+    const k = this.kwargs;
+    const header = k.header instanceof Signature ? [k.header] : k.header;
+    const inner = [this.options.link, this.options.link_error, k.tasks, header, k.body].flatMap((v) => (Array.isArray(v) ? v : [v]));
+    for (const s of inner) if (s instanceof Signature) s.stamp(headers);
     const names = new Set<string>(Array.isArray(this.options.stamped_headers) ? (this.options.stamped_headers as string[]) : []);
-    for (const [k, v] of Object.entries(headers)) {
-      names.add(k);
-      this.options[k] = v;
+    for (const [key, v] of Object.entries(headers)) {
+      names.add(key);
+      this.options[key] = v;
     }
     this.options.stamped_headers = [...names];
     return this;

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import type { Celeriac } from '../../src/index.js';
+import { createLogger, type Celeriac } from '../../src/index.js';
 import { chain, chord, group, xmap, xstarmap, chunks, type AnySignature } from '../../src/canvas/index.js';
 import type { ResultNode } from '../../src/app/result.js';
 import { eventually, uniqueName } from '../helpers/services.js';
@@ -44,6 +44,7 @@ export function canvasInteropSuite(t: Transport): void {
     e = { broker: t.broker(), backend: t.backend(), queue: qTs, routes };
     redis = new Redis(t.backend());
     app = createInteropApp({ broker: e.broker, backend: e.backend });
+  app.logger = createLogger('critical');
     app.configure({ task_routes: routes, task_default_queue: qTs });
     tasks = registerCanvasTasks(app, e.backend!);
     worker = app.worker({ queues: [qTs], concurrency: 8, hostname: `ts-canvas-${process.pid}@interop`, loglevel: 'critical' });
