@@ -32,6 +32,8 @@ export function repr(v: unknown, depth = 0): string {
   if (v instanceof Date) return `datetime.datetime.fromisoformat('${v.toISOString()}')`;
   if (Buffer.isBuffer(v)) return 'b' + reprString(v.toString('latin1'));
   if (Array.isArray(v)) return '[' + v.map((x) => repr(x, depth + 1)).join(', ') + ']';
+  // An object with a JSON form (a signature, a result) reads as what it is sent as.
+  if (typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') return repr((v as { toJSON(): unknown }).toJSON(), depth + 1);
   if (typeof v === 'object') {
     const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined);
     return '{' + entries.map(([k, x]) => reprString(k) + ': ' + repr(x, depth + 1)).join(', ') + '}';

@@ -5,13 +5,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger, type Celeriac } from '../../src/index.js';
-import { chain, chord, group } from '../../src/canvas/index.js';
+import { Redis } from 'ioredis';
+import { chain, chord, chunks, group, xstarmap, type AnySignature } from '../../src/canvas/index.js';
+import { readQueue } from './redis-tools.js';
 import { redisDb, requireRedis, uniqueName } from '../helpers/services.js';
 import type { ManagedProcess } from './harness.js';
 import { createInteropApp } from './ts/tasks.js';
 import { registerCanvasTasks } from './ts/canvas-tasks.js';
 import {
-  assertSameInTs, PYTHON56, readInTs, requireCelery56, runCanvasProducer, s, startCanvasWorker, type CanvasEnv,
+  assertSameInTs, PYTHON56, readInTs, requireCelery56, runCanvasProducer, s, startCanvasWorker, type Canvas, type CanvasEnv,
 } from './canvas-harness.js';
 
 const qTs = uniqueName('canvas56-ts');
@@ -85,3 +87,64 @@ test('Celery 5.6: TS-built stamped chains, groups and chords run on the 5.6 work
   assert.equal(cfOut.error?.name, 'ChordError');
   assert.match(cfOut.error!.message, /^Dependency [0-9a-f-]{36} raised ValueError\('bad thing'\)$/);
 });
+
+test('Celery 5.6: a TS-built canvas is the message Python builds for the same canvas, byte for byte in its body (ids, reply_to and origin aside)', async () => {
+  const redis = new Redis(e.broker);
+  const sig = (name: string, ...args: unknown[]) => app.signature(name, args);
+  const cases: [string, Canvas, () => AnySignature, Record<string, unknown>?][] = [
+    ['chain', { chain: [s('tasks.add', [1, 2]), s('tasks.add', [10]), s('tasks.mul', [3])] }, () => chain(sig('tasks.add', 1, 2), sig('tasks.add', 10), sig('tasks.mul', 3))],
+    ['group', { group: [s('tasks.add', [1, 2]), s('tasks.add', [3, 4])] }, () => group(sig('tasks.add', 1, 2), sig('tasks.add', 3, 4))],
+    ['chord', { chord: [s('tasks.add', [1, 1]), s('tasks.add', [2, 2])], body: s('tasks.tsum') }, () => chord([sig('tasks.add', 1, 1), sig('tasks.add', 2, 2)], sig('tasks.tsum'))],
+    ['chain with a group then a task (a chord inside)', { chain: [s('tasks.add', [1, 2]), { group: [s('tasks.add', [1]), s('tasks.add', [2])] }, s('tasks.tsum')] },
+      () => chain(sig('tasks.add', 1, 2), group(sig('tasks.add', 1), sig('tasks.add', 2)), sig('tasks.tsum'))],
+    ['chain ending in a group', { chain: [s('tasks.add', [1, 2]), { group: [s('tasks.add', [1]), s('tasks.add', [2])] }] }, () => chain(sig('tasks.add', 1, 2), group(sig('tasks.add', 1), sig('tasks.add', 2)))],
+    ['link and link_error', s('tasks.add', [1, 2], { link: [s('tasks.mul', [2])], link_error: [s('tasks.err')] }), () => {
+      const a = sig('tasks.add', 1, 2);
+      a.link(sig('tasks.mul', 2));
+      a.linkError(sig('tasks.err'));
+      return a;
+    }],
+    ['starmap', { starmap: s('tasks.add'), it: [[1, 2], [3, 4]] }, () => xstarmap(sig('tasks.add'), [[1, 2], [3, 4]])],
+    ['chunks', { chunks: s('tasks.add'), it: [[0, 0], [1, 1], [2, 2]], n: 2 }, () => chunks(sig('tasks.add'), [[0, 0], [1, 1], [2, 2]], 2)],
+    ['stamped chain', { chain: [s('tasks.add', [1, 2]), s('tasks.add', [10])] }, () => chain(sig('tasks.add', 1, 2), sig('tasks.add', 10)).stamp({ mystamp: 'x' }), { mystamp: 'x' }],
+  ];
+  try {
+    for (const [what, pyCanvas, tsCanvas, stamp] of cases) {
+      const [qPyCap, qTsCap] = [uniqueName('wire56-py'), uniqueName('wire56-ts')];
+      await runCanvasProducer(e, [{ canvas: pyCanvas, options: { queue: qPyCap }, wait: false, stamp }]);
+      await tsCanvas().applyAsync([], {}, { queue: qTsCap });
+      const [pyItems, tsItems] = [await readQueue(redis, qPyCap), await readQueue(redis, qTsCap)];
+      assert.ok(pyItems.length > 0, `${what}: Python published`);
+      assert.equal(tsItems.length, pyItems.length, `${what}: as many messages`);
+      const norm = normalizer([qPyCap, qTsCap]);
+      pyItems.forEach((p, i) => {
+        const t = tsItems[i]!;
+        assert.equal(norm.ts(t.bodyText), norm.py(p.bodyText), `${what}: message ${i} body`);
+        const headers = (h: Record<string, unknown>, n: (x: string) => string) => {
+          const out = JSON.parse(n(JSON.stringify(h))) as Record<string, unknown>;
+          // Python's repr shows the tuples a map's items are; JS has only lists (informational, for logs).
+          if (/^(starmap|chunks)$/.test(what)) delete out.kwargsrepr;
+          return out;
+        };
+        assert.deepEqual(headers(t.envelope.headers, norm.ts), headers(p.envelope.headers, norm.py), `${what}: message ${i} headers`);
+      });
+    }
+  } finally {
+    redis.disconnect();
+  }
+});
+
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
+
+/** Ids numbered by first appearance (per side), queue names and origins replaced: what is left must match. */
+function normalizer(queues: string[]) {
+  const side = () => {
+    const ids = new Map<string, string>();
+    return (text: string) => {
+      let out = text.replace(UUID, (u) => ids.get(u) ?? (ids.set(u, `<id${ids.size}>`), ids.get(u)!));
+      for (const q of queues) out = out.split(q).join('<queue>');
+      return out.replace(/gen\d+@[^"]+/g, '<origin>');
+    };
+  };
+  return { py: side(), ts: side() };
+}

@@ -56,6 +56,8 @@ export interface PyCanvasCall {
   canvas: Canvas;
   options?: Record<string, unknown>;
   stamp?: Record<string, unknown>;
+  /** Wait for the result (default true). */
+  wait?: boolean;
 }
 
 export interface PyError { type: string; module: string; args: unknown[]; repr: string }
