@@ -87,9 +87,9 @@ export class Celeriac implements CanvasHost {
    * A signature by task name, e.g. of a task only Python implements, or from its dict (Celery's
    * app.signature). Untyped unless you give its types: app.signature<[number], number>('py.double').
    */
-  signature<P extends unknown[] = any[], R = any>(task: string | SignatureDict | Signature, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: ApplyOptions = {}): Signature<P, R, false> {
-    if (typeof task !== 'string') return maybeSignature(task, this, task instanceof Signature) as Signature<P, R, false>;
-    return new Signature<P, R, false>(task, args, kwargs, normalizeOptions(options), null, false, this);
+  signature<P extends unknown[] = any[], R = any>(task: string | SignatureDict | Signature, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: ApplyOptions = {}): Signature<P, R, false, AsyncResult<R>> {
+    if (typeof task !== 'string') return maybeSignature(task, this, task instanceof Signature) as Signature<P, R, false, AsyncResult<R>>;
+    return new Signature<P, R, false, AsyncResult<R>>(task, args, kwargs, normalizeOptions(options), null, false, this);
   }
 
   get brokerUrl(): string {

@@ -6,6 +6,7 @@ import { normalizeOptions } from './options.js';
 import { runInTaskContext, type TaskContext } from './context.js';
 import { parameterNames, bindArguments } from './params.js';
 import { Signature } from '../canvas/signature.js';
+import type { AsyncResult as Result } from './result.js';
 import { Chunks, XMap, XStarmap } from '../canvas/map.js';
 import type { Remaining, Suffix } from '../canvas/types.js';
 
@@ -49,17 +50,17 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
    * A signature of this task with `args` bound at the end of its parameters (Celery's task.s): in a
    * chain the previous step's result comes first. add.s(2, 2) is complete; add.s(4) still takes x.
    */
-  s<B extends Suffix<Required<A>>>(...args: B): Signature<Remaining<A, B>, R, false> {
+  s<B extends Suffix<Required<A>>>(...args: B): Signature<Remaining<A, B>, R, false, Result<R>> {
     return new Signature(this.name, args, {}, {}, null, false, this.app);
   }
 
   /** An immutable signature (Celery's task.si): it ignores the result of the step before it. */
-  si(...args: A): Signature<[], R, true> {
-    return new Signature(this.name, args, {}, {}, null, true, this.app) as Signature<[], R, true>;
+  si(...args: A): Signature<[], R, true, Result<R>> {
+    return new Signature(this.name, args, {}, {}, null, true, this.app) as Signature<[], R, true, Result<R>>;
   }
 
   /** A signature with args, kwargs and options (Celery's task.signature); untyped in its open parameters. */
-  signature(args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: ApplyOptions = {}): Signature<any[], R, false> {
+  signature(args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: ApplyOptions = {}): Signature<any[], R, false, Result<R>> {
     return new Signature(this.name, args, kwargs, normalizeOptions(options), null, false, this.app);
   }
 

@@ -1,7 +1,7 @@
 // Celery's chain: only the first task is sent; the others travel in its embed.chain, last step first,
 // and each worker pops the next one and applies it with the result. A group followed by a step becomes
 // a chord; nested chains are spliced in. Ported from celery/canvas.py (5.6) prepare_steps and run.
-import type { ResultNode } from '../app/result.js';
+import type { AsyncResult, ResultNode } from '../app/result.js';
 import type { CanvasHost } from './types.js';
 import type { Dispatch } from './dispatch.js';
 import { Group, maybeUnrollGroup } from './group.js';
@@ -22,7 +22,7 @@ interface StepOptions {
   dispatch?: Dispatch;
 }
 
-export class Chain<P extends unknown[] = any[], R = any> extends Signature<P, R> {
+export class Chain<P extends unknown[] = any[], R = any> extends Signature<P, R, boolean, AsyncResult<R>> {
   constructor(tasks: readonly Member[], options: Record<string, unknown> = {}, app?: CanvasHost) {
     const first = tasks.find((t): t is Signature => t instanceof Signature);
     super('celery.chain', [], { tasks: [...tasks] }, options, 'chain', false, app ?? first?.app);
@@ -50,7 +50,7 @@ export class Chain<P extends unknown[] = any[], R = any> extends Signature<P, R>
   }
 
   /** This chain followed by `next` (Celery's chain | task). */
-  pipe<R2>(next: Signature<[R], R2, boolean> | Signature<[R, ...unknown[]], R2, boolean>): Chain<P, R2> {
+  pipe<R2>(next: Signature<[R], R2, boolean, ResultNode> | Signature<[R, ...unknown[]], R2, boolean, ResultNode> | Signature<any[], R2, true, ResultNode>): Chain<P, R2> {
     return new Chain<P, R2>([...this.tasks.map((t) => t.clone()), next], {}, this.app);
   }
 

@@ -3,7 +3,7 @@
 // celery/canvas.py (5.6): the header size is set before the header is published, the body's options
 // take the group id, and a backend without a join gets celery.chord_unlock.
 import { randomUUID } from 'node:crypto';
-import type { ResultNode } from '../app/result.js';
+import type { AsyncResult, ResultNode } from '../app/result.js';
 import type { CanvasHost } from './types.js';
 import type { Dispatch } from './dispatch.js';
 import { Group } from './group.js';
@@ -12,7 +12,7 @@ import { maybeSignature, registerType, Signature, type FreezeOptions, type Signa
 type Member = Signature | SignatureDict;
 export type ChordHeader = Group | readonly Member[] | Member;
 
-export class Chord<R = any> extends Signature<[], R> {
+export class Chord<R = any> extends Signature<[], R, boolean, AsyncResult<R>> {
   constructor(header: ChordHeader, body: Member | null, options: Record<string, unknown> = {}, app?: CanvasHost, extraKwargs: Record<string, unknown> = { kwargs: {} }) {
     const tasks = headerTasks(header, app);
     const b = maybeSignature(body ?? null, app);

@@ -1,7 +1,7 @@
 // Celery's group: tasks applied in parallel under one group id, each with its group_index; the header
 // of a chord is a group whose members carry the chord body. Ported from celery/canvas.py (5.6).
 import { randomUUID } from 'node:crypto';
-import type { ResultNode } from '../app/result.js';
+import type { GroupResult, ResultNode } from '../app/result.js';
 import type { CanvasHost } from './types.js';
 import type { Dispatch } from './dispatch.js';
 import { descend, maybeSignature, registerType, Signature, type FreezeOptions, type SignatureDict } from './signature.js';
@@ -11,7 +11,7 @@ type Prepared = [sig: Signature, result: ResultNode, groupId: string];
 
 const IMMUTABLE_OPTIONS = new Set(['group_id', 'stamped_headers']);
 
-export class Group<Rs extends unknown[] = any[], P extends unknown[] = any[]> extends Signature<P, Rs> {
+export class Group<Rs extends unknown[] = any[], P extends unknown[] = any[]> extends Signature<P, Rs, boolean, GroupResult<Rs>> {
   constructor(tasks: readonly Member[], options: Record<string, unknown> = {}, app?: CanvasHost) {
     const first = tasks.find((t): t is Signature => t instanceof Signature);
     super('celery.group', [], { tasks: [...tasks] }, options, 'group', false, app ?? first?.app);

@@ -16,10 +16,10 @@ export { Dispatch, currentCallContext } from './dispatch.js';
 export type { CanvasHost, CanvasTask, CallContext, Suffix, Remaining, TakesResult } from './types.js';
 
 /** Any signature, typed or not. */
-export type AnySignature = Signature<any, any, any>;
-export type ParamsOf<S> = S extends Signature<infer P, any, any> ? P : never;
-export type ResultOf<S> = S extends Signature<any, infer R, any> ? R : never;
-type ImmutableOf<S> = S extends Signature<any, any, infer I> ? I : never;
+export type AnySignature = Signature<any, any, any, any>;
+export type ParamsOf<S> = S extends Signature<infer P, any, any, any> ? P : never;
+export type ResultOf<S> = S extends Signature<any, infer R, any, any> ? R : never;
+type ImmutableOf<S> = S extends Signature<any, any, infer I, any> ? I : never;
 type Last<S extends readonly unknown[]> = S extends readonly [...unknown[], infer L] ? L : S extends readonly (infer E)[] ? E : never;
 
 /** What a step that does not fit is checked against: the compiler names the previous result and the step. */

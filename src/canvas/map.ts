@@ -2,7 +2,7 @@
 // in-process for each item, or a group of starmaps over chunks of the items. They travel as plain
 // signatures of those built-in tasks (subtask_type null, as Celery writes them), routed where the task
 // they call is routed.
-import type { ResultNode } from '../app/result.js';
+import type { AsyncResult, GroupResult, ResultNode } from '../app/result.js';
 import type { CanvasHost } from './types.js';
 import type { Dispatch } from './dispatch.js';
 import { Group } from './group.js';
@@ -14,7 +14,7 @@ function innerName(task: Inner): string {
   return task instanceof Signature ? task.task : String(task.task);
 }
 
-class BaseMap<R> extends Signature<[], R[]> {
+class BaseMap<R> extends Signature<[], R[], true, AsyncResult<R[]>> {
   constructor(builtin: string, task: Inner, it: Iterable<unknown>, options: Record<string, unknown>, app?: CanvasHost) {
     super(builtin, [], { task, it: [...it] }, options, null, true, app ?? (task instanceof Signature ? task.app : undefined));
   }
@@ -40,7 +40,7 @@ export class XStarmap<R = unknown> extends BaseMap<R> {
 }
 
 /** The items in chunks of n, each a celery.starmap task of one group (Celery's chunks; task.chunks(it, n)). */
-export class Chunks<R = unknown> extends Signature<[], R[][]> {
+export class Chunks<R = unknown> extends Signature<[], R[][], true, GroupResult<R[][]>> {
   constructor(task: Inner, it: Iterable<unknown[]>, n: number, options: Record<string, unknown> = {}, app?: CanvasHost) {
     if (!Number.isInteger(n) || n < 1) throw new TypeError(`chunks: n must be a positive integer, got ${JSON.stringify(n)}`);
     super('celery.chunks', [], { task, it: [...it], n }, options, null, true, app ?? (task instanceof Signature ? task.app : undefined));

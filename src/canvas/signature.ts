@@ -38,7 +38,7 @@ export function registerType(name: string, cls: SignatureClass): void {
   TYPES.set(name, cls);
 }
 
-export class Signature<P extends unknown[] = any[], R = any, I extends boolean = boolean> {
+export class Signature<P extends unknown[] = any[], R = any, I extends boolean = boolean, H extends ResultNode = ResultNode> {
   task: string;
   args: unknown[];
   kwargs: Record<string, unknown>;
@@ -192,13 +192,13 @@ export class Signature<P extends unknown[] = any[], R = any, I extends boolean =
     return this.host().AsyncResult(tid);
   }
 
-  /** Send it: partial args first, kwargs and options merged (Celery's apply_async). */
-  async applyAsync(args?: P | unknown[], kwargs: Record<string, unknown> = {}, options: Record<string, unknown> = {}): Promise<AsyncResult<R>> {
-    return (await Dispatch.run(this.host(), (d) => this.applyTo(d, args ?? [], kwargs, snakeOptions(options)))) as AsyncResult<R>;
+  /** Send it: partial args first, kwargs and options merged (Celery's apply_async). A group gives a GroupResult. */
+  async applyAsync(args?: P | unknown[], kwargs: Record<string, unknown> = {}, options: Record<string, unknown> = {}): Promise<H> {
+    return (await Dispatch.run(this.host(), (d) => this.applyTo(d, args ?? [], kwargs, snakeOptions(options)))) as H;
   }
 
   /** Send it with these partial args (Celery's delay). */
-  delay(...args: P): Promise<AsyncResult<R>> {
+  delay(...args: P): Promise<H> {
     return this.applyAsync(args);
   }
 
@@ -237,7 +237,7 @@ export function maybeSignature(d: Signature | SignatureDict | null | undefined, 
 }
 
 /** .s(...args): the arguments bound at the end (a chain puts the parent's result before them). */
-export type PartialSignature<P extends unknown[], R, A extends unknown[]> = Signature<Remaining<P, A>, R, false>;
+export type PartialSignature<P extends unknown[], R, A extends unknown[]> = Signature<Remaining<P, A>, R, false, AsyncResult<R>>;
 export type { Suffix };
 
 /**
