@@ -122,7 +122,7 @@ export class Celeriac implements CanvasHost {
     return (this.backendPromise ??= (async () => {
       const url = this.backendUrl;
       if (!url || url === 'disabled') return null;
-      const b = await createBackend(url, { settings: this.conf, logger: this.logger });
+      const b = await createBackend(url, { settings: this.conf, logger: this.logger, oid: this.oid });
       await b.connect();
       return b;
     })().catch((err) => {

@@ -24,8 +24,8 @@ const STORE_ATTEMPTS = 5;
 
 export class RpcBackend implements ResultBackend {
   readonly displayUrl = 'rpc://';
-  /** The reply queue's name: this client's oid, sent as reply_to with every task. */
-  readonly replyTo = randomUUID();
+  /** The reply queue's name: this client's oid, sent as reply_to with every task (and by every frozen signature). */
+  readonly replyTo: string;
   private readonly conn: AmqpConnection;
   private publisher: { ch: ConfirmChannel; generation: number } | null = null;
   private publisherOpening: Promise<ConfirmChannel> | null = null;
@@ -38,6 +38,7 @@ export class RpcBackend implements ResultBackend {
   private readonly codec: ResultCodec;
 
   constructor(private readonly ctx: BackendContext) {
+    this.replyTo = ctx.oid ?? randomUUID();
     this.codec = resultCodec(ctx.settings);
     const { url } = effectiveBrokerUrl(ctx.settings);
     const scheme = schemeOf(url);

@@ -121,6 +121,8 @@ export interface ChordJoin {
 export interface BackendContext {
   settings: Settings;
   logger: Logger;
+  /** The client's id (Celery's app.thread_oid): rpc:// names its reply queue after it, as frozen signatures' reply_to. */
+  oid?: string;
 }
 
 export function pendingMeta(taskId: string): ResultMeta {
