@@ -21,7 +21,8 @@ let last: ts.Program | undefined;
 function compile(text: string): ts.Diagnostic[] {
   fixtureText = text;
   last = ts.createProgram({ rootNames: [FIXTURE], options: config.options, host, oldProgram: last });
-  return ts.getPreEmitDiagnostics(last).filter((d) => d.file?.fileName === FIXTURE || !d.file);
+  const sf = last.getSourceFile(FIXTURE)!;
+  return [...last.getSyntacticDiagnostics(sf), ...last.getSemanticDiagnostics(sf)];
 }
 
 function lineOf(d: ts.Diagnostic): number {
