@@ -1,5 +1,6 @@
 // Results: AsyncResult (one task's state and value, its parent and children), ResultSet (many) and
 // GroupResult (a group's, saved and restored by id), as Celery's celery.result.
+import { setMaxListeners } from 'node:events';
 import type { ResultBackend, ResultMeta } from '../backends/types.js';
 import { READY_STATES, PROPAGATE_STATES } from '../backends/types.js';
 import { decodeException } from './exceptions.js';
@@ -216,6 +217,7 @@ export class ResultSet<T extends unknown[] = unknown[]> {
    */
   async join(opts: GetOptions = {}): Promise<T> {
     const stop = new AbortController();
+    setMaxListeners(0, stop.signal); // one listener per result waited for
     const onAbort = () => stop.abort(opts.signal?.reason);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     const each: GetOptions = { timeout: opts.timeout, propagate: opts.propagate, signal: stop.signal };

@@ -203,7 +203,7 @@ export class RedisBackend implements ResultBackend {
     const set = this.waiters.get(id);
     if (!set) return;
     this.waiters.delete(id);
-    void this.subscriber?.unsubscribe(this.key(id)).catch(() => undefined);
+    this.unsubscribe(this.key(id));
     for (const w of set) w.reject(err);
   }
 
@@ -211,7 +211,7 @@ export class RedisBackend implements ResultBackend {
     const set = this.waiters.get(id);
     if (!set) return;
     this.waiters.delete(id);
-    void this.subscriber?.unsubscribe(this.key(id)).catch(() => undefined);
+    this.unsubscribe(this.key(id));
     for (const w of set) w.resolve(meta);
   }
 
@@ -248,7 +248,7 @@ export class RedisBackend implements ResultBackend {
         set?.delete(waiter);
         if (set && set.size === 0) {
           this.waiters.delete(taskId);
-          void sub.unsubscribe(this.key(taskId)).catch(() => undefined);
+          this.unsubscribe(this.key(taskId));
         }
         waiter.reject(err);
       };
@@ -262,13 +262,64 @@ export class RedisBackend implements ResultBackend {
       if (!set) this.waiters.set(taskId, (set = new Set()));
       set.add(waiter);
       // Subscribe first, then read: a state stored in between is seen one way or the other.
-      (first ? sub.subscribe(this.key(taskId)) : Promise.resolve())
-        .then(() => this.get(taskId))
-        .then((meta) => {
+      this.watch(taskId, first)
+        .then((raw) => {
+          if (!raw) return;
+          const meta = readMeta(raw, this.codec, taskId);
           if (READY_STATES.has(String(meta.status))) this.settle(taskId, meta);
         })
         .catch((err) => drop(err as Error));
     });
+  }
+
+  private leaving: string[] | undefined;
+
+  /** Unsubscribe from a result's channel; those of one burst (a group's results arriving) share one UNSUBSCRIBE. */
+  private unsubscribe(channel: string): void {
+    if (this.leaving) {
+      this.leaving.push(channel);
+      return;
+    }
+    const channels = (this.leaving = [channel]);
+    process.nextTick(() => {
+      this.leaving = undefined;
+      const sub = this.subscriber;
+      for (let i = 0; sub && i < channels.length; i += 1000) void sub.unsubscribe(...channels.slice(i, i + 1000)).catch(() => undefined);
+    });
+  }
+
+  private watching: { subscribe: string[]; read: string[]; done: Promise<Map<string, Buffer | null>> } | undefined;
+
+  /**
+   * Subscribe to a result's channel, then read it. The waits begun in one burst (a group's join) share
+   * one SUBSCRIBE and one MGET per 1,000 results; a lone wait is batched with nothing and goes at once.
+   */
+  private watch(taskId: string, subscribe: boolean): Promise<Buffer | null> {
+    let w = this.watching;
+    if (!w) {
+      const batch = { subscribe: [] as string[], read: [] as string[], done: undefined as unknown as Promise<Map<string, Buffer | null>> };
+      batch.done = new Promise((resolve, reject) => process.nextTick(() => {
+        if (this.watching === batch) this.watching = undefined;
+        this.flushWatch(batch.subscribe, batch.read).then(resolve, reject);
+      }));
+      this.watching = w = batch;
+    }
+    if (subscribe) w.subscribe.push(this.key(taskId));
+    w.read.push(taskId);
+    return w.done.then((m) => m.get(taskId) ?? null);
+  }
+
+  private async flushWatch(channels: string[], ids: string[]): Promise<Map<string, Buffer | null>> {
+    const sub = await this.subscriberClient();
+    for (let i = 0; i < channels.length; i += 1000) await sub.subscribe(...channels.slice(i, i + 1000));
+    const out = new Map<string, Buffer | null>();
+    for (let i = 0; i < ids.length; i += 1000) {
+      const part = ids.slice(i, i + 1000);
+      const what = part.length === 1 ? `reading the result of task ${part[0]}` : `reading ${part.length} results (${part[0]}, …)`;
+      const values = await withRetries(this.retryPolicy, `${what} from ${this.displayUrl}`, async () => (await this.cmd()).mgetBuffer(...part.map((id) => this.key(id))));
+      part.forEach((id, j) => out.set(id, values[j] ?? null));
+    }
+    return out;
   }
 
   async forget(taskId: string): Promise<void> {
