@@ -11,11 +11,14 @@ export interface BannerFacts {
   poolKind: string;
   prefetch: number;
   queues: string[];
+  /** loglevel debug: the built-in tasks are listed too. */
+  debug?: boolean;
 }
 
 export function banner(app: WorkerHost, w: BannerFacts): string {
   const backend = app.backendUrl ? maskUrl(app.backendUrl) : 'disabled';
-  const tasks = [...app.tasks.keys()].sort();
+  // Celery's celery.* built-ins are registered on every app; the banner lists them only at debug level, as Celery's.
+  const tasks = [...app.tasks.keys()].filter((n) => w.debug || !n.startsWith('celery.')).sort();
   const lines = [
     ` -------------- ${w.hostname} v${VERSION}`,
     `--- ***** ----- Node ${process.version} ${os.platform()} ${os.arch()} ${new Date().toISOString()}`,

@@ -34,9 +34,8 @@ function env(e: CanvasEnv): NodeJS.ProcessEnv {
 }
 
 /** `python -m celery -A canvasapp worker` on `queues`, resolved once it logged "ready.". */
-export async function startCanvasWorker(e: CanvasEnv, queues: string[], concurrency = 4): Promise<ManagedProcess> {
+export async function startCanvasWorker(e: CanvasEnv, queues: string[], concurrency = 4, name = `pycanvas-${process.pid}-${Math.random().toString(36).slice(2, 6)}@interop`): Promise<ManagedProcess> {
   if (!e.python) await requirePythonCelery();
-  const name = `pycanvas-${process.pid}-${Math.random().toString(36).slice(2, 6)}@interop`;
   const args = ['-m', 'celery', '-A', 'canvasapp', 'worker', '-P', 'threads', '-c', String(concurrency), '-Q', queues.join(','), '-n', name,
     '--without-gossip', '--without-mingle', '--without-heartbeat', '-l', 'info'];
   const p = new ManagedProcess(`Python canvas worker ${name}`, e.python ?? PYTHON, args, { cwd: PY_DIR, env: env(e) });

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { createLogger, type Celeriac } from '../../src/index.js';
 import { chain, chord, group, xmap, xstarmap, chunks, type AnySignature } from '../../src/canvas/index.js';
-import type { ResultNode } from '../../src/app/result.js';
+import { resultFromTuple, type ResultNode, type ResultTuple } from '../../src/app/result.js';
 import { eventually, uniqueName } from '../helpers/services.js';
-import type { ManagedProcess } from './harness.js';
+import { runPythonProducer, type ManagedProcess } from './harness.js';
 import { createInteropApp } from './ts/tasks.js';
 import { registerCanvasTasks } from './ts/canvas-tasks.js';
 import {
@@ -37,6 +37,8 @@ export function canvasInteropSuite(t: Transport): void {
   let redis: Redis;
   let tasks: { close(): void };
   const key = (name: string) => uniqueName(`canvas:${name}`);
+  const tsName = `ts-canvas-${t.label}-${process.pid}@interop`;
+  const pyName = `py-canvas-${t.label}-${process.pid}@interop`;
   const records = async (k: string) => (await redis.lrange(k, 0, -1)).map((x) => JSON.parse(x) as Record<string, unknown>);
 
   before(async () => {
@@ -47,9 +49,9 @@ export function canvasInteropSuite(t: Transport): void {
   app.logger = createLogger('critical');
     app.configure({ task_routes: routes, task_default_queue: qTs });
     tasks = registerCanvasTasks(app, e.backend!);
-    worker = app.worker({ queues: [qTs], concurrency: 8, hostname: `ts-canvas-${process.pid}@interop`, loglevel: 'critical' });
+    worker = app.worker({ queues: [qTs], concurrency: 8, hostname: tsName, loglevel: 'critical' });
     await worker.start();
-    py = await startCanvasWorker(e, [qPy]);
+    py = await startCanvasWorker(e, [qPy], 4, pyName);
   });
 
   after(async () => {
@@ -154,6 +156,39 @@ export function canvasInteropSuite(t: Transport): void {
     assert.equal(await kids![0]!.get({ timeout: 5000 }), 50);
     await eventually(async () => (await records(kErr)).length === 1, 'the TS errback of a Python task');
     assert.equal((await records(kErr))[0]!.value, results[12]!.id);
+  });
+
+  test(`${t.label}: the TS worker registers Celery's built-ins: registered lists the same celery.* tasks as a Python worker when asked for builtins, and none by default`, async () => {
+    const names = (replies: Record<string, unknown>[], node: string) => (replies.find((r) => node in r)?.[node] ?? []) as string[];
+    const builtins = (list: string[]) => list.filter((n) => n.startsWith('celery.')).sort();
+    const all = await app.control.call('registered', { builtins: true }, { destination: [tsName, pyName], timeout: 5 });
+    assert.deepEqual(builtins(names(all, tsName)), builtins(names(all, pyName)), 'the same built-ins as Python Celery');
+    assert.deepEqual(builtins(names(all, tsName)), [
+      'celery.accumulate', 'celery.backend_cleanup', 'celery.chain', 'celery.chord', 'celery.chord_unlock', 'celery.chunks', 'celery.group', 'celery.map', 'celery.starmap',
+    ]);
+    const plain = await app.control.call('registered', {}, { destination: [tsName, pyName], timeout: 5 });
+    assert.deepEqual(builtins(names(plain, tsName)), [], 'inspect registered leaves them out, as Celery does');
+    assert.deepEqual(builtins(names(plain, pyName)), []);
+    assert.ok(names(plain, tsName).includes('ts.add'));
+  });
+
+  test(`${t.label}: Celery's built-ins sent by name from Python run on the TS worker: celery.chunks, celery.accumulate and celery.chord_unlock`, async () => {
+    const sigDict = (name: string, args: unknown[] = [], options: Record<string, unknown> = {}) => ({ task: name, args, kwargs: {}, options, subtask_type: null, immutable: false });
+    // Two finished tasks for chord_unlock to join, and the body it applies, with a known id.
+    const done = await Promise.all([app.signature('ts.add', [1, 1]).applyAsync(), app.signature('ts.add', [2, 2]).applyAsync()]);
+    await Promise.all(done.map((r) => r.get({ timeout: 10_000 })));
+    const bodyId = uniqueName('unlock-body');
+    const [chunked, picked] = await runPythonProducer(e, [
+      { task: 'celery.chunks', kwargs: { task: sigDict('ts.add'), it: [[1, 1], [2, 2], [3, 3]], n: 2 } },
+      { task: 'celery.accumulate', args: [1, 2, 3], kwargs: { index: 1 } },
+      { task: 'celery.chord_unlock', args: [uniqueName('unlock-group'), sigDict('ts.tsum', [], { task_id: bodyId })], kwargs: { result: done.map((r) => r.asTuple()), interval: 0.2 }, wait: false },
+    ]);
+    assert.equal(chunked!.error, null, JSON.stringify(chunked!.error));
+    const group = resultFromTuple(chunked!.result as ResultTuple, app);
+    assert.ok(group.isGroup, 'celery.chunks returns its GroupResult as a tuple, as Celery does');
+    assert.deepEqual(await group.get({ timeout: 10_000 }), [[2, 4], [6]]);
+    assert.equal(picked!.result, 2);
+    assert.equal(await app.AsyncResult(bodyId).get({ timeout: 10_000 }), 6, 'chord_unlock applied the body with both results');
   });
 
   test(`${t.label}: a chain whose steps alternate between Python and TS tasks completes, built in either language; a failing step fails its last result`, async () => {
