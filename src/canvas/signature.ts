@@ -5,17 +5,10 @@ import { randomUUID } from 'node:crypto';
 import type { AsyncResult, ResultNode } from '../app/result.js';
 import type { CanvasHost, Suffix, Remaining } from './types.js';
 import { Dispatch } from './dispatch.js';
+import type { SignatureDict } from '../protocol/message.js';
 
-/** The JSON form of a signature, in Celery's key order. */
-export interface SignatureDict {
-  task: string;
-  args: unknown[];
-  kwargs: Record<string, unknown>;
-  options: Record<string, unknown>;
-  subtask_type: string | null;
-  immutable: boolean;
-  [key: string]: unknown;
-}
+/** The JSON form of a signature, in Celery's key order (a message's callbacks, chain and chord carry them). */
+export type { SignatureDict };
 
 /** What freeze() records in the options (Celery's freeze keywords). */
 export interface FreezeOptions {

@@ -4,45 +4,36 @@
 // TS workers untouched, and 5.6's chains, groups and chords run on TS workers and the reverse.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLogger, type Celeriac } from '../../src/index.js';
+import type { Celeriac } from '../../src/index.js';
 import { Redis } from 'ioredis';
 import { chain, chord, chunks, group, xstarmap, type AnySignature } from '../../src/canvas/index.js';
 import { readQueue } from './redis-tools.js';
 import { redisDb, requireRedis, uniqueName } from '../helpers/services.js';
 import type { ManagedProcess } from './harness.js';
-import { createInteropApp } from './ts/tasks.js';
-import { registerCanvasTasks } from './ts/canvas-tasks.js';
 import {
-  assertSameInTs, PYTHON56, readInTs, requireCelery56, runCanvasProducer, s, startCanvasWorker, type Canvas, type CanvasEnv,
+  assertSameInTs, PYTHON56, readInTs, requireCelery56, runCanvasProducer, s, startCanvasWorker, startTsSide, type Canvas, type CanvasEnv, type TsSide,
 } from './canvas-harness.js';
 
 const qTs = uniqueName('canvas56-ts');
 const qPy = uniqueName('canvas56-py');
 let e: CanvasEnv;
 let app: Celeriac;
-let worker: ReturnType<Celeriac['worker']>;
+let ts: TsSide | undefined;
 let py: ManagedProcess | undefined;
-let tasks: { close(): void };
 
 before(async () => {
   await requireRedis();
   requireCelery56();
   const url = redisDb(6);
   e = { broker: url, backend: url, queue: qTs, routes: { 'ts.*': { queue: qTs }, 'py.*': { queue: qPy } }, python: PYTHON56 };
-  app = createInteropApp({ broker: url, backend: url });
-  app.logger = createLogger('critical');
-  app.configure({ task_routes: e.routes, task_default_queue: qTs });
-  tasks = registerCanvasTasks(app, url);
-  worker = app.worker({ queues: [qTs], concurrency: 8, hostname: `ts-canvas56-${process.pid}@interop`, loglevel: 'critical' });
-  await worker.start();
+  ts = await startTsSide(e, `ts-canvas56-${process.pid}@interop`);
+  app = ts.app;
   py = await startCanvasWorker(e, [qPy]);
 });
 
 after(async () => {
   await py?.stop();
-  await worker?.close();
-  await app?.close();
-  tasks?.close();
+  await ts?.close();
 });
 
 test('Celery 5.6: a stamped chain keeps its stamps through a TS step, as through a Python one; 5.6-built chain, group and chord run on the TS worker, each with a failing member', async () => {

@@ -3,13 +3,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { createLogger, type Celeriac } from '../../src/index.js';
+import type { Celeriac } from '../../src/index.js';
 import { chord } from '../../src/canvas/index.js';
 import { redisDb, requireRedis, sleep, uniqueName } from '../helpers/services.js';
 import type { ManagedProcess } from './harness.js';
-import { createInteropApp } from './ts/tasks.js';
-import { registerCanvasTasks } from './ts/canvas-tasks.js';
-import { runCanvasProducer, s, startCanvasWorker, type CanvasEnv } from './canvas-harness.js';
+import { runCanvasProducer, s, startCanvasWorker, startTsSide, type CanvasEnv, type TsSide } from './canvas-harness.js';
 
 const N = 1000;
 const qTs = uniqueName('chord1000-ts');
@@ -17,10 +15,9 @@ const qPy = uniqueName('chord1000-py');
 const expected = Array.from({ length: N }, (_, i) => 2 * i);
 let e: CanvasEnv;
 let app: Celeriac;
-let worker: ReturnType<Celeriac['worker']>;
+let ts: TsSide | undefined;
 let py: ManagedProcess | undefined;
 let redis: Redis;
-let tasks: { close(): void };
 /** Who ran the header tasks, from the TS worker's side. */
 let tsRan = 0;
 
@@ -29,21 +26,15 @@ before(async () => {
   const url = redisDb(6);
   e = { broker: url, backend: url, queue: qTs, routes: { 'ts.*': { queue: qTs }, 'py.*': { queue: qPy } } };
   redis = new Redis(url);
-  app = createInteropApp({ broker: url, backend: url });
-  app.logger = createLogger('critical');
-  app.configure({ task_routes: e.routes, task_default_queue: qTs });
-  tasks = registerCanvasTasks(app, url);
-  worker = app.worker({ queues: [qTs], concurrency: 8, hostname: `ts-chord1000-${process.pid}@interop`, loglevel: 'critical' });
-  worker.on('taskPostrun', (ev: { name: string }) => { if (ev.name === 'ts.add') tsRan++; });
-  await worker.start();
+  ts = await startTsSide(e, `ts-chord1000-${process.pid}@interop`);
+  app = ts.app;
+  ts.worker.on('taskPostrun', (ev: { name: string }) => { if (ev.name === 'ts.add') tsRan++; });
   py = await startCanvasWorker(e, [qPy], 8);
 });
 
 after(async () => {
   await py?.stop();
-  await worker?.close();
-  await app?.close();
-  tasks?.close();
+  await ts?.close();
   redis?.disconnect();
 });
 

@@ -4,9 +4,11 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import type { Celeriac } from '../../src/index.js';
+import { createLogger, type Celeriac } from '../../src/index.js';
 import type { ResultNode } from '../../src/app/result.js';
 import { ManagedProcess, PY_DIR, PYTHON, pyEnv, requirePythonCelery, runPythonProducer, type PyAppConfig } from './harness.js';
+import { createInteropApp } from './ts/tasks.js';
+import { registerCanvasTasks } from './ts/canvas-tasks.js';
 
 export const PYTHON56 = process.env.CELERIAC_TEST_CELERY56 ?? '/opt/celery-5.6/bin/python';
 const MAKE_CELERY56 = '/usr/bin/python3 -m venv --system-site-packages /opt/celery-5.6 && /opt/celery-5.6/bin/pip install celery==5.6.3 '
@@ -41,6 +43,30 @@ export async function startCanvasWorker(e: CanvasEnv, queues: string[], concurre
   const p = new ManagedProcess(`Python canvas worker ${name}`, e.python ?? PYTHON, args, { cwd: PY_DIR, env: env(e) });
   await p.waitForOutput(/ready\./, 30_000, 'the "ready." log line');
   return p;
+}
+
+export interface TsSide {
+  app: Celeriac;
+  worker: ReturnType<Celeriac['worker']>;
+  close(): Promise<void>;
+}
+
+/** The TS side: the interop app with the canvas tasks, the same routes, and a worker on e.queue. */
+export async function startTsSide(e: CanvasEnv, hostname: string): Promise<TsSide> {
+  const app = createInteropApp({ broker: e.broker, backend: e.backend });
+  app.logger = createLogger('critical');
+  app.configure({ task_routes: e.routes, task_default_queue: e.queue });
+  const tasks = registerCanvasTasks(app, e.backend!);
+  const worker = app.worker({ queues: [e.queue!], concurrency: 8, hostname, loglevel: 'critical' });
+  await worker.start();
+  return {
+    app, worker,
+    close: async () => {
+      await worker.close();
+      await app.close();
+      tasks.close();
+    },
+  };
 }
 
 /** A canvas in canvas_produce.py's notation. */

@@ -5,15 +5,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { createLogger, type Celeriac } from '../../src/index.js';
+import type { Celeriac } from '../../src/index.js';
 import { chain, chord, group, xmap, xstarmap, chunks, type AnySignature } from '../../src/canvas/index.js';
 import { resultFromTuple, type ResultNode, type ResultTuple } from '../../src/app/result.js';
 import { eventually, uniqueName } from '../helpers/services.js';
 import { runPythonProducer, type ManagedProcess } from './harness.js';
-import { createInteropApp } from './ts/tasks.js';
-import { registerCanvasTasks } from './ts/canvas-tasks.js';
 import {
-  assertSameInPython, assertSameInTs, readInTs, runCanvasProducer, s, startCanvasWorker, type CanvasEnv, type PyCanvasCall, type PyOutcome,
+  assertSameInPython, assertSameInTs, readInTs, runCanvasProducer, s, startCanvasWorker, startTsSide, type CanvasEnv, type PyCanvasCall, type PyOutcome, type TsSide,
 } from './canvas-harness.js';
 
 export interface Transport {
@@ -32,10 +30,9 @@ export function canvasInteropSuite(t: Transport): void {
   const routes = { 'ts.*': { queue: qTs }, 'py.*': { queue: qPy } };
   let e: CanvasEnv;
   let app: Celeriac;
-  let worker: ReturnType<Celeriac['worker']>;
+  let ts: TsSide | undefined;
   let py: ManagedProcess | undefined;
   let redis: Redis;
-  let tasks: { close(): void };
   const key = (name: string) => uniqueName(`canvas:${name}`);
   const tsName = `ts-canvas-${t.label}-${process.pid}@interop`;
   const pyName = `py-canvas-${t.label}-${process.pid}@interop`;
@@ -45,20 +42,14 @@ export function canvasInteropSuite(t: Transport): void {
     await t.check();
     e = { broker: t.broker(), backend: t.backend(), queue: qTs, routes };
     redis = new Redis(t.backend());
-    app = createInteropApp({ broker: e.broker, backend: e.backend });
-  app.logger = createLogger('critical');
-    app.configure({ task_routes: routes, task_default_queue: qTs });
-    tasks = registerCanvasTasks(app, e.backend!);
-    worker = app.worker({ queues: [qTs], concurrency: 8, hostname: tsName, loglevel: 'critical' });
-    await worker.start();
+    ts = await startTsSide(e, tsName);
+    app = ts.app;
     py = await startCanvasWorker(e, [qPy], 4, pyName);
   });
 
   after(async () => {
     await py?.stop();
-    await worker?.close();
-    await app?.close();
-    tasks?.close();
+    await ts?.close();
     redis?.disconnect();
   });
 
