@@ -195,3 +195,26 @@ test('tasks with a bound context see their request in an in-process errback call
     await s.close();
   }
 });
+
+test('redis, thread pool: chains, groups, chords and starmap run when the handlers (and the built-ins) run in worker threads', async () => {
+  await requireRedis();
+  const { makeApp } = await import('./worker-app.js');
+  const module = new URL('./worker-app.ts', import.meta.url).pathname;
+  const queue = uniqueName('canvas-threads');
+  const app = makeApp(redisDb(15), redisDb(15), { task_default_queue: queue });
+  app.logger = createLogger('critical');
+  const worker = app.worker({ pool: 'thread', concurrency: 2, module, queues: [queue], logger: createLogger('critical') });
+  await worker.start();
+  try {
+    const add = (...a: number[]) => app.signature<[number?, number?], number>('w.add', a);
+    assert.equal(await get(await chain(add(1, 2), add(3), add(4)).applyAsync()), 10);
+    assert.deepEqual(await get(await group(add(1, 1), add(2, 2)).applyAsync()), [2, 4]);
+    assert.deepEqual(await get(await chord([add(1, 1), add(2, 2)], app.signature('celery.accumulate')).applyAsync()), [[2, 4]]);
+    assert.equal(await get(await add(5).applyAsync([1])), 6, 'partial arguments go first');
+    const { xstarmap } = await import('../../src/canvas/index.js');
+    assert.deepEqual(await get(await xstarmap(app.signature('w.add'), [[1, 2], [3, 4]]).applyAsync()), [3, 7]);
+  } finally {
+    await worker.close();
+    await app.close();
+  }
+});
