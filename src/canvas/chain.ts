@@ -2,7 +2,7 @@
 // and each worker pops the next one and applies it with the result. A group followed by a step becomes
 // a chord; nested chains are spliced in. Ported from celery/canvas.py (5.6) prepare_steps and run.
 import type { AsyncResult, ResultNode } from '../app/result.js';
-import type { CanvasHost } from './types.js';
+import type { AnySignature, CanvasHost, CheckStep, ResultOf } from './types.js';
 import type { Dispatch } from './dispatch.js';
 import { Group, maybeUnrollGroup } from './group.js';
 import { Chord } from './chord.js';
@@ -49,9 +49,9 @@ export class Chain<P extends unknown[] = any[], R = any> extends Signature<P, R,
     return c;
   }
 
-  /** This chain followed by `next` (Celery's chain | task). */
-  pipe<R2>(next: Signature<[R], R2, boolean, ResultNode> | Signature<[R, ...unknown[]], R2, boolean, ResultNode> | Signature<any[], R2, true, ResultNode>): Chain<P, R2> {
-    return new Chain<P, R2>([...this.tasks.map((t) => t.clone()), next], {}, this.app);
+  /** This chain followed by `next` (Celery's chain | task), which must take this chain's result. */
+  pipe<S extends AnySignature>(next: S & NoInfer<CheckStep<R, S>>): Chain<P, ResultOf<S>> {
+    return new Chain<P, ResultOf<S>>([...this.tasks.map((t) => t.clone()), next], {}, this.app);
   }
 
   override applyTo(d: Dispatch, args: readonly unknown[], kwargs: Record<string, unknown>, options: Record<string, unknown>): ResultNode {

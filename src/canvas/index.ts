@@ -5,7 +5,7 @@ import { Chain } from './chain.js';
 import { Group } from './group.js';
 import { Chord } from './chord.js';
 import { Chunks, XMap, XStarmap } from './map.js';
-import type { TakesResult } from './types.js';
+import type { AnySignature, CheckStep, Last, ParamsOf, ResultOf } from './types.js';
 
 export { Signature, maybeSignature, descend, type SignatureDict, type FreezeOptions, type PartialSignature } from './signature.js';
 export { Chain } from './chain.js';
@@ -13,22 +13,7 @@ export { Group } from './group.js';
 export { Chord } from './chord.js';
 export { XMap, XStarmap, Chunks } from './map.js';
 export { Dispatch, currentCallContext } from './dispatch.js';
-export type { CanvasHost, CanvasTask, CallContext, Suffix, Remaining, TakesResult } from './types.js';
-
-/** Any signature, typed or not. */
-export type AnySignature = Signature<any, any, any, any>;
-export type ParamsOf<S> = S extends Signature<infer P, any, any, any> ? P : never;
-export type ResultOf<S> = S extends Signature<any, infer R, any, any> ? R : never;
-type ImmutableOf<S> = S extends Signature<any, any, infer I, any> ? I : never;
-type Last<S extends readonly unknown[]> = S extends readonly [...unknown[], infer L] ? L : S extends readonly (infer E)[] ? E : never;
-
-/** What a step that does not fit is checked against: the compiler names the previous result and the step. */
-export interface StepMismatch<Previous, Step> {
-  readonly "this step does not take the previous step's result as its only argument": [previous: Previous, step: Step];
-}
-
-/** A step that takes `Prev` as its only argument (or is immutable), else StepMismatch. */
-export type CheckStep<Prev, S> = TakesResult<ParamsOf<S>, ImmutableOf<S>, Prev> extends true ? S : StepMismatch<Prev, S>;
+export type { CanvasHost, CanvasTask, CallContext, Suffix, Remaining, TakesResult, AnySignature, ParamsOf, ResultOf, StepMismatch, CheckStep } from './types.js';
 
 /** The steps as given when each fits the one before it; a misfit becomes StepMismatch, which fails the call. */
 export type CheckChain<S extends readonly unknown[], Prev = unknown, First extends boolean = true> =

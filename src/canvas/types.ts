@@ -7,6 +7,7 @@ import type { Settings } from '../app/settings.js';
 import type { Logger } from '../app/log.js';
 import type { TaskContext } from '../app/context.js';
 import type { AsyncResult, GroupResult, ResultHost, ResultNode } from '../app/result.js';
+import type { Signature } from './signature.js';
 
 /** A registered task as the canvas sees it (built-ins call tasks in-process; errbacks look at the arity). */
 export interface CanvasTask {
@@ -83,3 +84,20 @@ export type TakesResult<P extends unknown[], I extends boolean, R> =
         : P extends [infer First, ...infer Rest] ? ([R] extends [First] ? ([] extends Rest ? true : false) : false)
           : P extends [(infer First)?, ...infer Rest] ? ([R] extends [First] ? ([] extends Rest ? true : false) : false)
             : false;
+
+/** Any signature, typed or not (a task known only by name is untyped: any fits it, and it fits anywhere). */
+export type AnySignature = Signature<any, any, any, any>;
+export type ParamsOf<S> = S extends Signature<infer P, any, any, any> ? P : never;
+export type ResultOf<S> = S extends Signature<any, infer R, any, any> ? R : never;
+type ImmutableOf<S> = S extends Signature<any, any, infer I, any> ? I : never;
+/** The last element's type of a tuple (an array's element type). */
+export type Last<S extends readonly unknown[]> = S extends readonly [...unknown[], infer L] ? L : S extends readonly (infer E)[] ? E : never;
+
+/** What a step that does not fit is checked against: the compiler names the previous result and the step. */
+export interface StepMismatch<Previous, Step> {
+  readonly "this step does not take the previous step's result as its only argument": [previous: Previous, step: Step];
+}
+
+/** A step that takes `Prev` as its only argument (or is immutable), else StepMismatch. */
+export type CheckStep<Prev, S> = TakesResult<ParamsOf<S>, ImmutableOf<S>, Prev> extends true ? S : StepMismatch<Prev, S>;
+
