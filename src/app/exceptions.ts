@@ -101,6 +101,10 @@ export class SoftTimeLimitExceeded extends celeryError('SoftTimeLimitExceeded') 
 export class WorkerLostError extends celeryError('WorkerLostError') {}
 export class MaxRetriesExceededError extends celeryError('MaxRetriesExceededError') {}
 export class Ignore extends celeryError('Ignore') {}
+/** A chord's header failed (Dependency <id> raised …) or its body could not be applied. */
+export class ChordError extends celeryError('ChordError') {}
+/** Python's NotImplementedError: what Celery raises for a chord on a backend that cannot join one (rpc://). */
+export class NotImplementedError extends celeryError('NotImplementedError') {}
 
 /** Thrown by task.retry(): the worker republishes the task and records RETRY. */
 export class Retry extends Error {

@@ -12,7 +12,8 @@ export interface ControlledWorker {
   shutdown(): void;
   stats(): unknown;
   active(): unknown;
-  registered(): unknown;
+  /** Registered task names; Celery's own celery.* built-ins only when asked for. */
+  registered(builtins: boolean): unknown;
   revokedIds(): unknown;
 }
 
@@ -30,7 +31,7 @@ export const COMMANDS: Readonly<Record<string, ControlCommand>> = {
   },
   stats: (w) => w.stats(),
   active: (w) => w.active(),
-  registered: (w) => w.registered(),
+  registered: (w, a) => w.registered(a.builtins === true),
   revoked: (w) => w.revokedIds(),
 };
 

@@ -116,8 +116,8 @@ export class WorkerControlTarget implements ControlledWorker {
     }));
   }
 
-  registered(): unknown {
-    return [...this.w.host.tasks.keys()].sort();
+  registered(builtins: boolean): unknown {
+    return [...this.w.host.tasks.keys()].filter((n) => builtins || !n.startsWith('celery.')).sort();
   }
 
   revokedIds(): unknown {

@@ -22,6 +22,7 @@ import { Strategy, type StrategyOwner } from './strategy.js';
 import type { Request } from './request.js';
 import { Autoscaler, type AutoscaleLimits } from './autoscale.js';
 import { WorkerControlTarget, type ControlSubject } from './remote-control.js';
+import { WorkerCanvas } from './canvas.js';
 
 /** Results being stored / messages being settled after their handler returned, at least this many at once. */
 const FINISHING_MIN = 64;
@@ -51,6 +52,8 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
   processed = 0;
   broker!: Broker;
   backend: ResultBackend | null = null;
+  /** Callbacks, chains, chords and errbacks after a task's outcome (set once the backend is known). */
+  canvas!: WorkerCanvas;
   decodeOptions: DecodeOptions = {};
   resultExtended = false;
   private consumer: Consumer | undefined;
@@ -114,6 +117,7 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
     const { host, config } = this;
     this.broker = await host.broker({ retryOnStartup: true });
     this.backend = await host.backend();
+    this.canvas = new WorkerCanvas(host, this.backend, this.logger);
     // Settings read for every message, taken once here (as Celery reads them at worker start).
     this.decodeOptions = decodeOptionsFor(host);
     this.resultExtended = host.conf.result_extended === true;

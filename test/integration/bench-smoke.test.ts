@@ -42,3 +42,16 @@ test('npm run bench -- --smoke completes for Celeriac and BullMQ and prints the 
   assert.match(stdout, /Issue #7 targets:/);
   assert.match(stderr, /\[\s*\d+\/\d+\] S1 /, 'progress lines printed');
 });
+
+test('npm run bench -- --smoke --only S9 runs the canvas case (a group and a chord) for Celeriac and Python Celery side by side', { timeout: 240_000 }, async () => {
+  await requireRedis();
+  const { code, stdout, stderr } = await runBench(['--smoke', '--systems', 'celeriac,celery', '--only', 'S9', '--dbs', '12,13', '--no-amqp'], 230_000);
+  assert.equal(code, 0, `bench exited with ${code}\nstdout:\n${stdout.slice(-3000)}\nstderr:\n${stderr.slice(-3000)}`);
+  for (const kind of ['group of 1,000', 'chord of 1,000']) {
+    for (const system of ['Celeriac', 'Celery (threads)']) {
+      const row = stdout.split('\n').find((l) => l.startsWith('S9 ') && l.includes(kind) && l.includes(` ${system} `));
+      assert.ok(row, `no S9 ${kind} row for ${system} in:\n${stdout}`);
+      assert.doesNotMatch(row, /FAILED/, `S9 ${kind} ${system} failed`);
+    }
+  }
+});

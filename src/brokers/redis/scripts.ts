@@ -19,7 +19,7 @@ function source(name: string): string {
 }
 
 export type ScriptName =
-  | 'fetch' | 'ack' | 'restore' | 'renew' | 'recover-inflight' | 'global-rate-limit' | 'unlock' | 'store-results'
+  | 'fetch' | 'ack' | 'restore' | 'renew' | 'recover-inflight' | 'global-rate-limit' | 'unlock' | 'store-results' | 'chord-part'
   | 'beat-lease' | 'beat-release' | 'beat-record-run' | 'beat-merge' | 'beat-upsert' | 'beat-remove';
 
 export interface ScriptClient {
@@ -35,6 +35,7 @@ const COMMANDS: Record<ScriptName, string> = {
   'global-rate-limit': 'celeriacGlobalRateLimit',
   unlock: 'celeriacUnlock',
   'store-results': 'celeriacStoreResults',
+  'chord-part': 'celeriacChordPart',
   'beat-lease': 'celeriacBeatLease',
   'beat-release': 'celeriacBeatRelease',
   'beat-record-run': 'celeriacBeatRecordRun',
@@ -45,6 +46,8 @@ const COMMANDS: Record<ScriptName, string> = {
 
 /** The result backend's store script, called as a custom command by backends/redis.ts. */
 export const STORE_RESULTS_COMMAND = COMMANDS['store-results'];
+/** The result backend's chord join script (its Buffer-reply variant is this name + 'Buffer'). */
+export const CHORD_PART_COMMAND = COMMANDS['chord-part'];
 
 /** Define one script on a client as its custom command (COMMANDS[name]). */
 export function defineScript(client: Redis, name: ScriptName): void {
