@@ -11,7 +11,8 @@ export function unregisteredTaskWarning(app: Celeriac, task: string, appSpec: st
 
 /** The warning for a worker whose app registers no task (every message would be rejected as unregistered). */
 export function noTasksWarning(app: Celeriac, appSpec: string | undefined): string | undefined {
-  if (app.tasks.size > 0) return undefined;
+  // Celery's celery.* built-ins are registered on every app: they don't count.
+  if ([...app.tasks.keys()].some((name) => !name.startsWith('celery.'))) return undefined;
   return appSpec
     ? `App ${app.main} (-A ${appSpec}) registers no tasks: this worker rejects every message it receives as unregistered. Does -A name the module that defines them with app.task()?`
     : 'No app module given (-A): this worker has no tasks and rejects every message it receives as unregistered. Pass -A <module> exporting your app.';
