@@ -26,7 +26,7 @@ function timeoutFor(spec: ChildSpec): number {
   // Pre-fills run at thousands of messages a second for every system; one that stalls (celery-node
   // publishing 20,000 messages to RabbitMQ does) fails its case instead of holding up the run.
   if (spec.role === 'prefill') return 30_000 + spec.n;
-  const perTask = spec.role === 'latency' ? 700 : spec.task === 'io' ? 20 : 5;
+  const perTask = spec.role === 'latency' ? 700 : spec.task === 'io' || spec.role === 'canvas' ? 20 : 5;
   return Math.min(20 * 60_000, 60_000 + spec.n * perTask + spec.warmup * perTask);
 }
 

@@ -1,18 +1,23 @@
 #!/usr/bin/env node
-// The celeriac command. Registers tsx so -A can load a .ts app module, then runs the CLI
-// (from the TypeScript sources in a checkout, from dist/ in an installed package without them).
+// The celeriac command. It runs the compiled CLI in dist/ (what the published package ships); only a
+// checkout that was never built runs the TypeScript sources, through tsx (a dev dependency there).
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 
-let tsx = false;
-try {
-  const { register } = await import('tsx/esm/api');
-  register();
-  tsx = true;
-} catch {
-  // Without tsx only JavaScript app modules can be loaded.
+const built = new URL('../dist/cli/main.js', import.meta.url);
+const source = new URL('../src/cli/main.ts', import.meta.url);
+let cli;
+if (existsSync(built)) {
+  cli = await import(built.href);
+} else if (existsSync(source)) {
+  try {
+    (await import('tsx/esm/api')).register();
+  } catch {
+    process.stderr.write('Error: celeriac is not built and tsx is missing: run npm install, then npm run build\n');
+    process.exit(2);
+  }
+  cli = await import(source.href);
+} else {
+  process.stderr.write('Error: celeriac is incomplete (no dist/cli/main.js): reinstall the package\n');
+  process.exit(2);
 }
-const source = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
-const built = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
-const mod = tsx && existsSync(source) ? await import(source) : await import(built);
-await mod.main(process.argv);
+await cli.main(process.argv);

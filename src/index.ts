@@ -1,13 +1,17 @@
 // Celeriac's public API.
 export { Celeriac, ImproperlyConfigured, type CeleriacOptions, type TaskCall } from './app/celeriac.js';
 export { Task, type Handler, type BoundHandler, type BulkCall } from './app/task.js';
-export { AsyncResult, type GetOptions } from './app/result.js';
 export { EagerResult } from './app/eager.js';
+export { AsyncResult, GroupResult, ResultSet, IncompleteStream, resultFromTuple, type GetOptions, type ResultNode, type ResultTuple } from './app/result.js';
+export {
+  Signature, Chain, Group, Chord, XMap, XStarmap, Chunks, chain, group, chord, xmap, xstarmap, chunks,
+  type SignatureDict, type AnySignature, type ParamsOf, type ResultOf, type StepMismatch,
+} from './canvas/index.js';
 export type { TaskOptions, ApplyOptions } from './app/options.js';
 export { currentTask, type TaskContext, type Request, type RetryOptions } from './app/context.js';
 export {
   TaskError, NotRegistered, TaskRevokedError, TimeLimitExceeded, SoftTimeLimitExceeded, WorkerLostError,
-  MaxRetriesExceededError, Retry, Reject, Ignore,
+  MaxRetriesExceededError, Retry, Reject, Ignore, ChordError, NotImplementedError,
 } from './app/exceptions.js';
 export { createSettings, defaultSettings, DEFAULT_BROKER_URL, type CelerySettings, type Settings, type TransportOptions, type RetryPolicy } from './app/settings.js';
 export { createLogger, type Logger, type LogLevel } from './app/log.js';

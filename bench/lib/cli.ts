@@ -25,9 +25,9 @@ export interface BenchOptions {
 }
 
 export const USAGE = `usage: npm run bench -- [options]
-  --smoke              a few thousand tasks, 1 run, S1 S2 S3 S4 S6 only (about 2 minutes)
+  --smoke              a few thousand tasks, 1 run, S1 S2 S3 S4 S6 S9 only (about 3 minutes)
   --runs N             runs per case (default 5; smoke 1)
-  --only S3,S4         scenarios to run (S1..S8)
+  --only S3,S4         scenarios to run (S1..S9)
   --systems a,b        celeriac, bullmq, celery (Python), celery-node
   --redis-url URL      Redis server (default redis://127.0.0.1:6379)
   --dbs 14,15          broker and result databases the bench owns and FLUSHDBs (default 14,15)
@@ -95,7 +95,7 @@ export function parseArgs(argv: string[]): BenchOptions {
   }
   if (o.smoke) {
     if (!runsGiven) o.runs = 1;
-    if (!onlyGiven) o.scenarios = ['S1', 'S2', 'S3', 'S4', 'S6'];
+    if (!onlyGiven) o.scenarios = ['S1', 'S2', 'S3', 'S4', 'S6', 'S9'];
     o.writeDocs = false;
   }
   return o;

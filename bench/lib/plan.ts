@@ -2,8 +2,8 @@
 import type { ChildSpec, Role } from './spec.js';
 import type { SystemId } from './child.js';
 
-export type ScenarioId = 'S1' | 'S2' | 'S3' | 'S4' | 'S5' | 'S6' | 'S7' | 'S8';
-export const ALL_SCENARIOS: ScenarioId[] = ['S1', 'S2', 'S3', 'S4', 'S5', 'S6', 'S7', 'S8'];
+export type ScenarioId = 'S1' | 'S2' | 'S3' | 'S4' | 'S5' | 'S6' | 'S7' | 'S8' | 'S9';
+export const ALL_SCENARIOS: ScenarioId[] = ['S1', 'S2', 'S3', 'S4', 'S5', 'S6', 'S7', 'S8', 'S9'];
 export const ALL_SYSTEMS: SystemId[] = ['celeriac', 'bullmq', 'celery', 'celery-node'];
 
 export const SCENARIO_TITLES: Record<ScenarioId, string> = {
@@ -15,6 +15,7 @@ export const SCENARIO_TITLES: Record<ScenarioId, string> = {
   S6: 'round trip send → result',
   S7: 'worker peak RSS draining 100,000 queued tasks',
   S8: 'drain on RabbitMQ (results off / stored in Redis)',
+  S9: 'canvas on Redis, end to end: a group, and a chord, of no-op tasks (apply → every result / the body\'s)',
 };
 
 /** What a case's headline number is. */
@@ -57,8 +58,8 @@ export function systemLabel(system: SystemId, pool?: string): string {
 // Task counts. Python Celery drains ~500 tasks/s here, so its drains use fewer tasks (and Node
 // drains at c=1 use 10,000); rates are measured first → last completion, so the count changes
 // the run time, not the rate's meaning.
-const FULL = { s1: 5000, s2: 50000, drain: 50000, drainC1: 10000, pyDrain: 3000, io: 20000, pyIo: 5000, lat: 1000, latWarm: 50, rss: 100000, pyRss: 10000, amqp: 20000, pyAmqp: 3000, cnLat: 20 };
-const SMOKE = { s1: 300, s2: 2000, drain: 3000, drainC1: 1000, pyDrain: 600, io: 1000, pyIo: 500, lat: 100, latWarm: 10, rss: 5000, pyRss: 1000, amqp: 2000, pyAmqp: 500, cnLat: 4 };
+const FULL = { s1: 5000, s2: 50000, drain: 50000, drainC1: 10000, pyDrain: 3000, io: 20000, pyIo: 5000, lat: 1000, latWarm: 50, rss: 100000, pyRss: 10000, amqp: 20000, pyAmqp: 3000, cnLat: 20, canvas: 10000 };
+const SMOKE = { s1: 300, s2: 2000, drain: 3000, drainC1: 1000, pyDrain: 600, io: 1000, pyIo: 500, lat: 100, latWarm: 10, rss: 5000, pyRss: 1000, amqp: 2000, pyAmqp: 500, cnLat: 4, canvas: 1000 };
 
 export function buildPlan(o: PlanOptions): Case[] {
   const N = o.smoke ? SMOKE : FULL;
@@ -127,6 +128,20 @@ export function buildPlan(o: PlanOptions): Case[] {
         }
         break;
       case 'S7': drains('S7', 'redis', [100], false, 'noop', N.rss, N.pyRss, 'rss'); break;
+      case 'S9':
+        // Side by side with Python Celery only: BullMQ and celery-node have no group or chord of this kind.
+        for (const kind of ['group', 'chord'] as const) {
+          for (const s of o.systems) {
+            if (s !== 'celeriac' && s !== 'celery') continue;
+            const pool = isPy(s) ? 'threads' : undefined;
+            const w = spec(s, 'worker', 'redis', { concurrency: 100, results: true, ...(pool ? { pool } : {}) });
+            cases.push({
+              scenario: 'S9', variant: `${kind} of ${N.canvas.toLocaleString('en-US')}, worker c=100`, system: s, label: systemLabel(s, pool), broker: 'redis', metric: 'throughput',
+              worker: w, spec: spec(s, 'canvas', 'redis', { n: N.canvas, results: true, canvas: kind }),
+            });
+          }
+        }
+        break;
       case 'S8':
         if (!o.amqpBroker) break;
         drains('S8', 'amqp', o.smoke ? [100] : [1, 100], false, 'noop', N.amqp, N.pyAmqp, 'throughput', ' results off');

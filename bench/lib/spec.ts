@@ -11,7 +11,8 @@ export type Role =
   | 'prefill' // fill the queue before a drain (not timed as a scenario)
   | 'drain' // S3/S4/S5/S7/S8: start a worker on a pre-filled queue, count completions
   | 'worker' // S6: a worker that runs until SIGTERM, printing READY_LINE once consuming
-  | 'latency'; // S6: send → result round trips, one at a time
+  | 'latency' // S6: send → result round trips, one at a time
+  | 'canvas'; // S9: apply a group or a chord of n tasks to a running worker and wait for its result
 
 export interface ChildSpec {
   role: Role;
@@ -36,6 +37,8 @@ export interface ChildSpec {
   batch: number;
   /** Workers send task events (-E): Celeriac's taskEvents, Python's -E. */
   events?: boolean;
+  /** S9 (role canvas): a group of n no-op tasks (get() gives n results) or a chord of them (a body counts the n results). */
+  canvas?: 'group' | 'chord';
 }
 
 export interface ChildResult {

@@ -39,6 +39,12 @@ def noop(*args, **kwargs):
     return None
 
 
+@app.task(name='bench.count')
+def count(results):
+    """S9's chord body: how many header results it was given."""
+    return len(results)
+
+
 @app.task(name='bench.io')
 def io(*args, **kwargs):
     time.sleep(SPEC['ioMs'] / 1000.0)
@@ -163,6 +169,20 @@ def main():
     elif role == 'worker':
         worker_ready.connect(lambda **kw: (sys.stdout.write('BENCH_READY\n'), sys.stdout.flush()), weak=False)
         run_worker()
+    elif role == 'canvas':
+        from celery import chord, group
+
+        def run():
+            members = [noop.s() for _ in range(n)]
+            if SPEC.get('canvas') == 'chord':
+                got = chord(members)(count.s()).get(timeout=600)
+                if got != n:
+                    raise RuntimeError('the chord body counted %r results, not %d' % (got, n))
+            else:
+                got = group(members).apply_async().get(timeout=600)
+                if len(got) != n:
+                    raise RuntimeError('the group gave %d results, not %d' % (len(got), n))
+        timed(n, run, {'canvas': SPEC.get('canvas') or 'group'})
     elif role == 'latency':
         task = task_for_spec()
         for _ in range(SPEC['warmup']):

@@ -1,7 +1,7 @@
 // Celeriac child, written against docs/API-CONTRACT.md. Counted on the worker's taskPostrun event,
 // which fires after the message was acknowledged and (when results are on) the result stored.
 import { createRequire } from 'node:module';
-import { Celeriac } from '../../src/index.js';
+import { Celeriac, chord, group } from '../../src/index.js';
 import {
   parseSpec, emitResult, failAndExit, CompletionClock, timePublishing, timeRoundTrips,
   exitOnSignal, sleep, READY_LINE, type ChildSpec,
@@ -21,6 +21,8 @@ function makeApp(spec: ChildSpec): Celeriac {
 
 function registerTasks(app: Celeriac, spec: ChildSpec) {
   const noop = app.task('bench.noop', () => null);
+  // S9's chord body: how many header results it was given.
+  app.task('bench.count', (results: unknown[]) => results.length);
   const io = app.task('bench.io', async () => {
     await sleep(spec.ioMs);
     return null;
@@ -67,6 +69,21 @@ async function main(): Promise<void> {
       exitOnSignal(async () => { await worker.close(); await app.close(); });
       process.stdout.write(READY_LINE + '\n');
       await new Promise(() => {});
+      break;
+    }
+    case 'canvas': {
+      // End to end: build and publish the canvas, then wait for every result (group) or the body's (chord).
+      const count = app.signature<[unknown[]], number>('bench.count');
+      emitResult(await timePublishing(spec.n, async () => {
+        const members = Array.from({ length: spec.n }, () => app.signature('bench.noop'));
+        if (spec.canvas === 'chord') {
+          const got = await (await chord(members, count).applyAsync()).get({ timeout: 600_000 });
+          if (got !== spec.n) throw new Error(`the chord body counted ${got} results, not ${spec.n}`);
+        } else {
+          const got = await (await group(members).applyAsync()).get({ timeout: 600_000 });
+          if (got.length !== spec.n) throw new Error(`the group gave ${got.length} results, not ${spec.n}`);
+        }
+      }, { ...notes, canvas: spec.canvas ?? 'group' }));
       break;
     }
     case 'latency': {

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Broker, PublishItem, PublishTarget } from '../brokers/types.js';
 import type { ResultBackend } from '../backends/types.js';
-import { createBroker } from '../brokers/registry.js';
+import { createBroker, describeUrl } from '../brokers/registry.js';
 import { createBackend } from '../backends/registry.js';
 import { encodeTaskV1, encodeTaskV2, type EncodeTaskOptions, type Message } from '../protocol/message.js';
 import { checkSerializerSettings, jsonTagsFor } from '../protocol/serializers.js';
@@ -10,7 +10,7 @@ import { createSettings, effectiveBackendUrl, effectiveBrokerUrl, retriesOnStart
 import { connectWithRetry, maxConnectionRetries } from '../brokers/connection-retry.js';
 import { createLogger, type Logger } from './log.js';
 import { Task, type BoundHandler, type Handler } from './task.js';
-import { AsyncResult } from './result.js';
+import { AsyncResult, GroupResult, type ResultNode } from './result.js';
 import { checkTimingOptions, normalizeOptions, type ApplyOptions, type TaskOptions } from './options.js';
 import { checkSettings, strictSettings } from './settings-check.js';
 import { withRetries } from '../backends/retry.js';
@@ -19,6 +19,10 @@ import { Control } from '../control/control.js';
 import { TaskSentEvents } from '../events/sent.js';
 import { BeatSchedule } from '../beat/api.js';
 import { ImproperlyConfigured } from './exceptions.js';
+import { holdDuringCalls, whileRunning } from './keep-alive.js';
+import { currentCallContext, maybeSignature, Signature, type CallContext, type CanvasHost, type SignatureDict } from '../canvas/index.js';
+import type { BuiltCall } from '../canvas/types.js';
+import { registerBuiltins } from '../canvas/builtins.js';
 
 export interface CeleriacOptions {
   /** Broker URL (Celery's broker_url). */
@@ -32,7 +36,7 @@ export interface CeleriacOptions {
 
 export { ImproperlyConfigured };
 
-export class Celeriac {
+export class Celeriac implements CanvasHost {
   readonly conf: Settings;
   readonly tasks = new Map<string, Task<any, any>>();
   logger: Logger;
@@ -59,6 +63,7 @@ export class Celeriac {
     if (broker) this.conf.broker_url = broker;
     if (backend) this.conf.result_backend = backend;
     this.logger = logger ?? createLogger('warning');
+    registerBuiltins(this);
   }
 
   private warnOnce(message: string): void {
@@ -110,8 +115,27 @@ export class Celeriac {
     return new AsyncResult<R>(id, this);
   }
 
+  /** A handle on a group's results (GroupResult.restore(app, id) reads a saved one). */
+  GroupResult<T extends unknown[] = unknown[]>(id: string, results: Iterable<ResultNode>): GroupResult<T> {
+    return new GroupResult<T>(id, results, this);
+  }
+
+  /**
+   * A signature by task name, e.g. of a task only Python implements, or from its dict (Celery's
+   * app.signature). Untyped unless you give its types: app.signature<[number], number>('py.double').
+   */
+  signature<P extends unknown[] = any[], R = any>(task: string | SignatureDict | Signature, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: ApplyOptions = {}): Signature<P, R, false, AsyncResult<R>> {
+    if (typeof task !== 'string') return maybeSignature(task, this, task instanceof Signature) as Signature<P, R, false, AsyncResult<R>>;
+    return new Signature<P, R, false, AsyncResult<R>>(task, args, kwargs, normalizeOptions(options), null, false, this);
+  }
+
   get brokerUrl(): string {
     return effectiveBrokerUrl(this.conf).url;
+  }
+
+  /** A URL as banners and errors show it (password masked; a sqlite:// URL with its absolute file). */
+  describeUrl(url: string): string {
+    return describeUrl(url);
   }
 
   get usesEmbeddedDefault(): boolean {
@@ -126,28 +150,29 @@ export class Celeriac {
    * The connected broker (created on first use). A worker passes `{ retryOnStartup: true }`: its first
    * connection is retried as Celery's consumer does (broker_connection_retry_on_startup, else
    * broker_connection_retry; broker_connection_max_retries), until close() stops it. A producer makes
-   * one attempt and its publish follows task_publish_retry_policy.
+   * one attempt and its publish follows task_publish_retry_policy. Its sockets do not hold the process;
+   * a call waiting on the broker does.
    */
   broker(opts: { retryOnStartup?: boolean } = {}): Promise<Broker> {
-    return (this.brokerPromise ??= (async () => {
+    return (this.brokerPromise ??= whileRunning((async () => {
       checkSerializerSettings(this.conf); // pickle/yaml or an unknown serializer fail here, as Celery fails
       this.checkSettings();
-      const b = await createBroker(this.brokerUrl, { settings: this.conf, logger: this.logger });
+      const b = await createBroker(this.brokerUrl, { settings: this.conf, logger: this.logger, idleExit: true });
       if (!opts.retryOnStartup || !retriesOnStartup(this.conf)) {
         await b.connect();
-        return b;
+      } else {
+        const stop = (this.startupAbort = new AbortController());
+        try {
+          await connectWithRetry(() => b.connect(), { maxRetries: maxConnectionRetries(this.conf.broker_connection_max_retries), logger: this.logger, signal: stop.signal });
+        } catch (err) {
+          await b.close().catch(() => undefined);
+          throw err;
+        } finally {
+          if (this.startupAbort === stop) this.startupAbort = undefined;
+        }
       }
-      const stop = (this.startupAbort = new AbortController());
-      try {
-        await connectWithRetry(() => b.connect(), { maxRetries: maxConnectionRetries(this.conf.broker_connection_max_retries), logger: this.logger, signal: stop.signal });
-      } catch (err) {
-        await b.close().catch(() => undefined);
-        throw err;
-      } finally {
-        if (this.startupAbort === stop) this.startupAbort = undefined;
-      }
-      return b;
-    })().catch((err) => {
+      return holdDuringCalls(b, ['publish', 'publishMany', 'purge', 'queueLength', 'broadcast']);
+    })()).catch((err) => {
       this.brokerPromise = undefined;
       throw err;
     }));
@@ -155,14 +180,15 @@ export class Celeriac {
 
   /** The connected result backend, or null when none is configured. */
   backend(): Promise<ResultBackend | null> {
-    return (this.backendPromise ??= (async () => {
+    return (this.backendPromise ??= whileRunning((async () => {
       this.checkSettings();
       const url = this.backendUrl;
       if (!url || url === 'disabled') return null;
-      const b = await createBackend(url, { settings: this.conf, logger: this.logger });
+      const b = await createBackend(url, { settings: this.conf, logger: this.logger, idleExit: true, oid: this.oid });
       await b.connect();
-      return b;
-    })().catch((err) => {
+      // store() is left alone: only a worker stores, and a running worker holds the process anyway.
+      return holdDuringCalls(b, ['get', 'wait', 'forget', 'onTaskCall']);
+    })()).catch((err) => {
       this.backendPromise = undefined;
       throw err;
     }));
@@ -197,7 +223,7 @@ export class Celeriac {
   }
 
   /** Build the message for a call (no I/O). */
-  buildMessage(name: string, args: readonly unknown[], kwargs: Record<string, unknown>, o: Record<string, unknown>, replyTo: string): { message: Message; id: string; queue: string; routingKey: string; exchange: string } {
+  buildMessage(name: string, args: readonly unknown[], kwargs: Record<string, unknown>, o: Record<string, unknown>, replyTo: string, tags?: boolean): BuiltCall {
     const task = this.tasks.get(name);
     const to = task?.options ?? {};
     const route = this.routeFor(name, o);
@@ -220,9 +246,13 @@ export class Celeriac {
       priority: (o.priority ?? to.priority ?? route.priority ?? this.conf.task_default_priority ?? 0) as number,
       headers: o.headers as Record<string, unknown> | undefined,
       compression: (o.compression ?? this.conf.task_compression) as string | null,
-      embed: { callbacks: (o.link as never) ?? null, errbacks: (o.link_error as never) ?? null, chain: (o.chain as never) ?? null, chord: (o.chord as never) ?? null },
+      embed: { callbacks: listOf(o.link), errbacks: listOf(o.link_error), chain: (o.chain as never) ?? null, chord: (o.chord as never) ?? null },
       serializer: (o.serializer ?? to.serializer ?? this.conf.task_serializer) as string,
-      tags: jsonTagsFor(this.conf.celery_peer_version),
+      tags: tags ?? jsonTagsFor(this.conf.celery_peer_version),
+      // Celery ≥ 5.3 stamps: the option names listed in stamped_headers, with their values.
+      stamps: Array.isArray(o.stamped_headers) ? Object.fromEntries((o.stamped_headers as string[]).map((h) => [h, o[h]])) : undefined,
+      argsrepr: o.argsrepr as string | undefined,
+      kwargsrepr: o.kwargsrepr as string | undefined,
     };
     const message = this.conf.task_protocol === 1 ? encodeTaskV1(name, args, kwargs, enc) : encodeTaskV2(name, args, kwargs, enc);
     const exchange = (o.exchange as string) ?? '';
@@ -236,9 +266,12 @@ export class Celeriac {
     const call = checkCall(`sendTask(${JSON.stringify(name)})`, { name, args, kwargs, options });
     if (this.conf.task_always_eager === true) this.warnOnce('task_always_eager has no effect on sendTask (as in Celery): the task is sent to the broker. Call the task\'s delay()/applyAsync() to run it eagerly.');
     const broker = await this.broker();
-    const { id, message, target } = await this.prepareCall(call);
+    const parent = currentCallContext();
+    const { id, message, target, queue, addToParent } = await this.prepareCall(call, parent);
     await this.publish(broker, message, target);
-    return new AsyncResult<R>(id, this);
+    const result = new AsyncResult<R>(id, this, null, { name, queue });
+    if (addToParent) parent.addTrail?.(result);
+    return result;
   }
 
   /**
@@ -256,30 +289,33 @@ export class Celeriac {
     });
     if (checked.length === 0) return [];
     const broker = await this.broker();
+    const parent = currentCallContext();
     // The backend is looked up once for the batch; calls that ignore results never connect to it.
-    const options = checked.map((c) => normalizeOptions(c.options));
+    const options = checked.map((c) => inheritParent(normalizeOptions(c.options), parent));
     const ignored = checked.map((c, i) => this.ignoresResult(c.name, options[i]!));
     const backend = ignored.includes(false) ? await this.backend() : null;
-    const prepared: (PublishItem & { id: string })[] = [];
+    const prepared: (PublishItem & { id: string; queue: string })[] = [];
     for (let i = 0; i < checked.length; i++) {
       const item = this.prepareWith(checked[i]!, options[i]!, ignored[i] ? null : backend);
       if (!ignored[i] && backend?.onTaskCall) await backend.onTaskCall(item.id);
       prepared.push(item);
     }
     await this.publishMany(broker, prepared);
-    return prepared.map((p) => new AsyncResult<R>(p.id, this));
+    const results = prepared.map((p, i) => new AsyncResult<R>(p.id, this, null, { name: checked[i]!.name, queue: p.queue }));
+    if (parent.addTrail) results.forEach((r, i) => options[i]!.add_to_parent !== false && parent.addTrail!(r));
+    return results;
   }
 
   /**
    * Everything a call needs before its publish (no publish): options normalized, the message built
    * with the reply_to of the result backend in use, and the backend told about the task id.
    */
-  private async prepareCall(call: Required<TaskCall>): Promise<PublishItem & { id: string }> {
-    const o = normalizeOptions(call.options);
+  private async prepareCall(call: Required<TaskCall>, parent: CallContext): Promise<PublishItem & { id: string; queue: string; addToParent: boolean }> {
+    const o = inheritParent(normalizeOptions(call.options), parent);
     const backend = this.ignoresResult(call.name, o) ? null : await this.backend();
     const item = this.prepareWith(call, o, backend);
     if (backend?.onTaskCall) await backend.onTaskCall(item.id);
-    return item;
+    return { ...item, addToParent: o.add_to_parent !== false };
   }
 
   /** Whether a call's result is ignored: the call's ignore_result, then the task's, then task_ignore_result. */
@@ -288,9 +324,14 @@ export class Celeriac {
   }
 
   /** Build a call's message (options `o` normalized) with the reply_to of `backend` (null when the result is ignored). */
-  private prepareWith(call: Required<TaskCall>, o: Record<string, unknown>, backend: ResultBackend | null): PublishItem & { id: string } {
-    const { message, id, exchange, routingKey } = this.buildMessage(call.name, call.args, call.kwargs, o, backend?.replyTo ?? this.oid);
-    return { id, message, target: { exchange, routingKey } };
+  private prepareWith(call: Required<TaskCall>, o: Record<string, unknown>, backend: ResultBackend | null): PublishItem & { id: string; queue: string } {
+    const { message, id, exchange, routingKey, queue } = this.buildMessage(call.name, call.args, call.kwargs, o, backend?.replyTo ?? this.oid);
+    return { id, queue, message, target: { exchange, routingKey } };
+  }
+
+  /** Publish canvas messages (CanvasHost): in bulk, with task_publish_retry_policy. */
+  async publishCalls(items: PublishItem[]): Promise<void> {
+    await this.publishMany(await this.broker(), items);
   }
 
   /** Publish with Celery's task_publish_retry_policy. */
@@ -334,7 +375,7 @@ export class Celeriac {
     return new Worker(this, options);
   }
 
-  /** Close broker and backend connections. */
+  /** Close broker and backend connections (the process stays alive until they are closed). */
   async close(): Promise<void> {
     this.startupAbort?.abort();
     await this.sentEvents?.close();
@@ -342,11 +383,11 @@ export class Celeriac {
     const r = this.backendPromise;
     this.brokerPromise = undefined;
     this.backendPromise = undefined;
-    await Promise.all([
+    await whileRunning(Promise.all([
       this.beatSchedule?.close(),
       b?.then((x) => x.close()).catch(() => undefined),
       r?.then((x) => x?.close()).catch(() => undefined),
-    ]);
+    ]));
   }
 }
 
@@ -367,6 +408,19 @@ function checkCall(where: string | (() => string), call: TaskCall): Required<Tas
   // countdown, eta and expires are spelled the same in camelCase and Celery's names.
   if (options !== null && typeof options === 'object') checkTimingOptions(at, options);
   return { name, args, kwargs, options };
+}
+
+/** A task sent from inside a running task is its child: parent_id and root_id default to it (Celery's send_task). */
+function inheritParent(o: Record<string, unknown>, parent: CallContext): Record<string, unknown> {
+  if (parent.parentId) {
+    if (!o.root_id) o.root_id = parent.rootId || parent.parentId;
+    if (!o.parent_id) o.parent_id = parent.parentId;
+  }
+  return o;
+}
+
+function listOf(v: unknown): never {
+  return (v == null ? null : Array.isArray(v) ? v : [v]) as never;
 }
 
 function escapeRegExp(s: string): string {

@@ -51,6 +51,8 @@ export interface TaskContext {
   retry(opts?: RetryOptions): never;
   /** Store a custom state (e.g. PROGRESS) with metadata, as Celery's update_state. */
   updateState(state: string, meta?: unknown): Promise<void>;
+  /** Record a result among this task's children (Celery's add_trail): tasks it sends are added for it. */
+  addTrail?(result: { asTuple(): unknown }): void;
 }
 
 export const taskStorage = new AsyncLocalStorage<TaskContext>();

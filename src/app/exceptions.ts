@@ -62,11 +62,21 @@ export function exceptionRepr(info: ExceptionInfo): string {
   return `${info.exc_type}(${args.map((a) => repr(a)).join(', ')})`;
 }
 
+/** A stored field as text; a stored value is untrusted, and some objects have no text form. */
+function text(v: unknown, fallback: string): string {
+  if (typeof v === 'string') return v;
+  try {
+    return String(v);
+  } catch {
+    return fallback;
+  }
+}
+
 /** Decode a stored exception dict back to an Error whose name is the remote type. */
 export function decodeException(result: unknown, traceback: string | null = null): TaskError {
   if (result && typeof result === 'object' && 'exc_type' in (result as object)) {
     const r = result as Partial<ExceptionInfo>;
-    return new TaskError({ exc_type: String(r.exc_type), exc_message: r.exc_message ?? [], exc_module: String(r.exc_module ?? 'builtins') }, traceback);
+    return new TaskError({ exc_type: text(r.exc_type, 'Exception'), exc_message: r.exc_message ?? [], exc_module: text(r.exc_module ?? 'builtins', 'builtins') }, traceback);
   }
   return new TaskError({ exc_type: 'Exception', exc_message: [result == null ? 'Task failed without an exception' : repr(result)], exc_module: 'builtins' }, traceback);
 }
@@ -91,6 +101,10 @@ export class SoftTimeLimitExceeded extends celeryError('SoftTimeLimitExceeded') 
 export class WorkerLostError extends celeryError('WorkerLostError') {}
 export class MaxRetriesExceededError extends celeryError('MaxRetriesExceededError') {}
 export class Ignore extends celeryError('Ignore') {}
+/** A chord's header failed (Dependency <id> raised …) or its body could not be applied. */
+export class ChordError extends celeryError('ChordError') {}
+/** Python's NotImplementedError: what Celery raises for a chord on a backend that cannot join one (rpc://). */
+export class NotImplementedError extends celeryError('NotImplementedError') {}
 
 /** Thrown by task.retry(): the worker republishes the task and records RETRY. */
 export class Retry extends Error {

@@ -90,5 +90,6 @@ export function createLogger(level: LogLevel = 'warning', write: (line: string) 
 
 /** Mask the password in a URL for banners, logs and errors. */
 export function maskUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@;]*:)([^@/;]*)@/g, '$1**@').replace(/([?&]password=)[^&#;]*/gi, '$1**');
+  // Within one URL: never across whitespace, so text after a URL in a message stays as it is.
+  return url.replace(/(\/\/[^:/@;\s]*:)([^@/;\s]*)@/g, '$1**@').replace(/([?&]password=)[^&#;\s]*/gi, '$1**');
 }

@@ -6,6 +6,10 @@ import { checkTimingOptions, normalizeOptions } from './options.js';
 import { applyEagerly, type EagerOptions, type EagerResult } from './eager.js';
 import { runInTaskContext, type TaskContext } from './context.js';
 import { parameterNames, bindArguments } from './params.js';
+import { Signature } from '../canvas/signature.js';
+import type { AsyncResult as Result } from './result.js';
+import { Chunks, XMap, XStarmap } from '../canvas/map.js';
+import type { Remaining, Suffix } from '../canvas/types.js';
 
 export type Handler<A extends unknown[], R> = (...args: A) => R | Promise<R>;
 export type BoundHandler<A extends unknown[], R> = (task: TaskContext, ...args: A) => R | Promise<R>;
@@ -36,6 +40,48 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
 
   get bound(): boolean {
     return this.options.bind === true;
+  }
+
+  /** Positional parameters of the handler (the bound task not counted). */
+  get arity(): number {
+    return this.params ? this.params.length : Math.max(0, this.handler.length - (this.bound ? 1 : 0));
+  }
+
+  /**
+   * A signature of this task with `args` bound at the end of its parameters (Celery's task.s): in a
+   * chain the previous step's result comes first. add.s(2, 2) is complete; add.s(4) still takes x.
+   */
+  s<B extends Suffix<Required<A>>>(...args: B): Signature<Remaining<A, B>, R, false, Result<R>> {
+    return new Signature(this.name, args, {}, {}, null, false, this.app);
+  }
+
+  /** An immutable signature (Celery's task.si): it ignores the result of the step before it. */
+  si(...args: A): Signature<[], R, true, Result<R>> {
+    return new Signature(this.name, args, {}, {}, null, true, this.app) as Signature<[], R, true, Result<R>>;
+  }
+
+  /** A signature with args, kwargs and options (Celery's task.signature); untyped in its open parameters. */
+  signature(args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: ApplyOptions = {}): Signature<any[], R, false, Result<R>> {
+    return new Signature(this.name, args, kwargs, normalizeOptions(options), null, false, this.app);
+  }
+
+  private bare(): Signature {
+    return new Signature(this.name, [], {}, {}, null, false, this.app);
+  }
+
+  /** celery.map: this task called for each item, in one worker (Celery's task.map). */
+  map(it: Iterable<A[0]>): XMap<R> {
+    return new XMap<R>(this.bare(), it, {}, this.app);
+  }
+
+  /** celery.starmap: this task called with each item as its arguments (Celery's task.starmap). */
+  starmap(it: Iterable<A>): XStarmap<R> {
+    return new XStarmap<R>(this.bare(), it as Iterable<unknown[]>, {}, this.app);
+  }
+
+  /** The items in chunks of n, one celery.starmap task each, as a group (Celery's task.chunks). */
+  chunks(it: Iterable<A>, n: number): Chunks<R> {
+    return new Chunks<R>(this.bare(), it as Iterable<unknown[]>, n, {}, this.app);
   }
 
   /** Send the task with positional arguments (Celery's delay). */

@@ -97,6 +97,8 @@ interface StoredResult {
 
 interface ResultStore {
   results: Map<string, StoredResult>;
+  /** GroupResult.save: the group's result tuple as the result serializer wrote {result: tuple}. */
+  groups: Map<string, StoredResult>;
   events: EventEmitter;
   lastSweep: number;
 }
@@ -108,7 +110,7 @@ const STORES = new Map<string, ResultStore>();
 function storeFor(url: string): ResultStore {
   let s = STORES.get(url);
   if (!s) {
-    s = { results: new Map(), events: new EventEmitter(), lastSweep: Date.now() };
+    s = { results: new Map(), groups: new Map(), events: new EventEmitter(), lastSweep: Date.now() };
     s.events.setMaxListeners(0);
     STORES.set(url, s);
   }
@@ -157,6 +159,21 @@ export class MemoryBackend implements ResultBackend {
 
   async forget(taskId: string): Promise<void> {
     this.store_.results.delete(taskId);
+  }
+
+  async saveGroup(groupId: string, result: unknown): Promise<void> {
+    const data = this.codec.serializer.encode({ result }, { tags: this.codec.tags });
+    this.store_.groups.set(groupId, { data, status: 'SUCCESS', expiresAt: this.expiresMs === null ? null : Date.now() + this.expiresMs });
+  }
+
+  async restoreGroup(groupId: string): Promise<unknown> {
+    const g = this.store_.groups.get(groupId);
+    if (!g || (g.expiresAt !== null && g.expiresAt <= Date.now())) return null;
+    return (this.codec.serializer.decode(g.data, { tags: this.codec.tags }) as { result?: unknown }).result ?? null;
+  }
+
+  async deleteGroup(groupId: string): Promise<void> {
+    this.store_.groups.delete(groupId);
   }
 
   async close(): Promise<void> {}

@@ -1,6 +1,6 @@
 // Celery's Redis result backend: celery-task-meta-<id> JSON, SETEX + PUBLISH, pub/sub waits.
 import { ReplyError, type Redis } from 'ioredis';
-import type { BackendContext, ResultBackend, ResultMeta, WaitOptions } from './types.js';
+import type { BackendContext, ChordJoin, ChordPart, ResultBackend, ResultMeta, WaitOptions } from './types.js';
 import { READY_STATES, pendingMeta } from './types.js';
 import { flatten } from '../protocol/json.js';
 import { parseRedisUrl, backendKeyPrefix, type RedisTarget } from '../brokers/redis/url.js';
@@ -11,6 +11,7 @@ import type { SharedBuckets } from '../brokers/types.js';
 import { redisBuckets } from '../brokers/redis/rate-limit-buckets.js';
 import { TimeoutError, withRetries } from './retry.js';
 import { encodeWith, readMeta, resultCodec, type ResultCodec } from './encode.js';
+import { RedisChords } from './redis-chord.js';
 
 interface StoreBatch {
   keys: string[];
@@ -36,6 +37,7 @@ export class RedisBackend implements ResultBackend {
   private readonly retryPolicy: RetryPolicy;
   private readonly budget: ConnectionBudget;
   private readonly codec: ResultCodec;
+  private readonly chords: RedisChords;
 
   constructor(url: string, private readonly ctx: BackendContext) {
     const s = ctx.settings;
@@ -53,6 +55,40 @@ export class RedisBackend implements ResultBackend {
     this.displayUrl = this.target.displayUrl;
     this.prefix = backendKeyPrefix(this.transport.global_keyprefix);
     this.retryPolicy = { max_retries: 20, interval_start: 0, interval_step: 1, interval_max: 1, ...(this.transport.retry_policy ?? {}) };
+    const expires = () => (s.result_expires ? Math.trunc(s.result_expires) : 0);
+    this.chords = new RedisChords({
+      client: () => this.cmd(),
+      groupKey: (gid, suffix = '') => `${this.prefix}celery-taskset-meta-${gid}${suffix}`,
+      codec: this.codec,
+      expires,
+      ordered: this.transport.result_chord_ordered !== false,
+      retry: (what, fn) => withRetries(this.retryPolicy, `${what} in ${this.displayUrl}`, fn),
+    });
+  }
+
+  // Chords join here, on Celery's keys (backends/redis-chord.ts).
+  chordPartReturn(groupId: string, part: ChordPart, peerTags?: boolean): Promise<ChordJoin | null> {
+    return this.chords.partReturn(groupId, part, peerTags);
+  }
+
+  chordDone(groupId: string): Promise<void> {
+    return this.chords.done(groupId);
+  }
+
+  setChordSize(groupId: string, size: number): Promise<void> {
+    return this.chords.setChordSize(groupId, size);
+  }
+
+  saveGroup(groupId: string, result: unknown): Promise<void> {
+    return this.chords.saveGroup(groupId, result);
+  }
+
+  restoreGroup(groupId: string): Promise<unknown> {
+    return this.chords.restoreGroup(groupId);
+  }
+
+  deleteGroup(groupId: string): Promise<void> {
+    return this.chords.deleteGroup(groupId);
   }
 
   key(taskId: string): string {
@@ -65,7 +101,7 @@ export class RedisBackend implements ResultBackend {
       this.budget.take('result backend');
       try {
         // failFast: while Redis is away commands fail at once and retry_policy decides what happens next.
-        this.client = await connectClient(this.target, this.transport, { connectTimeout: timeout ?? 10, failFast: true });
+        this.client = await connectClient(this.target, this.transport, { connectTimeout: timeout ?? 10, failFast: true, idleExit: this.ctx.idleExit });
       } catch (err) {
         this.budget.give();
         throw err;
@@ -137,7 +173,7 @@ export class RedisBackend implements ResultBackend {
     this.budget.take('result subscriber');
     let sub: Redis;
     try {
-      sub = await connectClient(this.target, this.transport, { blocking: true });
+      sub = await connectClient(this.target, this.transport, { blocking: true, idleExit: this.ctx.idleExit });
     } catch (err) {
       this.budget.give();
       throw err;
@@ -163,20 +199,21 @@ export class RedisBackend implements ResultBackend {
     if (READY_STATES.has(String(meta.status))) this.settle(id, meta);
   }
 
-  private fail(id: string, err: Error): void {
+  /** Remove a task's waiters and its subscription; returns the waiters. */
+  private takeWaiters(id: string): Set<Waiter> {
     const set = this.waiters.get(id);
-    if (!set) return;
+    if (!set) return new Set();
     this.waiters.delete(id);
-    void this.subscriber?.unsubscribe(this.key(id)).catch(() => undefined);
-    for (const w of set) w.reject(err);
+    this.unsubscribe(this.key(id));
+    return set;
+  }
+
+  private fail(id: string, err: Error): void {
+    for (const w of this.takeWaiters(id)) w.reject(err);
   }
 
   private settle(id: string, meta: ResultMeta): void {
-    const set = this.waiters.get(id);
-    if (!set) return;
-    this.waiters.delete(id);
-    void this.subscriber?.unsubscribe(this.key(id)).catch(() => undefined);
-    for (const w of set) w.resolve(meta);
+    for (const w of this.takeWaiters(id)) w.resolve(meta);
   }
 
   private async catchUp(): Promise<void> {
@@ -212,7 +249,7 @@ export class RedisBackend implements ResultBackend {
         set?.delete(waiter);
         if (set && set.size === 0) {
           this.waiters.delete(taskId);
-          void sub.unsubscribe(this.key(taskId)).catch(() => undefined);
+          this.unsubscribe(this.key(taskId));
         }
         waiter.reject(err);
       };
@@ -226,13 +263,64 @@ export class RedisBackend implements ResultBackend {
       if (!set) this.waiters.set(taskId, (set = new Set()));
       set.add(waiter);
       // Subscribe first, then read: a state stored in between is seen one way or the other.
-      (first ? sub.subscribe(this.key(taskId)) : Promise.resolve())
-        .then(() => this.get(taskId))
-        .then((meta) => {
+      this.watch(taskId, first)
+        .then((raw) => {
+          if (!raw) return;
+          const meta = readMeta(raw, this.codec, taskId);
           if (READY_STATES.has(String(meta.status))) this.settle(taskId, meta);
         })
         .catch((err) => drop(err as Error));
     });
+  }
+
+  private leaving: string[] | undefined;
+
+  /** Unsubscribe from a result's channel; those of one burst (a group's results arriving) share one UNSUBSCRIBE. */
+  private unsubscribe(channel: string): void {
+    if (this.leaving) {
+      this.leaving.push(channel);
+      return;
+    }
+    const channels = (this.leaving = [channel]);
+    process.nextTick(() => {
+      this.leaving = undefined;
+      const sub = this.subscriber;
+      for (let i = 0; sub && i < channels.length; i += 1000) void sub.unsubscribe(...channels.slice(i, i + 1000)).catch(() => undefined);
+    });
+  }
+
+  private watching: { subscribe: string[]; read: string[]; done: Promise<Map<string, Buffer | null>> } | undefined;
+
+  /**
+   * Subscribe to a result's channel, then read it. The waits begun in one burst (a group's join) share
+   * one SUBSCRIBE and one MGET per 1,000 results; a lone wait is batched with nothing and goes at once.
+   */
+  private watch(taskId: string, subscribe: boolean): Promise<Buffer | null> {
+    let w = this.watching;
+    if (!w) {
+      const batch = { subscribe: [] as string[], read: [] as string[], done: undefined as unknown as Promise<Map<string, Buffer | null>> };
+      batch.done = new Promise((resolve, reject) => process.nextTick(() => {
+        if (this.watching === batch) this.watching = undefined;
+        this.flushWatch(batch.subscribe, batch.read).then(resolve, reject);
+      }));
+      this.watching = w = batch;
+    }
+    if (subscribe) w.subscribe.push(this.key(taskId));
+    w.read.push(taskId);
+    return w.done.then((m) => m.get(taskId) ?? null);
+  }
+
+  private async flushWatch(channels: string[], ids: string[]): Promise<Map<string, Buffer | null>> {
+    const sub = await this.subscriberClient();
+    for (let i = 0; i < channels.length; i += 1000) await sub.subscribe(...channels.slice(i, i + 1000));
+    const out = new Map<string, Buffer | null>();
+    for (let i = 0; i < ids.length; i += 1000) {
+      const part = ids.slice(i, i + 1000);
+      const what = part.length === 1 ? `reading the result of task ${part[0]}` : `reading ${part.length} results (${part[0]}, …)`;
+      const values = await withRetries(this.retryPolicy, `${what} from ${this.displayUrl}`, async () => (await this.cmd()).mgetBuffer(...part.map((id) => this.key(id))));
+      part.forEach((id, j) => out.set(id, values[j] ?? null));
+    }
+    return out;
   }
 
   async forget(taskId: string): Promise<void> {

@@ -1,6 +1,6 @@
-// URL scheme → result backend module.
+// URL scheme → result backend module, imported only when a URL of its scheme is used.
 import type { BackendContext, ResultBackend } from './types.js';
-import { schemeOf } from '../brokers/registry.js';
+import { loadTransport, schemeOf } from '../brokers/registry.js';
 
 type Loader = () => Promise<{ createBackend: (url: string, ctx: BackendContext) => ResultBackend }>;
 
@@ -22,5 +22,5 @@ export async function createBackend(url: string, ctx: BackendContext): Promise<R
   if (!load) {
     throw new Error(`Unsupported result backend URL scheme ${JSON.stringify(scheme || url)}: use redis://, rediss://, redis+socket://, sentinel://, rpc://, sqlite:// or memory://`);
   }
-  return (await load()).createBackend(url, ctx);
+  return (await loadTransport(url, 'result backend', load)).createBackend(url, ctx);
 }

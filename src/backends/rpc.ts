@@ -16,6 +16,7 @@ import { AmqpConnection, maxConnectionRetries, reconnectDelay, sleep } from '../
 import { toFieldTable } from '../brokers/amqp/field-table.js';
 import { BrokerConnectionError, explainChannelError } from '../brokers/amqp/errors.js';
 import { encodeWith, readMeta, resultCodec, type ResultCodec } from './encode.js';
+import { NotImplementedError } from '../app/exceptions.js';
 
 /** Replies nobody has asked for yet are kept, up to this many tasks (oldest dropped first). */
 const MAX_BUFFERED = 10_000;
@@ -23,8 +24,8 @@ const STORE_ATTEMPTS = 5;
 
 export class RpcBackend implements ResultBackend {
   readonly displayUrl = 'rpc://';
-  /** The reply queue's name: this client's oid, sent as reply_to with every task. */
-  readonly replyTo = randomUUID();
+  /** The reply queue's name: this client's oid, sent as reply_to with every task (and by every frozen signature). */
+  readonly replyTo: string;
   private readonly conn: AmqpConnection;
   private publisher: { ch: ConfirmChannel; generation: number } | null = null;
   private publisherOpening: Promise<ConfirmChannel> | null = null;
@@ -37,13 +38,14 @@ export class RpcBackend implements ResultBackend {
   private readonly codec: ResultCodec;
 
   constructor(private readonly ctx: BackendContext) {
+    this.replyTo = ctx.oid ?? randomUUID();
     this.codec = resultCodec(ctx.settings);
     const { url } = effectiveBrokerUrl(ctx.settings);
     const scheme = schemeOf(url);
     if (!['amqp', 'amqps', 'pyamqp'].includes(scheme)) {
       throw new Error(`The rpc:// result backend sends results over RabbitMQ, but the broker is ${scheme}:// — use an amqp:// broker_url, or another result_backend (e.g. redis://)`);
     }
-    this.conn = new AmqpConnection(parseAmqpUrl(url, ctx.settings), ctx.logger, 'rpc backend');
+    this.conn = new AmqpConnection(parseAmqpUrl(url, ctx.settings), ctx.logger, 'rpc backend', ctx.idleExit);
     this.conn.on('lost', () => this.onConsumerLost());
     this.events.setMaxListeners(0);
   }
@@ -178,6 +180,14 @@ export class RpcBackend implements ResultBackend {
         await sleep(Math.min(1000, 200 * (attempt + 1)));
       }
     }
+  }
+
+  /** Celery's rpc backend refuses chords: replies go to one client, so no worker can see the others' results. */
+  ensureChordsAllowed(): void {
+    throw new NotImplementedError(
+      'The "rpc" result backend does not support chords!\n\nNote that a group chained with a task is also upgraded to be a chord,\n'
+      + 'as this pattern requires synchronization.\n\nResult backends that supports chords: Redis, Database, Memcached, and more.',
+    );
   }
 
   async get(taskId: string): Promise<ResultMeta> {

@@ -17,6 +17,11 @@ CREATE TABLE IF NOT EXISTS celeriac_results (
   expires_at INTEGER           -- ms since epoch; NULL never expires
 );
 CREATE INDEX IF NOT EXISTS celeriac_results_expires ON celeriac_results (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS celeriac_groups (
+  group_id TEXT PRIMARY KEY,
+  meta TEXT NOT NULL,          -- {"result": <GroupResult tuple>} as the result serializer writes it
+  expires_at INTEGER           -- ms since epoch; NULL never expires
+);
 `;
 
 const CLEANUP_EVERY_MS = 60_000;
@@ -94,6 +99,22 @@ export class SqliteBackend implements ResultBackend {
 
   async forget(taskId: string): Promise<void> {
     await this.database.write((d) => prepared(d, 'DELETE FROM celeriac_results WHERE task_id = ?').run(taskId));
+  }
+
+  /** GroupResult.save: the group's result tuple under its id. */
+  async saveGroup(groupId: string, result: unknown): Promise<void> {
+    const data = this.codec.serializer.encode({ result }, { tags: this.codec.tags });
+    const expiresAt = this.expiresMs === null ? null : Date.now() + this.expiresMs;
+    await this.database.write((d) => prepared(d, 'INSERT OR REPLACE INTO celeriac_groups (group_id, meta, expires_at) VALUES (?, ?, ?)').run(groupId, data, expiresAt));
+  }
+
+  async restoreGroup(groupId: string): Promise<unknown> {
+    const row = this.database.read((d) => prepared(d, 'SELECT meta FROM celeriac_groups WHERE group_id = ? AND (expires_at IS NULL OR expires_at > ?)').get(groupId, Date.now())) as { meta: string | Buffer } | undefined;
+    return row ? ((this.codec.serializer.decode(row.meta, { tags: this.codec.tags }) as { result?: unknown }).result ?? null) : null;
+  }
+
+  async deleteGroup(groupId: string): Promise<void> {
+    await this.database.write((d) => prepared(d, 'DELETE FROM celeriac_groups WHERE group_id = ?').run(groupId));
   }
 
   /** Delete expired results (result_expires); returns how many. */

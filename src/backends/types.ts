@@ -82,11 +82,49 @@ export interface ResultBackend {
   close(): Promise<void>;
   /** Optional: rate-limit buckets every worker shares, for global_rate_limit when the broker has none. */
   sharedBuckets?(): Promise<SharedBuckets>;
+  /** Optional: delete expired results (Celery's backend.cleanup, run by celery.backend_cleanup). */
+  cleanup?(): Promise<unknown>;
+
+  // Chords and groups (docs/canvas.md). A backend with chordPartReturn joins chords itself (Redis);
+  // with any other, whoever applies a chord sends celery.chord_unlock, which polls the header.
+  /** Record a chord header task's outcome; the whole join once the last one arrived, else null. */
+  chordPartReturn?(groupId: string, part: ChordPart, peerTags?: boolean): Promise<ChordJoin | null>;
+  /** Remove a finished chord's join (celery-taskset-meta-<gid>.j, .t, .s on Redis). */
+  chordDone?(groupId: string): Promise<void>;
+  /** The number of header results the chord waits for, written before the header is published. */
+  setChordSize?(groupId: string, size: number): Promise<void>;
+  /** Throws when this backend cannot carry chords (Celery's ensure_chords_allowed; rpc:// cannot). */
+  ensureChordsAllowed?(): void;
+  /** Store a group's result tuple under its id (GroupResult.save: celery-taskset-meta-<gid>). */
+  saveGroup?(groupId: string, result: unknown): Promise<void>;
+  /** The saved group's result tuple, or null. */
+  restoreGroup?(groupId: string): Promise<unknown>;
+  deleteGroup?(groupId: string): Promise<void>;
+}
+
+/** One chord header task's outcome: its result, or the exception dict of a FAILURE / REVOKED. */
+export interface ChordPart {
+  taskId: string;
+  state: string;
+  result: unknown;
+  /** Its group_index (the header order); null sorts last. */
+  index: number | null;
+}
+
+/** A complete chord join: every header outcome in header order, or the saved group when the header held groups. */
+export interface ChordJoin {
+  parts: { taskId: string; state: string; result: unknown }[];
+  /** The result tuple GroupResult.save() stored for a header of groups, when there is one. */
+  savedGroup: unknown;
 }
 
 export interface BackendContext {
   settings: Settings;
   logger: Logger;
+  /** An app's result backend: idle connections must not keep the process alive (app/keep-alive.ts). */
+  idleExit?: boolean;
+  /** The client's id (Celery's app.thread_oid): rpc:// names its reply queue after it, as frozen signatures' reply_to. */
+  oid?: string;
 }
 
 export function pendingMeta(taskId: string): ResultMeta {

@@ -11,7 +11,7 @@ export class QoS<K, D> {
   etaHeld = 0;
 
   constructor(prefetch: number) {
-    this.prefetch = Math.max(0, Math.floor(prefetch));
+    this.prefetch = count(prefetch, 'prefetch');
   }
 
   /** Most deliveries held at once (0: no limit). */
@@ -25,11 +25,11 @@ export class QoS<K, D> {
   }
 
   setPrefetch(n: number): void {
-    this.prefetch = Math.max(0, Math.floor(n));
+    this.prefetch = count(n, 'prefetch');
   }
 
   setEtaHeld(n: number): void {
-    this.etaHeld = Math.max(0, Math.floor(n));
+    this.etaHeld = count(n, 'ETA messages held');
   }
 
   /**
@@ -43,4 +43,10 @@ export class QoS<K, D> {
     if (n > 0) logger.info(`Restoring ${n} unacknowledged message(s)`);
     return n;
   }
+}
+
+/** A count for the window: NaN or Infinity would make every fetch size NaN (Redis: ERR value is out of range). */
+function count(n: number, what: string): number {
+  if (!Number.isFinite(n)) throw new RangeError(`${what} must be a whole number, 0 or more (0: no limit), got ${n}`);
+  return Math.max(0, Math.floor(n));
 }

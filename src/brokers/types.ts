@@ -37,6 +37,12 @@ export type DeliveryHandler = (delivery: Delivery) => void;
 export interface ConsumeOptions {
   /** Most unacknowledged deliveries outstanding at once; 0 means no limit. */
   prefetch: number;
+  /**
+   * Called once when the consumer stops for good: it gave up reconnecting (broker_connection_retry,
+   * broker_connection_max_retries; see connection-retry.ts). No delivery follows; the worker shuts
+   * down and exits non-zero. Without it the consumer logs the error itself.
+   */
+  onFailure?: (err: Error) => void;
 }
 
 export interface Consumer {
@@ -126,6 +132,8 @@ export interface BroadcastSubscription {
 export interface BrokerContext {
   settings: Settings;
   logger: Logger;
+  /** An app's broker: idle connections must not keep the process alive (app/keep-alive.ts). */
+  idleExit?: boolean;
 }
 
 export type BrokerFactory = (url: string, ctx: BrokerContext) => Broker;

@@ -1,7 +1,8 @@
 // The celeriac command line, modelled on celery's: global options before the subcommand.
-import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { loadApp, UsageError } from './load-app.js';
+import { loadApp, resolveAppModule, UsageError } from './load-app.js';
+import { noTasksWarning, unregisteredTaskWarning } from './warnings.js';
+import { exitOnSignalsAsPid1, watchNpmParent } from './process.js';
 import { createLogger, parseLogLevel, LOG_LEVELS, maskUrl } from '../app/log.js';
 import type { Celeriac } from '../app/celeriac.js';
 import { loads, dumps } from '../protocol/json.js';
@@ -41,12 +42,19 @@ function positiveNumber(flag: string) {
   };
 }
 
+/** Commands that connect, do one thing and exit. */
+const ONE_SHOT_COMMANDS = new Set(['call', 'result', 'purge', 'inspect', 'control', 'status', 'events']);
+
 async function setup(cmd: Command): Promise<Celeriac> {
   const g = cmd.optsWithGlobals() as GlobalOpts;
   // As celery does: -b / --result-backend win over the app's configuration.
   if (g.broker) process.env.CELERY_BROKER_URL = g.broker;
   if (g.resultBackend) process.env.CELERY_RESULT_BACKEND = g.resultBackend;
-  return loadApp(g.app);
+  const app = await loadApp(g.app);
+  // Retrying on start-up is a worker's (broker_connection_retry_on_startup): call, result, purge and the remote-control commands
+  // try once, so an unreachable broker is one line and a non-zero exit.
+  if (ONE_SHOT_COMMANDS.has(cmd.name())) app.conf.broker_connection_retry_on_startup = false;
+  return app;
 }
 
 export function buildProgram(): Command {
@@ -97,7 +105,7 @@ export function buildProgram(): Command {
         logger: app.logger,
         prefetchMultiplier: opts.prefetchMultiplier,
         pool: ({ threads: 'thread', prefork: 'process' } as Record<string, string>)[opts.pool] ?? opts.pool,
-        module: g.app ? path.resolve(process.cwd(), g.app) : undefined,
+        module: g.app ? resolveAppModule(g.app) : undefined,
         autoscale: opts.autoscale,
         statedb: opts.statedb,
         softShutdownTimeout: opts.softShutdownTimeout,
@@ -133,9 +141,19 @@ export function buildProgram(): Command {
       process.on('SIGINT', () => stop(false));
       process.on('SIGQUIT', () => stop(true));
       worker.on('shutdownRequested', () => stop(false));
+      // The consumer gave up reconnecting (broker_connection_max_retries): the worker has stopped and
+      // logged why in one line; exit non-zero so a supervisor or container probe sees it.
+      worker.on('workerFailed', () => {
+        setTimeout(() => process.exit(1), 10_000).unref(); // closing connections to a dead broker must not hold the exit
+        void app.close().finally(() => process.exit(1));
+      });
+      watchNpmParent(app, () => stop(false));
       // A signal during start-up (e.g. while retrying the broker) ends the start: the shutdown decides the exit.
       await worker.start().catch((err) => (signals > 0 ? new Promise<never>(() => undefined) : Promise.reject(err)));
       if (opts.beat) beat = await startBeat(app, { maxInterval: opts.maxInterval || undefined, logger: app.logger });
+      // After the start, so a worker that cannot start prints its one error line and nothing else.
+      const empty = noTasksWarning(app, g.app);
+      if (empty) app.logger.warning(empty);
       await new Promise(() => undefined); // run until a signal
     });
 
@@ -151,10 +169,12 @@ export function buildProgram(): Command {
     .option('--expires <seconds>', 'discard the task if not started within this many seconds', nonNegativeNumber('--expires'))
     .option('-Q, --queue <name>', 'queue to send to')
     .option('--priority <n>', 'message priority', (v) => Number(v))
-    .option('--wait', 'wait for the result and print it after the id')
+    .option('--wait', 'wait for the result and print it (the id stays the last line)')
     .option('--timeout <seconds>', 'with --wait: give up after this many seconds', nonNegativeNumber('--timeout'))
     .action(async (task: string, opts, cmd: Command) => {
       const app = await setup(cmd);
+      const warning = unregisteredTaskWarning(app, task, (cmd.optsWithGlobals() as GlobalOpts).app);
+      if (warning) process.stderr.write(warning + '\n');
       try {
         const r = await app.sendTask(task, opts.args, opts.kwargs, {
           countdown: opts.countdown, eta: opts.eta, expires: opts.expires, queue: opts.queue, priority: opts.priority,
@@ -264,6 +284,7 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
+  exitOnSignalsAsPid1();
   // Output piped into `head` and the like: a closed pipe ends the command quietly, as it does for Python's.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(0);
@@ -283,7 +304,8 @@ export async function main(argv: string[] = process.argv): Promise<void> {
       process.exit(e.exitCode);
     }
     const text = maskUrl(e.message || String(e)).split('\n')[0];
-    process.stderr.write(`Error: ${e.name && e.name !== 'Error' ? `${e.name}: ` : ''}${text}\n`);
+    const named = e.name && e.name !== 'Error' && !(e instanceof UsageError);
+    process.stderr.write(`Error: ${named ? `${e.name}: ` : ''}${text}\n`);
     process.exit(e instanceof UsageError ? 2 : 1);
   }
 }

@@ -48,7 +48,13 @@ export function decodeBody(message: Message, opts: DecodeOptions = {}, json?: Js
   if (!serializer) throw new ContentDisallowed(`Content type ${ct} is accepted but Celeriac can only decode json and msgpack`);
   let raw = message.body;
   const compression = message.headers.compression;
-  if (typeof compression === 'string' && compression) raw = decompress(compression, raw);
+  if (typeof compression === 'string' && compression) {
+    try {
+      raw = decompress(compression, raw);
+    } catch (err) {
+      throw new DecodeError(`Message body could not be decompressed (${compression}): ${(err as Error).message}`);
+    }
+  }
   try {
     return serializer.decode(raw, json ?? { tags: opts.tags });
   } catch (err) {
@@ -57,7 +63,13 @@ export function decodeBody(message: Message, opts: DecodeOptions = {}, json?: Js
 }
 
 function str(v: unknown): string | null {
-  return typeof v === 'string' ? v : v == null ? null : String(v);
+  if (typeof v === 'string') return v;
+  if (v == null) return null;
+  try {
+    return String(v);
+  } catch {
+    throw new InvalidTaskError(`A task message field that should be text is ${typeof v === 'object' ? 'an object with no text form' : typeof v}`);
+  }
 }
 
 function int(v: unknown, fallback: number): number {
@@ -73,12 +85,12 @@ function dateOrNull(v: unknown): Date | null {
   if (v == null || v === '') return null;
   if (v instanceof Date) return v;
   if (typeof v === 'string') return parseIsoDate(v);
-  throw new InvalidTaskError(`Expected an ISO-8601 timestamp, got ${JSON.stringify(v)}`);
+  throw new InvalidTaskError(`Expected an ISO-8601 timestamp, got ${truncateRepr(repr(v))}`);
 }
 
-function asRecord(v: unknown, what: string): Record<string, unknown> {
+function asRecord(v: unknown): Record<string, unknown> {
   if (v == null) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) throw new InvalidTaskError(`Task keyword arguments must be a mapping, got ${what}`);
+  if (typeof v !== 'object' || Array.isArray(v)) throw new InvalidTaskError(`Task keyword arguments must be a mapping, got ${truncateRepr(repr(v))}`);
   return v as Record<string, unknown>;
 }
 
@@ -124,7 +136,7 @@ function fromV2(h: Record<string, unknown>, p: MessageProperties, body: unknown[
     task: String(h.task),
     shadow: str(h.shadow),
     args: (args as unknown[]) ?? [],
-    kwargs: asRecord(kwargs, JSON.stringify(kwargs)),
+    kwargs: asRecord(kwargs),
     eta: dateOrNull(h.eta),
     expires: dateOrNull(h.expires),
     retries: int(h.retries, 0),
@@ -161,7 +173,7 @@ function fromV1(b: Record<string, unknown>, p: MessageProperties, h: Record<stri
   if (!id) throw new InvalidTaskError('Task message has no id');
   const args = b.args ?? [];
   if (!Array.isArray(args)) throw new InvalidTaskError('Task positional arguments must be a list');
-  const kwargs = asRecord(b.kwargs, JSON.stringify(b.kwargs));
+  const kwargs = asRecord(b.kwargs);
   const tl = Array.isArray(b.timelimit) ? b.timelimit : [null, null];
   return {
     id,

@@ -1,12 +1,46 @@
 // Reading JSON as Python's json and kombu write it: bare NaN/Infinity, integers of any size (bigint
 // beyond the safe range), floats kept apart from ints when asked, and kombu's tags for the peer's version.
-// JSON.parse reads the common text (no long digit run, no NaN/Infinity, no tag); this parser reads the
-// rest. No library reads Python's non-finite tokens and big integers together (see docs/interop.md).
+// JSON.parse reads the common text (no big integer, no NaN/Infinity); this parser reads the rest. No library reads Python's non-finite tokens and big integers together (see docs/interop.md).
 import type { JsonOptions } from './json.js';
 import { CeleryDate, CeleryDateTime, CeleryTime, Decimal, Float, UUID, isWellFormed } from './values.js';
 
-// What JSON.parse would get wrong: a possible integer beyond 2^53, NaN/Infinity, a kombu tag.
-const NEEDS_PARSER = /\d{16}|NaN|Infinity|__type__/;
+const MAX = 9007199254740991;
+
+/** Thrown by settle(): the text had an integer JSON.parse rounded, so the parser must read it. */
+const UNSAFE = new Error('an integer beyond 2^53');
+
+/**
+ * Finish what JSON.parse read: kombu's tags are decoded in place (innermost first, as kombu's
+ * object_hook), and a number beyond the safe integer range throws UNSAFE (JSON.parse rounded it).
+ * Walking the result costs a fraction of the parse; scanning the text for long digit runs with a
+ * regular expression cost more than the parse itself.
+ */
+function settle(v: object, tags: boolean): unknown {
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x: unknown = v[i];
+      if (typeof x === 'number') {
+        if (x > MAX || x < -MAX) throw UNSAFE;
+      } else if (typeof x === 'object' && x !== null) {
+        const y = settle(x, tags);
+        if (y !== x) v[i] = y;
+      }
+    }
+    return v;
+  }
+  const o = v as Record<string, unknown>;
+  let typed = false;
+  for (const k in o) {
+    const x = o[k];
+    if (typeof x === 'number') {
+      if (x > MAX || x < -MAX) throw UNSAFE;
+    } else if (typeof x === 'object' && x !== null) {
+      const y = settle(x, tags);
+      if (y !== x) o[k] = y;
+    } else if (k === '__type__') typed = true;
+  }
+  return typed && tags ? maybeUntag(o) : o;
+}
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
@@ -190,6 +224,21 @@ function isDigit(c: number): boolean {
 export function loads(text: string, opts?: JsonOptions): unknown {
   const tags = opts?.tags !== false;
   const exact = opts?.exactFloats === true;
-  if (!exact && !NEEDS_PARSER.test(text)) return JSON.parse(text);
+  // JSON.parse reads most texts; the parser reads those with a bare NaN/Infinity (a SyntaxError for
+  // JSON.parse), an integer beyond 2^53 (found in JSON.parse's result), or floats to keep exact.
+  if (!exact) {
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch {
+      return new Parser(text, tags, exact).parse();
+    }
+    try {
+      if (typeof v === 'object' && v !== null) return settle(v, tags);
+      if (typeof v !== 'number' || (v <= MAX && v >= -MAX)) return v;
+    } catch (err) {
+      if (err !== UNSAFE) throw err;
+    }
+  }
   return new Parser(text, tags, exact).parse();
 }

@@ -73,6 +73,16 @@ function write(v: unknown, depth: number, out: Out): void {
     }
     return out.add(']');
   }
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') {
+    // An object with a JSON form (a signature, a result) reads as what it is sent as.
+    let json: unknown;
+    try {
+      json = (v as { toJSON(): unknown }).toJSON();
+    } catch {
+      return out.add('<unrepresentable>');
+    }
+    return write(json, depth + 1, out);
+  }
   if (typeof v === 'object') {
     out.add('{');
     let n = 0;

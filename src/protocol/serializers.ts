@@ -19,7 +19,7 @@ export const JSON_SERIALIZER: Serializer = {
   contentType: 'application/json',
   contentEncoding: 'utf-8',
   encode: (value, opts) => dumps(value, opts),
-  decode: (data, opts) => loads(typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'), opts),
+  decode: (data, opts) => loads(typeof data === 'string' ? data : Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'), opts),
 };
 
 export const MSGPACK_SERIALIZER: Serializer = {

@@ -1,6 +1,5 @@
 // The start-up banner, like Celery's.
 import os from 'node:os';
-import { maskUrl } from '../app/log.js';
 import type { WorkerHost } from './host.js';
 
 /** Celeriac's version, as the banner, events (sw_ver) and reports give it. */
@@ -13,18 +12,21 @@ export interface BannerFacts {
   prefetch: number;
   queues: string[];
   taskEvents: boolean;
+  /** loglevel debug: the built-in tasks are listed too. */
+  debug?: boolean;
 }
 
 export function banner(app: WorkerHost, w: BannerFacts): string {
-  const backend = app.backendUrl ? maskUrl(app.backendUrl) : 'disabled';
-  const tasks = [...app.tasks.keys()].sort();
+  const backend = app.backendUrl ? app.describeUrl(app.backendUrl) : 'disabled';
+  // Celery's celery.* built-ins are registered on every app; the banner lists them only at debug level, as Celery's.
+  const tasks = [...app.tasks.keys()].filter((n) => w.debug || !n.startsWith('celery.')).sort();
   const lines = [
     ` -------------- ${w.hostname} v${VERSION}`,
     `--- ***** ----- Node ${process.version} ${os.platform()} ${os.arch()} ${new Date().toISOString()}`,
     `- *** --- * --- `,
     `- ** ---------- [config]`,
     `- ** ---------- .> app:         ${app.main}`,
-    `- ** ---------- .> transport:   ${maskUrl(app.brokerUrl)}${app.usesEmbeddedDefault ? '  (embedded default: no broker configured)' : ''}`,
+    `- ** ---------- .> transport:   ${app.describeUrl(app.brokerUrl)}${app.usesEmbeddedDefault ? '  (embedded default: no broker configured)' : ''}`,
     `- ** ---------- .> results:     ${backend}`,
     `- *** --- * --- .> concurrency: ${w.concurrency} (${w.poolKind})`,
     `-- ******* ---- .> prefetch:    ${w.prefetch || 'unlimited'}`,

@@ -6,8 +6,10 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../app/log.js';
 import { WorkerLostError } from '../app/exceptions.js';
 import { errorOfOutcome, retryOptionsOf, type Job, type JobHooks } from './job.js';
-import { GUARDED_SIGNALS, type ChildMessage, type ParentMessage } from './child-protocol.js';
+import { GUARDED_SIGNALS, parseChildMessage, type ChildMessage, type ParentMessage } from './child-protocol.js';
 import { PoolClosed, type Executor } from './executor.js';
+import { fromCloneable, toCloneable } from '../protocol/cloneable.js';
+import { isTypeScriptFile, typeScriptMissing, typeScriptSupport } from '../app/typescript.js';
 
 const ENTRY = new URL(import.meta.url.endsWith('.ts') ? './child-main.ts' : './child-main.js', import.meta.url);
 const READY_TIMEOUT_MS = 60_000;
@@ -48,6 +50,8 @@ class Child {
   retiring = false;
   exited = false;
   isReady = false;
+  /** Messages from this child the worker could not read (the first one is logged). */
+  unreadable = 0;
   constructor(readonly index: number) {}
 }
 
@@ -84,7 +88,16 @@ export class ChildExecutor implements Executor {
     child.ready.catch(() => undefined);
     const timer = setTimeout(() => onFail(new Error(`${this.kind} pool child did not start within ${READY_TIMEOUT_MS / 1000}s`)), READY_TIMEOUT_MS);
     timer.unref();
-    const onMessage = (m: ChildMessage) => {
+    const onMessage = (raw: unknown) => {
+      const m = parseChildMessage(raw);
+      if (!m) return this.unreadable(child, raw);
+      try {
+        onChildMessage(m);
+      } catch (err) {
+        this.unreadable(child, raw, err);
+      }
+    };
+    const onChildMessage = (m: ChildMessage) => {
       if (m.type === 'ready') {
         clearTimeout(timer);
         child.isReady = true;
@@ -96,7 +109,7 @@ export class ChildExecutor implements Executor {
         child.handle.kill();
       } else if (m.type === 'done') this.onDone(child, m);
       else if (m.type === 'updateState') {
-        if (child.job?.job.key === m.key) void child.job.hooks.updateState(m.state, m.meta).catch(() => undefined);
+        if (child.job?.job.key === m.key) void child.job.hooks.updateState(m.state, fromCloneable(m.meta)).catch(() => undefined);
       }
     };
     const onExit = (how: string) => {
@@ -114,10 +127,30 @@ export class ChildExecutor implements Executor {
       if (!this.closed && this.liveCount() < this.size) this.replace();
     };
     const init: ParentMessage = { type: 'init', module: this.o.module, brokerUrl: this.o.brokerUrl, backendUrl: this.o.backendUrl };
-    const ts = needsTsx(this.o.module);
+    const ts = tsxFor(this.o.module);
     child.handle = this.kind === 'thread' ? spawnThread(onMessage, onExit, ts) : spawnProcess(onMessage, onExit, ts);
     child.handle.send(init);
     return child;
+  }
+
+  /**
+   * A message the worker cannot use (task code posting to the pool's channel, or a broken child): logged
+   * once per child and ignored. If it claimed to end the running job, that outcome is lost: the child
+   * is replaced and the job fails, rather than wait forever.
+   */
+  private unreadable(child: Child, raw: unknown, err?: unknown): void {
+    if (child.unreadable++ === 0) {
+      this.o.logger.error(
+        `A ${this.kind} pool child (${child.handle.id}) sent a message the worker cannot read: ${preview(raw)}${err ? ` (${(err as Error).message})` : ''}. ` +
+          'It was ignored; task code must not post to the pool\'s channel (parentPort.postMessage, process.send). Further unreadable messages from this child are not logged.',
+      );
+    }
+    const r = child.job;
+    const claimsDone = typeof raw === 'object' && raw !== null && (raw as { type?: unknown }).type === 'done' && (raw as { key?: unknown }).key === r?.job.key;
+    if (r && claimsDone && !child.killReason) {
+      child.killReason = new WorkerLostError(`The ${this.kind} pool child reported the outcome of ${r.job.taskName}[${r.job.request.id}] in a form the worker cannot read; the child was replaced.`);
+      child.handle.kill();
+    }
   }
 
   private replace(): void {
@@ -137,7 +170,7 @@ export class ChildExecutor implements Executor {
     child.job = null;
     child.tasksRun++;
     const o = m.outcome;
-    if (o.kind === 'success') r.resolve(o.value);
+    if (o.kind === 'success') r.resolve(fromCloneable(o.value));
     else if (o.kind === 'retry') r.reject(r.hooks.retry(retryOptionsOf(o.opts)));
     else r.reject(errorOfOutcome(o));
     const maxTasks = this.o.maxTasksPerChild;
@@ -163,7 +196,7 @@ export class ChildExecutor implements Executor {
       idle.killReason = null;
       // Plain data for the child (the worker's job object refers back to the worker).
       const { key, taskName, args, kwargs, request } = r.job;
-      idle.handle.send({ type: 'run', job: { key, taskName, args, kwargs, request } });
+      idle.handle.send({ type: 'run', job: { key, taskName, args: toCloneable(args), kwargs: toCloneable(kwargs), request } });
     }
   }
 
@@ -226,17 +259,35 @@ export class ChildExecutor implements Executor {
   }
 }
 
-/** TypeScript (ours when run from source, or the user's app module) needs the tsx loader in the child. */
-function needsTsx(module: string): boolean {
-  return ENTRY.pathname.endsWith('.ts') || /\.[mc]?ts$/.test(module);
+/** The start of an unreadable message, for the log. */
+function preview(raw: unknown): string {
+  let text: string;
+  try {
+    text = typeof raw === 'string' ? JSON.stringify(raw) : (JSON.stringify(raw) ?? String(raw));
+  } catch {
+    text = Object.prototype.toString.call(raw);
+  }
+  return text.length > 120 ? `${text.slice(0, 120)}…` : text;
 }
 
-function spawnThread(onMessage: (m: ChildMessage) => void, onExit: (how: string) => void, tsx: boolean): Handle {
+type Tsx = { api: string; cjsApi: string; loader: string };
+
+/** The tsx loader a child needs: always when we run from source; for a TypeScript app module unless Node strips types. */
+function tsxFor(module: string): Tsx | null {
+  const fromSource = ENTRY.pathname.endsWith('.ts');
+  if (!fromSource && !isTypeScriptFile(module)) return null;
+  const support = typeScriptSupport(module);
+  if (support.kind === 'tsx') return support;
+  if (fromSource || support.kind === 'none') throw new Error(typeScriptMissing(module));
+  return null;
+}
+
+function spawnThread(onMessage: (m: unknown) => void, onExit: (how: string) => void, tsx: Tsx | null): Handle {
   let code: string;
   if (tsx) {
-    // Threads do not inherit --import hooks: register tsx before loading the TypeScript entry.
-    const api = import.meta.resolve('tsx/esm/api');
-    code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(ENTRY.href)}); })`;
+    // Threads do not inherit --import hooks: register tsx (ESM and CommonJS hooks) before loading the entry.
+    const apis = JSON.stringify([tsx.api, tsx.cjsApi]);
+    code = `Promise.all(${apis}.map((a) => import(a).then((m) => m.register()))).then(() => import(${JSON.stringify(ENTRY.href)}))`;
   } else {
     code = `import(${JSON.stringify(ENTRY.href)})`;
   }
@@ -252,11 +303,11 @@ function spawnThread(onMessage: (m: ChildMessage) => void, onExit: (how: string)
   };
 }
 
-function spawnProcess(onMessage: (m: ChildMessage) => void, onExit: (how: string) => void, tsx: boolean): Handle {
+function spawnProcess(onMessage: (m: unknown) => void, onExit: (how: string) => void, tsx: Tsx | null): Handle {
   const entry = fileURLToPath(ENTRY);
-  const execArgv = tsx ? ['--import', import.meta.resolve('tsx')] : [];
+  const execArgv = tsx ? ['--import', tsx.loader] : [];
   const p: ChildProcess = fork(entry, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  p.on('message', (m) => onMessage(m as ChildMessage));
+  p.on('message', (m) => onMessage(m));
   p.on('error', () => undefined);
   p.on('exit', (code, signal) => onExit(signal ? `signal ${signal}` : `exitcode ${code}`));
   return {

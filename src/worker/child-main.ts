@@ -7,6 +7,7 @@ import type { RetryOptions } from '../app/context.js';
 import { NotRegistered, SoftTimeLimitExceeded, TaskRevokedError } from '../app/exceptions.js';
 import { makeContext, outcomeOfError, RetryRequested, type WireOutcome } from './job.js';
 import { GUARDED_SIGNALS, type ChildMessage, type ParentMessage } from './child-protocol.js';
+import { fromCloneable, toCloneable } from '../protocol/cloneable.js';
 
 const isThread = parentPort !== null;
 const send = (m: ChildMessage): void => {
@@ -47,10 +48,10 @@ async function run(m: Extract<ParentMessage, { type: 'run' }>): Promise<void> {
     if (!task) throw new NotRegistered(job.taskName);
     const ctx = makeContext(task.name, job.request, abort.signal, {
       retry: (opts: RetryOptions) => new RetryRequested(opts),
-      updateState: async (state, meta) => send({ type: 'updateState', key: job.key, state, meta }),
+      updateState: async (state, meta) => send({ type: 'updateState', key: job.key, state, meta: toCloneable(meta) }),
     });
-    const value = await task.call(ctx, job.args, job.kwargs);
-    outcome = { kind: 'success', value };
+    const value = await task.call(ctx, fromCloneable(job.args), fromCloneable(job.kwargs));
+    outcome = { kind: 'success', value: toCloneable(value) };
   } catch (err) {
     outcome = outcomeOfError(err, abort.signal);
   } finally {

@@ -6,6 +6,11 @@ import type { ResultBackend, ResultMeta } from '../backends/types.js';
 import type { TaskRequest } from '../protocol/message.js';
 import type { Logger } from '../app/log.js';
 
+/** What a finishing task run answers for when its finishing fails inside the worker (Request). */
+export interface FinishingRun {
+  onInternalError(err: unknown): void;
+}
+
 interface StoredSuccess {
   req: TaskRequest;
   ack: Promise<void>;
@@ -38,11 +43,15 @@ export class Completions {
     this.logger.error(`Could not store the ${status} state of task ${req.task}[${req.id}]: ${(err as Error)?.message ?? err}`);
   }
 
-  /** Count `finishing` as in flight until it settles. */
-  track(finishing: Promise<void>): void {
+  /** Count `finishing` as in flight until it settles; if it fails, `run` settles its message and says so. */
+  track(finishing: Promise<void>, run?: FinishingRun): void {
     this.finishing.add(finishing);
     const done = () => void this.finishing.delete(finishing);
-    finishing.then(done, done);
+    finishing.then(done, (err: unknown) => {
+      done();
+      if (run) run.onInternalError(err);
+      else this.logger.error(`Internal error after a task finished: ${(err as Error)?.stack ?? err}`);
+    });
   }
 
   /**
@@ -103,7 +112,14 @@ export class Completions {
       const done = ack.then(() => {
         // Tasks that finish from now on register a fresh callback (this list has run).
         if (this.afterAckOf === ack) this.afterAckOf = undefined;
-        for (const g of list) g();
+        for (const g of list) {
+          try {
+            g();
+          } catch (err) {
+            // A report (log line, listener) failed: the task is stored and acked; the others still report.
+            this.logger.error(`Could not report a finished task: ${(err as Error)?.stack ?? err}`);
+          }
+        }
       });
       this.pendingAcks.add(done);
       void done.finally(() => this.pendingAcks.delete(done));

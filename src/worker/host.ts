@@ -6,6 +6,7 @@ import type { Message } from '../protocol/message.js';
 import type { Settings } from '../app/settings.js';
 import type { Logger } from '../app/log.js';
 import type { TaskContext } from '../app/context.js';
+import type { CanvasHost } from '../canvas/types.js';
 
 /** A registered task as the worker runs it. */
 export interface TaskHandle {
@@ -16,11 +17,11 @@ export interface TaskHandle {
   call(ctx: TaskContext, args: unknown[], kwargs: Record<string, unknown>): unknown;
 }
 
-export interface WorkerHost {
+/** The app as the worker sees it; CanvasHost is what callbacks, chains and chords are applied through. */
+export interface WorkerHost extends CanvasHost {
   /** The app's name (Celery's main), for the banner. */
   readonly main: string;
   readonly conf: Settings;
-  readonly tasks: ReadonlyMap<string, TaskHandle>;
   readonly logger: Logger;
   readonly brokerUrl: string;
   readonly backendUrl: string | null;

@@ -19,6 +19,8 @@ export interface JobHooks {
   /** Republish for retry; returns the error the task should end with (Retry, the exc, or MaxRetriesExceededError). */
   retry(opts: RetryOptions): Error;
   updateState(state: string, meta: unknown): Promise<void>;
+  /** Record a result among the task's children (what it sent while running). */
+  addTrail?(result: { asTuple(): unknown }): void;
 }
 
 /** Thrown inside a child executor by task.retry(): the parent does the republishing. */
@@ -105,6 +107,10 @@ export class JobContext implements TaskContext {
 
   updateState(state: string, meta?: unknown): Promise<void> {
     return this.hooks.updateState(state, meta ?? null);
+  }
+
+  addTrail(result: { asTuple(): unknown }): void {
+    this.hooks.addTrail?.(result);
   }
 }
 

@@ -3,6 +3,8 @@
 /** What the pool runs: a job that returns no promise finished when it returned. */
 export interface PoolJob {
   execute(): Promise<void> | void;
+  /** execute() threw or rejected: the worker failed on this job, not its task (settle it, say so). */
+  onInternalError?(err: unknown): void;
 }
 
 export class AsyncPool {
@@ -54,11 +56,15 @@ export class AsyncPool {
       let pending: Promise<void> | void;
       try {
         pending = job.execute();
-      } catch {
-        pending = undefined; // a job reports its own errors; its slot is free either way
+      } catch (err) {
+        pending = undefined; // its slot is free either way
+        job.onInternalError?.(err);
       }
       if (pending) {
-        pending.then(this.finished, this.finished);
+        pending.then(this.finished, (err: unknown) => {
+          this.finished();
+          job.onInternalError?.(err);
+        });
       } else {
         // Finished synchronously: the slot is free for the next waiting job in this same loop.
         this.running--;

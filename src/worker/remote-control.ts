@@ -93,16 +93,21 @@ export class WorkerControlTarget implements ControlledWorker {
   private async markRevoked(id: string): Promise<void> {
     const backend = this.w.backend!;
     let cur: ResultMeta | null = null;
+    const still = 'The worker still discards the task if it arrives, but its result stays as it was: check that the result backend answers (result_backend) and revoke again to mark it.';
     try {
       cur = await backend.get(id);
     } catch (err) {
-      this.w.logger.error(`revoke: could not read the state of ${id}: ${(err as Error).message}`);
+      this.w.logger.error(`revoke: could not read the state of task ${id} to mark it REVOKED: ${(err as Error).message}. ${still}`);
       return;
     }
     if (!cur || !['PENDING', 'RETRY', 'STARTED', 'RECEIVED'].includes(cur.status)) return;
     const exc = { exc_type: 'TaskRevokedError', exc_message: ['revoked'], exc_module: 'celery.exceptions' };
     const meta = { status: 'REVOKED', result: exc, traceback: null, children: null, date_done: new Date().toISOString().replace('Z', '+00:00'), task_id: id } as ResultMeta;
-    await backend.store(meta, {}).catch((err: unknown) => this.w.logger.error(`revoke: could not store REVOKED for ${id}: ${(err as Error).message}`));
+    try {
+      await backend.store(meta, {});
+    } catch (err) {
+      this.w.logger.error(`revoke: could not store REVOKED for task ${id}: ${(err as Error).message}. ${still}`);
+    }
   }
 
   setRateLimit(name: string, rate: string | number | null): OkReply {

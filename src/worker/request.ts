@@ -1,7 +1,8 @@
 // One task run from acceptance to settlement (Celery's worker/request.py): runs the handler, then
 // settles the message exactly once through onSuccess / onFailure / onRetry / onReject / onIgnore /
 // onRevoked / onTimeout / onWorkerLost. It is also what the executor runs (Job) and what a running
-// task asks for retry and updateState (JobHooks), so a task run costs one object.
+// task asks for retry and updateState (JobHooks), so a task run costs one object. It runs past 400
+// lines because every outcome of a run settles the same object; the canvas work is in canvas.ts.
 import type { EventEmitter } from 'node:events';
 import type { Broker, Delivery } from '../brokers/types.js';
 import type { ResultBackend, ResultMeta, TaskState } from '../backends/types.js';
@@ -23,6 +24,7 @@ import { autoretryOptions, retryMessage } from './retry-policy.js';
 import { limitsFor, runWithLimits, type ControlTimeLimits } from './time-limits.js';
 import type { EventDispatcher } from '../events/dispatcher.js';
 import { resultRepr } from '../events/task-fields.js';
+import { hasFailureCanvas, hasSuccessCanvas, type WorkerCanvas } from './canvas.js';
 
 /** The worker as its requests see it. */
 export interface RequestOwner {
@@ -42,6 +44,8 @@ export interface RequestOwner {
   /** The event dispatcher while task events are on (-E, enable_events), else null. */
   readonly taskEvents: EventDispatcher | null;
   readonly resultExtended: boolean;
+  /** The canvas hooks: callbacks, chains, chords, errbacks. */
+  readonly canvas: WorkerCanvas;
   /** Most results being stored / messages settled before a pool slot waits for them. */
   finishingLimit(): number;
   /** Count a finished handler (stats). */
@@ -74,6 +78,8 @@ export class Request implements Job, JobHooks {
   private extrasCache: MetaExtras | undefined;
   private keyCache: string | undefined;
   private view: TaskView | undefined;
+  /** Results of what the task applied while running (Celery's request.children), stored with its result. */
+  private trail: { asTuple(): unknown }[] | undefined;
 
   constructor(
     private readonly w: RequestOwner,
@@ -168,7 +174,7 @@ export class Request implements Job, JobHooks {
     const runtime = (performance.now() - this.started) / 1000;
     w.countProcessed(this.fields.task);
     const limit = w.finishingLimit();
-    if (ok && this.earlyAck) {
+    if (ok && this.earlyAck && this.trail === undefined && !hasSuccessCanvas(this.fields)) {
       // A success whose ack is on its way: store the result (if kept); the events follow the ack's reply.
       const succeeded = this.succeeded(outcome, runtime);
       if (this.ignoreResult || !w.backend) {
@@ -181,7 +187,7 @@ export class Request implements Job, JobHooks {
     const finishing = ok ? this.onSuccess(outcome, runtime) : this.onFailure(outcome, runtime);
     // The pool slot is free once the handler has returned; beyond the limit the slot waits.
     if (w.completions.inFlight >= limit) return finishing;
-    w.completions.track(finishing);
+    w.completions.track(finishing, this);
   }
 
   /** What a success reports (log line, taskSuccess, taskPostrun), or null when nobody would see it. */
@@ -198,12 +204,16 @@ export class Request implements Job, JobHooks {
     };
   }
 
-  /** acks_late success (an early-acked one is stored in afterHandler): store, ack, report. */
+  /** acks_late or canvas success: callbacks and next chain step first (children stored), store, chord, ack, report. */
   async onSuccess(value: unknown, runtime: number): Promise<void> {
     const f = this.fields;
-    const stored = this.ignoreResult || (await this.store('SUCCESS', value, null));
+    const canvas = hasSuccessCanvas(f);
+    const unsent = canvas ? await this.w.canvas.afterSuccess(f, value, this) : null;
+    if (unsent) return this.storeFailure(unsent.error, runtime, false);
+    const stored = this.ignoreResult || (await this.store('SUCCESS', value, null, this.trail?.map((r) => r.asTuple())));
     // The task ran: never run it again because the backend was away (its result is lost, and said so).
     if (!stored) this.w.logger.error(`Task ${f.task}[${f.id}] succeeded but its result could not be stored; acknowledging it anyway so it does not run twice.`);
+    if (canvas && f.embed.chord) await this.w.canvas.joinChord(f, 'SUCCESS', value);
     await this.settle('ack');
     this.succeeded(value, runtime)?.();
   }
@@ -265,7 +275,7 @@ export class Request implements Job, JobHooks {
   async onRevoked(reason: 'revoked' | 'expired'): Promise<void> {
     const f = this.fields;
     this.w.logger.info(reason === 'expired' ? `Task ${f.task}[${f.id}] expired; discarding it` : `Discarding revoked task: ${f.task}[${f.id}]`);
-    await this.store('REVOKED', { exc_type: 'TaskRevokedError', exc_message: [reason], exc_module: 'celery.exceptions' }, null, null);
+    await this.storeRevoked(reason);
     await this.settle('ack');
     this.w.taskEvents?.send('task-revoked', { uuid: f.id, terminated: false, signum: null, expired: reason === 'expired' });
     this.emit('taskRevoked', 'REVOKED');
@@ -274,7 +284,7 @@ export class Request implements Job, JobHooks {
   /** revoke(terminate=True): REVOKED 'terminated', message acked (Celery's on_failure for a revoked request). */
   private async onRevokedWhileRunning(runtime: number): Promise<void> {
     const f = this.fields;
-    await this.store('REVOKED', { exc_type: 'TaskRevokedError', exc_message: ['terminated'], exc_module: 'celery.exceptions' }, null, null);
+    await this.storeRevoked('terminated');
     await this.settle('ack');
     this.w.taskEvents?.send('task-revoked', { uuid: f.id, terminated: true, signum: null, expired: false });
     this.w.logger.info(`Task ${f.task}[${f.id}] terminated (revoked)`);
@@ -315,7 +325,9 @@ export class Request implements Job, JobHooks {
     const f = this.fields;
     const info = encodeException(error);
     const tb = error instanceof TaskError && error.traceback ? error.traceback : formatTraceback(error);
-    if (!this.ignoreResult || this.opts.storeErrors) await this.store('FAILURE', info, tb);
+    const storeResult = !this.ignoreResult || this.opts.storeErrors;
+    if (storeResult) await this.store('FAILURE', info, tb);
+    if (hasFailureCanvas(f)) await this.w.canvas.afterFailure(f, this, info, tb, storeResult);
     // A lost worker with reject_on_worker_lost false is acked, as Celery does.
     const ack = this.opts.acksOnFailureOrTimeout || (error instanceof WorkerLostError && !timeout);
     await this.settle(ack ? 'ack' : 'reject');
@@ -344,6 +356,30 @@ export class Request implements Job, JobHooks {
     } catch (err) {
       this.w.logger.error(`Could not ${how} the message of ${this.fields.task}[${this.fields.id}]: ${(err as Error).message}; the broker will deliver it again.`);
     }
+  }
+
+  /**
+   * The worker failed on this run (not the task): say so once and settle the message so it is never
+   * held forever: requeued the first time, rejected if it comes back (a poison message cannot loop).
+   */
+  onInternalError(err: unknown): void {
+    this.w.running.delete(this);
+    const requeue = !this.acknowledged && !this.delivery.redelivered;
+    const fate = this.acknowledged ? 'Its message was already acknowledged' : requeue ? 'Its message is requeued once' : 'Its message came back before and is rejected';
+    void this.settle(requeue ? 'requeue' : 'reject'); // first: the line below may fail the same way
+    this.w.logger.error(`Internal error in the worker while running ${this.fields.task}[${this.fields.id}]: ${(err as Error)?.stack ?? err}\n${fate}; please report this.`);
+  }
+
+  /** Record a result among this task's children (JobHooks): a task it sent, a callback, the next chain step. */
+  addTrail(result: { asTuple(): unknown }): void {
+    (this.trail ??= []).push(result);
+  }
+
+  /** REVOKED stored, and a chord header member's chord told (Celery's mark_as_revoked). */
+  private async storeRevoked(reason: string): Promise<void> {
+    const info = { exc_type: 'TaskRevokedError', exc_message: [reason], exc_module: 'celery.exceptions' };
+    await this.store('REVOKED', info, null, null);
+    if (this.fields.embed.chord) await this.w.canvas.joinChord(this.fields, 'REVOKED', info);
   }
 
   /** Store a state; false (and logged) when the backend failed. */

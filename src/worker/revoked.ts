@@ -1,6 +1,7 @@
 // The revoked-ids set: bounded and expiring like Celery's LimitedSet, optionally persisted (--statedb).
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import type { Logger } from '../app/log.js';
 
 const MAX = Number(process.env.CELERY_WORKER_REVOKES_MAX ?? 50_000);
 const EXPIRES_S = Number(process.env.CELERY_WORKER_REVOKE_EXPIRES ?? 10_800);
@@ -10,7 +11,12 @@ export class RevokedSet {
   private readonly ids = new Map<string, number>();
   private saveTimer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly statedb: string | null = null, private readonly maxlen = MAX, private readonly expires = EXPIRES_S) {
+  constructor(
+    private readonly statedb: string | null = null,
+    private readonly logger?: Logger,
+    private readonly maxlen = MAX,
+    private readonly expires = EXPIRES_S,
+  ) {
     if (statedb) this.load();
   }
 
@@ -18,12 +24,22 @@ export class RevokedSet {
     let text: string;
     try {
       text = readFileSync(this.statedb!, 'utf8');
-    } catch {
-      return; // first run
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // first run
+      throw new Error(`Cannot read the revoked task ids from --statedb ${this.statedb} (worker_state_db): ${(err as Error).message}. Make the file readable, or point --statedb elsewhere.`);
     }
-    const data = JSON.parse(text) as { revoked?: Record<string, number> };
+    let revoked: unknown;
+    try {
+      revoked = (JSON.parse(text) as { revoked?: unknown } | null)?.revoked ?? {};
+      if (typeof revoked !== 'object' || revoked === null || Array.isArray(revoked)) throw new Error('"revoked" is not an object of id: time');
+    } catch (err) {
+      throw new Error(
+        `The --statedb file ${this.statedb} (worker_state_db) is not a Celeriac state file: ${(err as Error).message}. ` +
+          'Move it aside (the revoked ids it kept are then forgotten) or point --statedb elsewhere.',
+      );
+    }
     const now = Date.now() / 1000;
-    for (const [id, ts] of Object.entries(data.revoked ?? {})) if (now - ts < this.expires) this.ids.set(id, ts);
+    for (const [id, ts] of Object.entries(revoked as Record<string, unknown>)) if (typeof ts === 'number' && now - ts < this.expires) this.ids.set(id, ts);
   }
 
   has(id: string): boolean {
@@ -57,14 +73,21 @@ export class RevokedSet {
     this.saveTimer.unref();
   }
 
-  /** Write the state file now (atomically: temp file + rename). */
+  /** Write the state file now (atomically: temp file + rename); a failure is logged, never thrown. */
   save(): void {
     if (this.saveTimer) clearTimeout(this.saveTimer);
     this.saveTimer = null;
     if (!this.statedb) return;
     const tmp = `${this.statedb}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify({ revoked: Object.fromEntries(this.ids) }));
-    renameSync(tmp, this.statedb);
+    try {
+      writeFileSync(tmp, JSON.stringify({ revoked: Object.fromEntries(this.ids) }));
+      renameSync(tmp, this.statedb);
+    } catch (err) {
+      const line = `Could not save the revoked task ids to --statedb ${this.statedb} (worker_state_db): ${(err as Error).message}. ` +
+        'They still apply in this worker but a restart forgets them; make the directory writable (it is saved again at the next revoke and at shutdown).';
+      if (this.logger) this.logger.error(line);
+      else process.emitWarning(line);
+    }
   }
 }
 

@@ -26,9 +26,12 @@ import type { ConsumerSpec } from '../control/commands.js';
 import { EventDispatcher } from '../events/dispatcher.js';
 import { Heart, softwareInfo } from '../events/heart.js';
 import { VERSION } from './banner.js';
+import { WorkerCanvas } from './canvas.js';
 
 /** Results being stored / messages being settled after their handler returned, at least this many at once. */
 const FINISHING_MIN = 64;
+/** After the consumer gave up, how long shutdown still waits for acks and result stores. */
+const CONSUMER_LOST_SETTLE_MS = 5000;
 
 export class WorkerRuntime implements StrategyOwner, ControlSubject {
   readonly hostname: string;
@@ -55,6 +58,8 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
   processed = 0;
   broker!: Broker;
   backend: ResultBackend | null = null;
+  /** Callbacks, chains, chords and errbacks after a task's outcome (set once the backend is known). */
+  canvas!: WorkerCanvas;
   decodeOptions: DecodeOptions = {};
   resultExtended = false;
   /** Celery events (null when the transport has none, or events and heartbeats are both off). */
@@ -77,8 +82,16 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
   private state: 'running' | 'stopping' | 'stopped' = 'running';
   private coldRequested = false;
   private coldNow: (() => void) | undefined;
+  /** The consumer gave up: the broker is not answering, so shutdown does not wait long on it. */
+  private consumerLost = false;
 
-  constructor(readonly host: WorkerHost, private readonly config: WorkerConfig, readonly events: EventEmitter) {
+  constructor(
+    readonly host: WorkerHost,
+    private readonly config: WorkerConfig,
+    readonly events: EventEmitter,
+    /** The consumer gave up: the worker shuts down and exits non-zero. */
+    private readonly onFailure: (err: Error) => void,
+  ) {
     const conf = host.conf;
     this.hostname = config.hostname;
     this.logger = config.logger;
@@ -93,7 +106,7 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
     this.taskOptions = new TaskOptionsCache(conf);
     this.pool = new AsyncPool(config.autoscale ? config.autoscale.min : config.concurrency);
     this.executor = new InlineExecutor(host.tasks);
-    this.revoked = new RevokedSet(config.statedb);
+    this.revoked = new RevokedSet(config.statedb, this.logger);
     if (!conf.worker_disable_rate_limits) {
       for (const t of host.tasks.values()) {
         const r = parseRate((t.options.rate_limit ?? conf.task_default_rate_limit) as string | number | null | undefined);
@@ -126,6 +139,7 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
     const { host, config } = this;
     this.broker = await host.broker({ retryOnStartup: true });
     this.backend = await host.backend();
+    this.canvas = new WorkerCanvas(host, this.backend, this.logger);
     // Settings read for every message, taken once here (as Celery reads them at worker start).
     this.decodeOptions = decodeOptionsFor(host);
     this.resultExtended = host.conf.result_extended === true;
@@ -153,7 +167,7 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
     }
     if (this.autoscaleLimits) this.autoscaler = new Autoscaler(this.autoscaleLimits, this.pool, this.executor, this.logger);
     this.strategy = new Strategy(this);
-    this.consumer = await this.broker.consume(config.queues, this.strategy.onDelivery, { prefetch: this.prefetch });
+    this.consumer = await this.consume(config.queues);
     this.consumed = [...this.queueSpecs.keys()];
     this.autoscaler?.start();
     if (this.eventer && config.heartbeat) {
@@ -211,7 +225,7 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
     const want = [...this.queueSpecs.keys()];
     if (!this.accepting || want.join('\n') === this.consumed.join('\n')) return;
     const old = this.consumer;
-    this.consumer = want.length > 0 ? await this.broker.consume(want, this.strategy!.onDelivery, { prefetch: this.prefetch }) : undefined;
+    this.consumer = want.length > 0 ? await this.consume(want) : undefined;
     this.consumed = want;
     this.consumer?.setEtaHeld(this.eta.size);
     if (old) {
@@ -233,6 +247,25 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
       this.retiredTimer = setTimeout(() => void (this.queueChange = this.queueChange.then(() => this.closeIdleRetired())), 5000);
       this.retiredTimer.unref();
     }
+  }
+
+  /** A consumer whose giving up stops the worker, unless add/cancel_consumer replaced it meanwhile. */
+  private async consume(queues: string[]): Promise<Consumer> {
+    let c: Consumer | undefined = undefined;
+    const onFailure = (err: Error) => {
+      if (!c || c === this.consumer) this.consumerFailed(err);
+    };
+    c = await this.broker.consume(queues, this.strategy!.onDelivery, { prefetch: this.prefetch, onFailure });
+    return c;
+  }
+
+  /** A worker that consumes nothing must not answer ping as alive: remote control stops first. */
+  private consumerFailed(err: Error): void {
+    this.consumerLost = true;
+    const control = this.control;
+    this.control = undefined;
+    void control?.stop().catch(() => undefined);
+    this.onFailure(err);
   }
 
   /** Turn a warm shutdown in progress cold. */
@@ -265,7 +298,8 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
       for (const r of [...this.running]) this.executor.kill(r.key, new PoolClosed('cold shutdown'));
     }
     await this.executor.close().catch(() => undefined);
-    await this.completions.settled();
+    if (this.consumerLost) await this.settledWithin(CONSUMER_LOST_SETTLE_MS);
+    else await this.completions.settled();
     let n = 0;
     for (const c of [...this.retired, ...(this.consumer ? [this.consumer] : [])]) {
       n += await c.restoreUnacked().catch((err) => {
@@ -278,6 +312,14 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
     this.heart?.stop();
     await this.eventer?.close();
     this.state = 'stopped';
+  }
+
+  /** Acks and stores still on their way to a broker that stopped answering: wait a little, then leave them. */
+  private async settledWithin(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([this.completions.settled().then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), ms)))]);
+    clearTimeout(timer);
+    if (late) this.logger.warning(`Stopped waiting for acknowledgements and results after ${ms / 1000}s: the broker is not answering; unacknowledged messages come back to their queue (Redis: after visibility_timeout).`);
   }
 
   /** Until running tasks end, `timeout` ms pass, or a cold shutdown's worker_soft_shutdown_timeout runs out. */

@@ -27,6 +27,14 @@ export class Strategy {
 
   /** The consumer's handler: one delivery in, a decision out; never throws. */
   readonly onDelivery = (d: Delivery): void => {
+    try {
+      this.accept(d);
+    } catch (err) {
+      this.onInternalError(d, err);
+    }
+  };
+
+  private accept(d: Delivery): void {
     const w = this.w;
     if (!w.accepting) return; // restored on shutdown
     let f: TaskRequest;
@@ -38,16 +46,16 @@ export class Strategy {
     }
     const task = w.host.tasks.get(f.task);
     if (!task) {
-      void this.onUnregistered(d, f);
+      this.onUnregistered(d, f).catch((err: unknown) => this.onInternalError(d, err));
       return;
     }
     const request = new Request(w, d, f, task);
     if (w.revoked.has(f.id)) {
-      void request.onRevoked('revoked');
+      request.onRevoked('revoked').catch((err: unknown) => request.onInternalError(err));
       return;
     }
     if (f.expires && f.expires.getTime() <= Date.now()) {
-      void request.onRevoked('expired');
+      request.onRevoked('expired').catch((err: unknown) => request.onInternalError(err));
       return;
     }
     if (w.logger.isEnabled('info')) w.logger.info(`Task ${f.task}[${f.id}] received`);
@@ -57,7 +65,17 @@ export class Strategy {
     const delay = f.eta ? f.eta.getTime() - Date.now() : 0;
     if (delay > 0) w.eta.hold(request, delay, this.dispatch);
     else this.dispatch(request);
-  };
+  }
+
+  /** The worker failed on a delivery before it became a task run: said once, settled (requeued once, then rejected). */
+  private onInternalError(d: Delivery, err: unknown): void {
+    const requeue = !d.redelivered;
+    d.reject(requeue).catch(() => undefined); // first: the line below may fail the same way
+    this.w.logger.error(
+      `Internal error in the worker accepting a message from queue '${d.queue}' (delivery_tag ${d.deliveryTag}): ${(err as Error)?.stack ?? err}\n` +
+        `${requeue ? 'The message is requeued once' : 'The message came back before and is rejected'}; please report this.`,
+    );
+  }
 
   /** Hand a due request to the pool, after its per-worker and then its global rate-limit token (kept unacked while it waits). */
   readonly dispatch = (request: Request): void => {

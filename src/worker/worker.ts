@@ -1,79 +1,23 @@
-// The worker: its options, banner and lifecycle. What runs once it has started (strategy, requests,
-// pool, executors, remote control) is runtime.ts, loaded with a dynamic import by start(), so the app
-// and a process that only publishes never load it.
+// The worker: banner, lifecycle and its events (options are checked in config.ts). What runs once it has
+// started (strategy, requests, pool, executors, remote control) is runtime.ts, loaded with a dynamic
+// import by start(), so the app and a process that only publishes never load it.
 import { EventEmitter } from 'node:events';
-import os from 'node:os';
-import { createLogger, parseLogLevel, type Logger, type LogLevel } from '../app/log.js';
+import type { Logger } from '../app/log.js';
+import { isThenable } from '../app/context.js';
 import type { WorkerHost } from './host.js';
 import { banner } from './banner.js';
+import { holdProcess } from '../app/keep-alive.js';
 import type { AsyncPool } from './pool.js';
 import type { Executor, PoolKind } from './executor.js';
 import type { RevokedSet } from './revoked.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { GlobalRateLimiter } from './global-rate-limit.js';
 import type { EtaSchedule } from './eta.js';
-import type { AutoscaleLimits } from './autoscale.js';
 import type { WorkerRuntime } from './runtime.js';
+import { workerConfig, type WorkerConfig, type WorkerOptions } from './config.js';
 
 export type { TaskEvent } from './request.js';
-
-const POOL_KINDS: readonly PoolKind[] = ['async', 'thread', 'process'];
-
-export interface WorkerOptions {
-  queues?: string[];
-  concurrency?: number;
-  prefetchMultiplier?: number;
-  hostname?: string;
-  loglevel?: LogLevel | string;
-  logger?: Logger;
-  /** 'async' (default, I/O-bound tasks), 'thread' (worker_threads) or 'process' (child processes). */
-  pool?: PoolKind | string;
-  /** The app module thread/process children import (the -A path); required for those pools. */
-  module?: string;
-  /** [max, min]: grow the pool up to max when work is waiting, shrink back to min when idle. */
-  autoscale?: [number, number];
-  /** Seconds the pool must be idle before autoscale drops a slot (Celery's AUTOSCALE_KEEPALIVE); default 5. */
-  autoscaleKeepalive?: number;
-  /** File that keeps revoked task ids across restarts (Celery's --statedb). */
-  statedb?: string;
-  /** Seconds a cold shutdown still gives running tasks (worker_soft_shutdown_timeout). */
-  softShutdownTimeout?: number;
-  maxTasksPerChild?: number;
-  /** KiB (worker_max_memory_per_child). */
-  maxMemoryPerChild?: number;
-  /** Listen for revoke/ping/rate_limit on celery.pidbox (worker_enable_remote_control, default true). */
-  remoteControl?: boolean;
-  /** Send task events (-E, worker_send_task_events; default false): celery events and Flower see the tasks. */
-  taskEvents?: boolean;
-  /** Send worker-online / worker-heartbeat / worker-offline events (default true; --without-heartbeat). */
-  heartbeat?: boolean;
-  /** Seconds between worker-heartbeat events (--heartbeat-interval; default 2, as Celery). */
-  heartbeatInterval?: number;
-  /** At start, ask whether another node answers to this node name and warn if one does (default true; --without-mingle). */
-  mingle?: boolean;
-}
-
-/** The options with the app's settings filled in, checked once (what the runtime is started with). */
-export interface WorkerConfig {
-  hostname: string;
-  queues: string[];
-  logger: Logger;
-  concurrency: number;
-  prefetch: number;
-  poolKind: PoolKind;
-  autoscale: AutoscaleLimits | undefined;
-  childModule: string | undefined;
-  maxTasksPerChild: number | null | undefined;
-  maxMemoryPerChild: number | null | undefined;
-  statedb: string | null;
-  softShutdownTimeout: number;
-  remoteControl: boolean;
-  prefetchMultiplier: number;
-  taskEvents: boolean;
-  heartbeat: boolean;
-  heartbeatInterval: number;
-  mingle: boolean;
-}
+export type { WorkerConfig, WorkerOptions } from './config.js';
 
 export class Worker extends EventEmitter {
   readonly hostname: string;
@@ -87,39 +31,19 @@ export class Worker extends EventEmitter {
   private started: WorkerRuntime | undefined;
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
   private closing: Promise<void> | undefined;
+  private releaseProcess: (() => void) | undefined;
+  private failed: Error | undefined;
 
   constructor(readonly host: WorkerHost, opts: WorkerOptions = {}) {
     super();
-    const conf = host.conf;
-    this.hostname = opts.hostname ?? `celery@${os.hostname()}`;
-    this.queues = opts.queues?.length ? opts.queues : [conf.task_default_queue];
-    let concurrency = Math.max(1, opts.concurrency ?? conf.worker_concurrency ?? 10);
-    this.prefetchMultiplier = opts.prefetchMultiplier ?? conf.worker_prefetch_multiplier ?? 4;
-    this.logger = opts.logger ?? (opts.loglevel ? createLogger(parseLogLevel(String(opts.loglevel)), undefined, undefined, conf.worker_log_format) : host.logger);
-    const kind = String(opts.pool ?? conf.worker_pool ?? 'async');
-    if (!POOL_KINDS.includes(kind as PoolKind)) throw new Error(`Unknown pool '${kind}': use one of ${POOL_KINDS.join(', ')} (-P/--pool, worker_pool)`);
-    this.poolKind = kind as PoolKind;
-    let autoscale: AutoscaleLimits | undefined;
-    if (opts.autoscale) {
-      const [max, min] = opts.autoscale;
-      if (!(max >= 1) || !(min >= 1) || min > max) throw new Error(`autoscale must be max,min with 1 <= min <= max, got ${opts.autoscale.join(',')}`);
-      concurrency = max;
-      autoscale = { max, min, keepaliveMs: (opts.autoscaleKeepalive ?? Number(process.env.AUTOSCALE_KEEPALIVE ?? 5)) * 1000 };
-    }
-    this.concurrency = concurrency;
-    this.prefetch = this.prefetchMultiplier > 0 ? concurrency * this.prefetchMultiplier : 0;
-    const childModule = opts.module ?? (conf.worker_app_module as string | undefined);
-    if (this.poolKind !== 'async' && !childModule) {
-      throw new Error(`The ${this.poolKind} pool runs tasks in ${this.poolKind === 'thread' ? 'worker threads' : 'child processes'} that import your app module: pass { module: '/path/to/app.ts' } to app.worker() (the CLI passes -A).`);
-    }
-    this.config = {
-      hostname: this.hostname, queues: this.queues, logger: this.logger, concurrency, prefetch: this.prefetch, poolKind: this.poolKind, autoscale, childModule,
-      maxTasksPerChild: opts.maxTasksPerChild ?? conf.worker_max_tasks_per_child, maxMemoryPerChild: opts.maxMemoryPerChild ?? conf.worker_max_memory_per_child,
-      statedb: opts.statedb ?? conf.worker_state_db ?? null, softShutdownTimeout: opts.softShutdownTimeout ?? conf.worker_soft_shutdown_timeout ?? 0,
-      remoteControl: opts.remoteControl ?? conf.worker_enable_remote_control !== false, prefetchMultiplier: this.prefetchMultiplier,
-      taskEvents: opts.taskEvents ?? conf.worker_send_task_events === true, heartbeat: opts.heartbeat ?? true,
-      heartbeatInterval: positiveSeconds(opts.heartbeatInterval ?? 2, 'heartbeatInterval'), mingle: opts.mingle ?? true,
-    };
+    const config = (this.config = workerConfig(host, opts));
+    this.hostname = config.hostname;
+    this.queues = config.queues;
+    this.concurrency = config.concurrency;
+    this.prefetchMultiplier = config.prefetchMultiplier;
+    this.prefetch = config.prefetch;
+    this.logger = config.logger;
+    this.poolKind = config.poolKind;
   }
 
   /** @internal What runs once started (tests reach the pool, executor and requests through it). */
@@ -167,16 +91,23 @@ export class Worker extends EventEmitter {
   banner(): string {
     const a = this.config.autoscale;
     const concurrency = a ? `{min=${a.min}, max=${a.max}}` : String(this.concurrency);
-    return banner(this.host, { hostname: this.hostname, concurrency, poolKind: this.poolKind, prefetch: this.prefetch, queues: this.queues, taskEvents: this.config.taskEvents });
+    return banner(this.host, { hostname: this.hostname, concurrency, poolKind: this.poolKind, prefetch: this.prefetch, queues: this.queues, debug: this.logger.isEnabled('debug'), taskEvents: this.config.taskEvents });
   }
 
   /** Connect, start consuming, and resolve once the worker is ready. */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('This worker was already started; create a new one with app.worker()');
     this.state = 'starting';
-    const { WorkerRuntime } = await import('./runtime.js');
-    this.started = new WorkerRuntime(this.host, this.config, this);
-    await this.started.start();
+    // A running worker keeps its process alive, though its idle connections do not (app/keep-alive.ts).
+    this.releaseProcess = holdProcess();
+    try {
+      const { WorkerRuntime } = await import('./runtime.js');
+      this.started = new WorkerRuntime(this.host, this.config, this, (err) => this.fail(err));
+      await this.started.start();
+    } catch (err) {
+      this.releaseProcess();
+      throw err;
+    }
     if (this.state !== 'starting') return; // closed while starting
     this.state = 'running';
     this.logger.info(`${this.hostname} ready.`);
@@ -193,17 +124,55 @@ export class Worker extends EventEmitter {
     return (this.closing ??= this.shutdown(opts));
   }
 
+  /** Why the worker stopped by itself (its consumer gave up), or undefined: a process exits non-zero after one. */
+  get failure(): Error | undefined {
+    return this.failed;
+  }
+
+  /**
+   * Listeners run one after another, and one that throws, or returns a promise that rejects, is logged
+   * and passed over (as Celery's signals treat their receivers): a listener never crashes the worker,
+   * stops a task or leaves its message unsettled. 'error' keeps EventEmitter's meaning.
+   */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'error') return super.emit(event, ...args);
+    const listeners = this.rawListeners(event);
+    for (const listener of listeners) {
+      try {
+        const returned: unknown = Reflect.apply(listener, this, args);
+        if (isThenable(returned)) returned.then(undefined, (err: unknown) => this.listenerFailed(event, args[0], err));
+      } catch (err) {
+        this.listenerFailed(event, args[0], err);
+      }
+    }
+    return listeners.length > 0;
+  }
+
+  private listenerFailed(event: string | symbol, payload: unknown, err: unknown): void {
+    const t = payload as { id?: unknown; name?: unknown } | null;
+    const task = t && typeof t === 'object' && typeof t.id === 'string' ? ` for ${String(t.name)}[${t.id}]` : '';
+    const why = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    this.logger.error(`A '${String(event)}' listener threw${task}: ${why}. The worker carried on as if the listener had returned; catch errors inside the listener.`);
+  }
+
+  /** The consumer gave up (broker_connection_retry, broker_connection_max_retries): stop, then 'workerFailed'. */
+  private fail(err: Error): void {
+    if (this.failed) return;
+    this.failed = err;
+    this.logger.critical(`Unrecoverable error: ${err.message}`);
+    void this.close()
+      .catch((e: unknown) => this.logger.error(`Shutdown after the failure did not complete: ${(e as Error).message}`))
+      .then(() => this.emit('workerFailed', err));
+  }
+
   private async shutdown(opts: { cold?: boolean; timeout?: number }): Promise<void> {
     const runtime = this.started;
     this.state = 'stopped';
     if (!runtime) return;
     this.logger.info(`${opts.cold ? 'Cold' : 'Warm'} shutdown (${this.hostname})`);
     await runtime.shutdown(opts);
+    this.releaseProcess?.();
     this.emit('workerShutdown', this);
   }
 }
 
-function positiveSeconds(v: number, what: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new Error(`${what} must be a number of seconds above 0, got ${String(v)}`);
-  return v;
-}

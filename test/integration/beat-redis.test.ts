@@ -71,7 +71,7 @@ test('a runtime change (app.beat.upsert, celeriac beat add/remove) is seen by ev
     assert.match(missing.output, /added-at-runtime: no such entry/);
     const bad = cli('beat add', env, ['beat', 'add', 'bad', '-t', 'beat.tick', '--crontab', '61 * * * *']);
     assert.equal(await bad.exited, 2);
-    assert.match(bad.output, /Error: UsageError: crontab minute="61": 61 is above the highest value 59/);
+    assert.match(bad.output, /Error: crontab minute="61": 61 is above the highest value 59/);
   } finally {
     await Promise.all(beats.map((b) => b.stop()));
     await ledger.stop();

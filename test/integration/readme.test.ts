@@ -1,4 +1,5 @@
 // The README's first two commands, run as written in a fresh clone of the repository.
+// test-timeout: 1200000 (npm installs that compile better-sqlite3, on a loaded machine)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';

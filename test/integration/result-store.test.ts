@@ -97,3 +97,17 @@ test('[redis] a SUCCESS written by another client with its keys in another order
   assert.equal((await b.get(other)).result, 5);
   await b.close();
 });
+
+for (const { name, open } of BACKENDS) {
+  test(`[${name}] a FAILURE whose exception arguments cannot be encoded is stored as FAILURE/EncodeError`, async () => {
+    const b = await open();
+    const id = uniqueName('t');
+    const arg: Record<string, unknown> = {};
+    arg.self = arg;
+    await b.store(meta(id, 'FAILURE', { exc_type: 'ValueError', exc_message: [arg], exc_module: 'builtins' }));
+    const got = await b.get(id);
+    assert.equal(got.status, 'FAILURE');
+    assert.equal((got.result as { exc_type: string }).exc_type, 'EncodeError');
+    await b.close();
+  });
+}

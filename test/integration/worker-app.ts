@@ -13,6 +13,8 @@ export class FlakyError extends Error {
 
 export function register(app: Celeriac): Celeriac {
   app.task('w.add', (x: number, y: number) => x + y);
+  app.task('w.echo', (v: unknown) => v, { exactFloats: true });
+  app.task('w.kind', (v: unknown) => (v === null || v === undefined ? String(v) : (v as object).constructor.name), { exactFloats: true });
   app.task('w.pid', () => ({ pid: process.pid, thread: Number(process.env.__never ?? 0) }));
   app.task('w.busy', (ms: number) => {
     const end = Date.now() + ms;

@@ -11,20 +11,43 @@ export const PY_DIR = fileURLToPath(new URL('./py/', import.meta.url));
 export const TS_DIR = fileURLToPath(new URL('./ts/', import.meta.url));
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-const INSTALL_HINT = 'install with: apt-get install -y python3-celery python3-redis python3-amqp';
+const INSTALL_HINT = 'install with: apt-get install -y python3-celery python3-redis python3-amqp python3-msgpack';
+/** What every interop test imports; the fidelity matrix also needs amqp and msgpack. */
+const BASE_MODULES = 'celery, kombu, redis';
+const MATRIX_MODULES = 'celery, kombu, redis, amqp, msgpack';
 
-let pythonChecked: Promise<void> | null = null;
+/** Celery 5.6.3 in a virtualenv beside Debian's 5.2.6 (the fidelity matrix runs against both). */
+export const PYTHON56 = process.env.CELERIAC_TEST_CELERY56 ?? '/opt/celery-5.6/bin/python';
+const MAKE_CELERY56 = 'apt-get install -y python3-venv python3-msgpack python3-amqp && /usr/bin/python3 -m venv --system-site-packages /opt/celery-5.6 '
+  + '&& /opt/celery-5.6/bin/pip install celery==5.6.3 && /opt/celery-5.6/bin/pip install --no-deps redis==8.1.0';
 
-/** Fail (never skip) with how to fix it unless PYTHON can import celery, kombu and redis. */
-export function requirePythonCelery(): Promise<void> {
-  pythonChecked ??= (async () => {
-    const r = spawnSync(PYTHON, ['-c', 'import celery, kombu, redis; print(celery.__version__, kombu.__version__)'], { encoding: 'utf8' });
-    if (r.error || r.status !== 0) {
-      const why = r.error ? r.error.message : (r.stderr || '').trim().split('\n').pop();
-      throw new Error(`Python Celery is not usable with ${PYTHON} (${why}); ${INSTALL_HINT}`);
-    }
-  })();
-  return pythonChecked;
+const checked = new Map<string, Promise<void>>();
+
+/** Fail (never skip) with how to fix it unless `python` imports the modules (and has that Celery version). */
+function requireCelery(python: string, version: string | null, hint: string, modules = BASE_MODULES): Promise<void> {
+  const key = `${python} ${version} ${modules}`;
+  let p = checked.get(key);
+  if (!p) {
+    p = (async () => {
+      const r = spawnSync(python, ['-c', `import ${modules}; print(celery.__version__)`], { encoding: 'utf8' });
+      const why = r.error ? r.error.message : r.status !== 0 ? (r.stderr || '').trim().split('\n').pop() : null;
+      if (why) throw new Error(`Python Celery is not usable with ${python} (${why}); ${hint}`);
+      const got = r.stdout.trim();
+      if (version && !got.startsWith(version)) throw new Error(`${python} has Celery ${got}, not ${version}; ${hint}`);
+    })();
+    checked.set(key, p);
+  }
+  return p;
+}
+
+/** Debian's Celery 5.2 at PYTHON (CELERIAC_TEST_PYTHON); with `matrix`, also amqp and msgpack. */
+export function requirePythonCelery(matrix = false): Promise<void> {
+  return requireCelery(PYTHON, null, INSTALL_HINT, matrix ? MATRIX_MODULES : BASE_MODULES);
+}
+
+/** Celery 5.6.3 at PYTHON56 (CELERIAC_TEST_CELERY56, default /opt/celery-5.6/bin/python), with amqp and msgpack. */
+export function requireCelery56(): Promise<void> {
+  return requireCelery(PYTHON56, '5.6', `make it with: ${MAKE_CELERY56} (or set CELERIAC_TEST_CELERY56 to a Python with Celery 5.6)`, MATRIX_MODULES);
 }
 
 /** Environment for test/interop/py/pyapp.py. */
@@ -151,6 +174,11 @@ export class ManagedProcess {
 
 export interface PythonWorkerOptions extends PyAppConfig {
   queues: string[];
+  /** Interpreter (default PYTHON, Debian's Celery 5.2) and app module (default pyapp, configured by PyAppConfig). */
+  python?: string;
+  app?: string;
+  /** Extra environment, for an app other than pyapp. */
+  env?: Record<string, string>;
   /** -n, e.g. "py1@interop". */
   name?: string;
   pool?: 'solo' | 'threads' | 'prefork';
@@ -165,18 +193,28 @@ export interface PythonWorkerOptions extends PyAppConfig {
 
 /** Start `python3 -m celery -A pyapp worker` and resolve once it logged "ready.". */
 export async function startPythonWorker(o: PythonWorkerOptions): Promise<ManagedProcess> {
-  await requirePythonCelery();
+  if (o.python === undefined || o.python === PYTHON) await requirePythonCelery();
   const name = o.name ?? `py-${process.pid}-${Math.random().toString(36).slice(2, 6)}@interop`;
   const args = [
-    '-m', 'celery', '-A', 'pyapp', 'worker',
+    '-m', 'celery', '-A', o.app ?? 'pyapp', 'worker',
     '-P', o.pool ?? 'threads', '-c', String(o.concurrency ?? 4),
     '-Q', o.queues.join(','), '-n', name,
     '--without-gossip', '--without-mingle', ...(o.heartbeat ? [] : ['--without-heartbeat']),
     '-l', o.loglevel ?? 'info', ...(o.extraArgs ?? []),
   ];
-  const p = new ManagedProcess(`Python worker ${name}`, PYTHON, args, { cwd: PY_DIR, env: childEnv(pyEnv(o)) });
+  const p = new ManagedProcess(`Python worker ${name}`, o.python ?? PYTHON, args, { cwd: PY_DIR, env: childEnv({ ...pyEnv(o), ...o.env }) });
   await p.waitForOutput(/ready\./, o.readyTimeoutMs ?? 30_000, 'the "ready." log line');
   return p;
+}
+
+/** Run a Python script of test/interop/py with one JSON argument; return its last stdout line, parsed. */
+export async function runPythonScript<T>(python: string, script: string, arg: unknown, env: Record<string, string>): Promise<T> {
+  const p = new ManagedProcess(`Python ${script}`, python, [path.join(PY_DIR, script), JSON.stringify(arg)], { cwd: PY_DIR, env: childEnv(env) });
+  // 'close', not 'exit': the last line may still be in the pipe when the process exits.
+  const code = await new Promise<number | null>((resolve) => p.child.once('close', (c) => resolve(c)));
+  const last = p.logs.trim().split('\n').reverse().find((l) => /^[[{]/.test(l));
+  if (code !== 0 || last === undefined) throw new Error(`${script} failed (exit ${code})\n${p.tail()}`);
+  return JSON.parse(last) as T;
 }
 
 export interface ProducedCall {

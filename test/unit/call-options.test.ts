@@ -52,7 +52,7 @@ test('registering a task name twice keeps the first handler and warns, as Celery
   const first = app.task('tasks.dup', () => 'first');
   const second = app.task('tasks.dup', () => 'second');
   assert.equal(second, first);
-  assert.equal(app.tasks.size, 1);
+  assert.equal([...app.tasks.keys()].filter((name) => name === 'tasks.dup').length, 1);
   assert.match(lines.join(''), /WARNING.*Task tasks\.dup is already registered: keeping the first handler/);
   const w = app.worker({ concurrency: 1 });
   await w.start();

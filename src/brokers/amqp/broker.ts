@@ -38,7 +38,7 @@ export class AmqpBroker implements Broker {
   constructor(url: string, private readonly ctx: BrokerContext) {
     this.endpoint = parseAmqpUrl(url, ctx.settings);
     this.displayUrl = this.endpoint.displayUrl;
-    this.conn = new AmqpConnection(this.endpoint, ctx.logger, 'producer');
+    this.conn = new AmqpConnection(this.endpoint, ctx.logger, 'producer', ctx.idleExit);
     this.fanout = new AmqpFanout(() => this.conn.open(), ctx.logger);
   }
 
@@ -209,7 +209,7 @@ export class AmqpBroker implements Broker {
   }
 
   async consume(queues: string[], handler: DeliveryHandler, opts: ConsumeOptions): Promise<Consumer> {
-    const consumer = new AmqpConsumer(this.endpoint, this.ctx.settings, this.ctx.logger, queues, handler, opts.prefetch);
+    const consumer = new AmqpConsumer(this.endpoint, this.ctx.settings, this.ctx.logger, queues, handler, opts.prefetch, opts.onFailure);
     this.consumers.add(consumer);
     try {
       await consumer.start();

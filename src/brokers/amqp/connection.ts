@@ -3,14 +3,25 @@
 // at once on what it cannot (wrong password, missing vhost, no permission). A connection that drops emits
 // 'lost'; whoever holds channels on it decides whether and when to reopen.
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import type { ChannelModel } from 'amqplib';
 import amqplib from './amqplib.js';
 import type { Logger } from '../../app/log.js';
 import { connectOptions, type AmqpEndpoint } from './url.js';
 import { BrokerConnectionError, explainConnectError } from './errors.js';
 import { reconnectDelay, sleep } from '../connection-retry.js';
+import { unrefSocket } from '../../app/keep-alive.js';
 
 export { sleep, reconnectDelay, maxConnectionRetries } from '../connection-retry.js';
+
+/** An app's idle connection does not hold the process open (app/keep-alive.ts): unref its socket and heartbeat timers. */
+function letIdleExit(model: ChannelModel): void {
+  type Timers = { sendTimer?: NodeJS.Timeout; recvTimer?: NodeJS.Timeout };
+  const c = (model as unknown as { connection?: { stream?: Socket; heartbeater?: Timers } }).connection;
+  unrefSocket(c?.stream);
+  c?.heartbeater?.sendTimer?.unref();
+  c?.heartbeater?.recvTimer?.unref();
+}
 
 export class AmqpConnection extends EventEmitter {
   private model: ChannelModel | null = null;
@@ -19,7 +30,8 @@ export class AmqpConnection extends EventEmitter {
   /** Increases on every successful (re)connect; channels remember the generation they were opened in. */
   generation = 0;
 
-  constructor(readonly endpoint: AmqpEndpoint, private readonly logger: Logger, private readonly label: string) {
+  /** idleExit: unref the socket and heartbeat timers after each connect (app/keep-alive.ts). */
+  constructor(readonly endpoint: AmqpEndpoint, private readonly logger: Logger, private readonly label: string, private readonly idleExit = false) {
     super();
   }
 
@@ -82,6 +94,7 @@ export class AmqpConnection extends EventEmitter {
         this.emit('lost', err);
       }
     });
+    if (this.idleExit) letIdleExit(model);
     this.model = model;
     this.generation++;
     return model;

@@ -11,6 +11,7 @@ import { AmqpConnection, maxConnectionRetries, reconnectDelay, sleep } from './c
 import { declareTaskQueue, isQuorum, taskQueueSpec } from './topology.js';
 import { toMessage } from './message.js';
 import { QoS } from '../qos.js';
+import { ConsumerRetries } from '../connection-retry.js';
 import { BrokerConnectionError, explainChannelError } from './errors.js';
 import type { AmqpEndpoint } from './url.js';
 
@@ -68,6 +69,9 @@ export class AmqpConsumer implements Consumer {
   private qosSent = -1;
   private qosDisabledLogged = false;
   private qosScheduled = false;
+  private readonly retries: ConsumerRetries;
+  /** Why the channel or connection went away last (named if the consumer gives up). */
+  private lastLoss = 'the connection was lost';
 
   constructor(
     endpoint: AmqpEndpoint,
@@ -76,10 +80,15 @@ export class AmqpConsumer implements Consumer {
     private readonly queues: string[],
     private readonly handler: DeliveryHandler,
     prefetch: number,
+    onFailure?: (err: Error) => void,
   ) {
     this.qos = new QoS(prefetch);
     this.conn = new AmqpConnection(endpoint, logger, 'consumer');
-    this.conn.on('lost', () => this.scheduleRecovery());
+    this.retries = new ConsumerRetries({ settings, where: endpoint.displayUrl, logger, onFailure, stop: () => { this.stopped = true; } });
+    this.conn.on('lost', (err?: Error) => {
+      if (err) this.lastLoss = `the connection was lost (${err.message})`;
+      this.scheduleRecovery();
+    });
   }
 
   private get globalQos(): boolean {
@@ -99,7 +108,10 @@ export class AmqpConsumer implements Consumer {
     const model = await this.conn.open();
     const ch = await model.createChannel();
     const id = ++this.channelId;
-    ch.on('error', (err: Error) => this.logger.warning(`AMQP consumer channel error on ${this.conn.endpoint.displayUrl}: ${err.message}`));
+    ch.on('error', (err: Error) => {
+      this.lastLoss = `the channel closed (${err.message})`;
+      this.logger.warning(`AMQP consumer channel error on ${this.conn.endpoint.displayUrl}: ${err.message}`);
+    });
     ch.on('close', () => this.onChannelClosed(id));
     this.channel = ch;
     this.consumerTags = [];
@@ -131,7 +143,15 @@ export class AmqpConsumer implements Consumer {
       if (id === this.channelId) this.channel?.close().catch(() => undefined);
       return;
     }
-    const d = new AmqpDelivery(this, m, queue, id);
+    let d: AmqpDelivery;
+    try {
+      d = new AmqpDelivery(this, m, queue, id);
+    } catch (err) {
+      // Its properties cannot be read: dead-letter it (or drop it) rather than let the error reach amqplib's frame loop.
+      this.logger.error(`Discarding an unreadable message from "${queue}" (delivery tag ${m.fields.deliveryTag}): ${(err as Error).message}. It is rejected without requeue (dead-lettered if the queue has a dead-letter exchange).`);
+      if (id === this.channelId) this.channel?.nack(m, false, false);
+      return;
+    }
     this.qos.held.set(m.fields.deliveryTag, d);
     try {
       this.handler(d);
@@ -211,8 +231,10 @@ export class AmqpConsumer implements Consumer {
     this.recovering = this.recover().finally(() => { this.recovering = null; });
   }
 
+  /** Reopen and consume again, with Celery's retry settings; when they are spent the owner is told (onFailure). */
   private async recover(): Promise<void> {
-    const max = this.settings.broker_connection_retry === false ? 0 : maxConnectionRetries(this.settings.broker_connection_max_retries);
+    // broker_connection_retry=False: Celery shuts the worker down at the loss itself.
+    if (this.retries.max === 0 && this.retries.failed(this.lastLoss, '')) return;
     for (let attempt = 0; !this.closed && !this.stopped; attempt++) {
       const delay = attempt === 0 && this.conn.isOpen ? 100 : reconnectDelay(attempt);
       await sleep(delay);
@@ -220,14 +242,11 @@ export class AmqpConsumer implements Consumer {
       if (this.channel) return;
       try {
         await this.setup();
+        this.retries.succeeded();
         this.logger.info(`Resumed consuming from ${this.queues.join(', ')} on ${this.conn.endpoint.displayUrl}`);
         return;
       } catch (err) {
-        if (attempt + 1 >= max) {
-          this.logger.critical(`Giving up reconnecting to ${this.conn.endpoint.displayUrl} after ${attempt + 1} attempts (broker_connection_max_retries): ${(err as Error).message}`);
-          return;
-        }
-        this.logger.warning(`${(err as Error).message}. Trying again in ${(reconnectDelay(attempt + 1) / 1000).toFixed(2)} seconds... (${attempt + 1}/${max === Infinity ? '∞' : max})`);
+        if (this.retries.failed((err as Error).message, `trying again in ${(reconnectDelay(attempt + 1) / 1000).toFixed(2)} seconds`)) return;
       }
     }
   }

@@ -44,7 +44,7 @@ export class RedisBroker implements Broker {
     this.keys = new KeyLayout(t);
     this.fanout = new RedisFanout({
       commandClient: () => this.commandClient(), db: this.target.db, transportOptions: t, logger: ctx.logger,
-      newSubscriber: () => connectClient(this.target, this.transportOptions, { blocking: true }),
+      newSubscriber: () => connectClient(this.target, this.transportOptions, { blocking: true, idleExit: ctx.idleExit }),
     });
     this.budget = new ConnectionBudget(t.max_connections != null ? Number(t.max_connections) : undefined, 'broker_transport_options.max_connections');
   }
@@ -57,7 +57,7 @@ export class RedisBroker implements Broker {
     return (this.connecting ??= (async () => {
       const connectTimeout = Number(this.ctx.settings.broker_connection_timeout ?? 4);
       this.budget.take('command');
-      this.client = await connectClient(this.target, this.transportOptions, { connectTimeout: Math.max(connectTimeout, 2) });
+      this.client = await connectClient(this.target, this.transportOptions, { connectTimeout: Math.max(connectTimeout, 2), idleExit: this.ctx.idleExit });
       this.client.on('error', (err) => this.ctx.logger.debug(`redis: ${err.message}`));
       this.scripts = scriptsFor(this.client);
     })().catch((err) => {
@@ -172,6 +172,10 @@ export class RedisBroker implements Broker {
         keys: this.keys,
         logger: this.ctx.logger,
         visibilityTimeout: this.visibilityTimeout,
+        retry: this.ctx.settings,
+        displayUrl: this.displayUrl,
+        user: this.target.options.username ?? 'default',
+        onFailure: opts.onFailure,
         newBlockingClient: async () => {
           this.budget.take('blocking (consumer)');
           let b: Redis;

@@ -1,8 +1,10 @@
 // Creating ioredis clients with the settings a queue needs, and a clear error when Redis is unreachable.
+import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { TransportOptions } from '../../app/settings.js';
 import type { RedisTarget } from './url.js';
+import { unrefSocket } from '../../app/keep-alive.js';
 
 export class BrokerConnectionError extends Error {
   override name = 'OperationalError';
@@ -24,6 +26,8 @@ export interface ClientRole {
   connectTimeout?: number;
   /** Longest blocking read this connection issues, in seconds (its socket timeout must exceed it). */
   blockSeconds?: number;
+  /** Unref the socket after each connect: idle, it does not keep the process alive (app/keep-alive.ts). */
+  idleExit?: boolean;
 }
 
 const DEFAULT_SOCKET_TIMEOUT_MS = 15_000;
@@ -132,6 +136,8 @@ export async function connectClient(target: RedisTarget, transport: TransportOpt
   // ioredis adds a 'close' listener per command failed with a reconnect error (a Sentinel failover
   // fails a whole pipeline with NOREPLICAS); they go with the socket, so Node's leak warning is noise.
   client.on('connect', () => (client as unknown as { stream?: { setMaxListeners(n: number): void } }).stream?.setMaxListeners(0));
+  // An app's idle connection does not hold the process open (app/keep-alive.ts): unref each new socket.
+  if (role.idleExit) client.on('connect', () => unrefSocket((client as unknown as { stream?: Socket }).stream));
   if (!role.blocking) startHealthCheck(client, transport.health_check_interval, () => undefined);
   let lastError: Error | undefined;
   const onError = (err: Error) => {
@@ -140,16 +146,11 @@ export async function connectClient(target: RedisTarget, transport: TransportOpt
   client.on('error', onError);
   const timeoutMs = (role.connectTimeout ?? 10) * 1000;
   try {
-    await Promise.race([
-      client.connect(),
-      new Promise((_, reject) => setTimeout(() => reject(lastError ?? new Error('timed out')), timeoutMs).unref()),
-    ]);
+    await withDeadline(client.connect(), timeoutMs, () => Promise.reject(lastError ?? new Error('timed out')));
   } catch (err) {
     client.disconnect();
-    const why = (lastError ?? (err as Error)).message;
-    const permanent = PERMANENT.test(why);
-    const hint = permanent ? 'Check the credentials and TLS options of the URL (broker_url / result_backend).' : 'Is Redis running there? Check the URL (broker_url / result_backend) and that the server accepts connections.';
-    throw new BrokerConnectionError(`Cannot connect to ${target.displayUrl}: ${why.replace(/\.+$/, '')}. ${hint}`, permanent);
+    const why = (lastError ?? (err as Error)).message.replace(/[.\s]+$/, '');
+    throw new BrokerConnectionError(`Cannot connect to ${target.displayUrl}: ${why}. ${connectHint(why)}`, PERMANENT.test(why));
   }
   if (target.db > 0) await requireDatabase(client, target);
   return client;
@@ -176,14 +177,34 @@ async function requireDatabase(client: Redis, target: RedisTarget): Promise<void
   }
 }
 
+/** What to check after a failed connect: the credentials when Redis refused them, else whether it runs there. */
+function connectHint(why: string): string {
+  if (/^NOAUTH/.test(why)) return 'Redis wants a password: add :password@ before the host in the URL (user:password@ for an ACL user).';
+  if (/^WRONGPASS|invalid (username-)?password|^ERR AUTH/i.test(why)) return 'Redis refused the credentials: check the user and password in the URL (broker_url / result_backend).';
+  return 'Is Redis running there? Check the URL (broker_url / result_backend) and that the server accepts connections.';
+}
+
 export async function closeClient(client: Redis | undefined): Promise<void> {
   if (!client) return;
   if (client.status === 'ready') {
     try {
-      await Promise.race([client.quit(), new Promise((r) => setTimeout(r, 1000).unref())]);
+      await withDeadline(client.quit(), 1000, () => undefined);
     } catch {
       /* already closing */
     }
   }
   client.disconnect();
+}
+
+/** `work`, or what `late` gives once `ms` have passed; the timer never outlives the race. */
+async function withDeadline<T, L>(work: Promise<T>, ms: number, late: () => L | Promise<L>): Promise<T | L> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<L>((resolve, reject) => {
+    timer = setTimeout(() => Promise.resolve().then(late).then(resolve, reject), ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

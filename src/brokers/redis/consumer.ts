@@ -11,7 +11,9 @@ import type { Message } from '../../protocol/message.js';
 import type { KeyLayout } from './keys.js';
 import { scriptsFor, type ScriptClient } from './scripts.js';
 import { Restorer } from './restore.js';
+import { explainRedisError } from './acl.js';
 import { QoS } from '../qos.js';
+import { ConsumerRetries, type RetrySettings } from '../connection-retry.js';
 
 const BATCH_MAX = 200;
 /** Below this many messages a quarter of prefetch is too small a fetch (see credit()). */
@@ -27,6 +29,14 @@ export interface ConsumerDeps {
   keys: KeyLayout;
   logger: Logger;
   visibilityTimeout: number;
+  /** broker_connection_retry / broker_connection_max_retries. */
+  retry: Partial<RetrySettings>;
+  /** The broker URL without its password (for the give-up line). */
+  displayUrl: string;
+  /** The ACL user of the URL, named in NOPERM explanations. */
+  user: string;
+  /** Told once when the consumer gives up (ConsumeOptions.onFailure). */
+  onFailure?: (err: Error) => void;
 }
 
 class RedisDelivery implements Delivery {
@@ -66,6 +76,8 @@ export class RedisConsumer implements Consumer {
   private readonly renewMs: number;
   readonly sweepMs: number;
   private readonly restorer: Restorer;
+  private readonly retries: ConsumerRetries;
+  private stopping: Promise<void> | undefined;
 
   constructor(
     private readonly deps: ConsumerDeps,
@@ -75,6 +87,7 @@ export class RedisConsumer implements Consumer {
   ) {
     this.qos = new QoS(prefetch);
     this.restorer = new Restorer(deps);
+    this.retries = new ConsumerRetries({ settings: deps.retry, where: deps.displayUrl, logger: deps.logger, onFailure: deps.onFailure, stop: () => this.giveUp() });
     // Renew held messages well inside the visibility timeout; kombu only restores entries older than it.
     this.renewMs = Math.max(200, Math.min(10_000, (deps.visibilityTimeout * 1000) / 3));
     // How often we look for stale entries: a dead worker's messages come back within vt + sweepMs.
@@ -87,12 +100,20 @@ export class RedisConsumer implements Consumer {
 
   async start(): Promise<void> {
     // Open the blocking connection now, so a refused connection (or max_connections) fails start().
-    this.blocking = await this.deps.newBlockingClient();
-    await this.renew();
-    await this.restoreVisible().catch((err) => this.deps.logger.warning(`Restore of unacknowledged messages failed: ${(err as Error).message}`));
+    this.blocking = this.watch(await this.deps.newBlockingClient());
+    this.watch(this.deps.client, true);
+    try {
+      await this.renew();
+    } catch (err) {
+      this.blocking.disconnect();
+      this.blocking = null;
+      this.unwatchShared?.();
+      throw new Error(`Cannot consume from ${this.deps.displayUrl}: ${await this.explain(err)}`);
+    }
+    await this.restoreVisible().catch(async (err) => this.deps.logger.warning(`Restore of unacknowledged messages failed: ${await this.explain(err)}`));
     // Renewal runs until close(): tasks still running during a warm shutdown stay claimed.
-    this.renewTimer = setInterval(() => void this.renew().catch((err) => this.deps.logger.debug(`consumer: renewing held messages failed: ${(err as Error).message}`)), this.renewMs);
-    this.sweepTimer = setInterval(() => void this.restoreVisible().catch((err) => this.deps.logger.warning(`Restore of unacknowledged messages failed: ${(err as Error).message}`)), this.sweepMs);
+    this.renewTimer = setInterval(() => void this.renew().catch(async (err) => this.deps.logger.debug(`consumer: renewing held messages failed: ${await this.explain(err)}`)), this.renewMs);
+    this.sweepTimer = setInterval(() => void this.restoreVisible().catch(async (err) => this.deps.logger.warning(`Restore of unacknowledged messages failed: ${await this.explain(err)}`)), this.sweepMs);
     this.renewTimer.unref();
     this.sweepTimer.unref();
     this.loopDone = this.loop();
@@ -152,7 +173,6 @@ export class RedisConsumer implements Consumer {
   }
 
   private async loop(): Promise<void> {
-    const { logger } = this.deps;
     let backoff = 0;
     while (this.running || this.fetches.length > 0) {
       try {
@@ -171,7 +191,6 @@ export class RedisConsumer implements Consumer {
           this.requested -= fetch.credit;
         }
         this.dirtySources.delete(fetch.source);
-        backoff = 0;
         const count = replyCount(reply);
         this.lastFull = count > 0 && count >= fetch.credit;
         const ready = count > 0 ? this.accept(reply) : [];
@@ -185,17 +204,22 @@ export class RedisConsumer implements Consumer {
           for (const tag of [...this.unregistered.keys()]) if (this.qos.held.get(tag)?.sourceKey === fetch.source) this.markRegistered(tag);
         }
         if (count > 0) {
+          backoff = 0;
+          this.retries.succeeded();
           // The batch is held (counted against prefetch) now, and handed to the handler once this
           // loop has sent the next fetch: Redis prepares that batch while this process runs this one.
           if (ready.length > 0) queueMicrotask(() => this.handOut(ready));
           continue;
         }
         if (this.fetches.length > 0 || this.dirtySources.size > 0 || !this.running || fetch.credit <= 0) continue;
-        await this.blockForMessage();
+        if (!(await this.blockForMessage())) continue;
+        // A fetch that brought messages, or a completed blocking wait: the attempts start over.
+        backoff = 0;
+        this.retries.succeeded();
       } catch (err) {
         if (!this.running) break;
         backoff = Math.min(5000, backoff ? backoff * 2 : 100);
-        logger.warning(`consumer: Connection to broker lost, retrying in ${(backoff / 1000).toFixed(1)}s: ${(err as Error).message}`);
+        if (await this.attemptFailed(err, backoff)) break;
         await sleep(backoff);
       }
     }
@@ -241,14 +265,17 @@ export class RedisConsumer implements Consumer {
     }
   }
 
-  /** Wait for a message with a blocking move into our inflight list; a watchdog replaces a wedged connection. */
-  private async blockForMessage(): Promise<void> {
+  /**
+   * Wait for a message with a blocking move into our inflight list; a watchdog replaces a wedged
+   * connection (false: the wait did not complete).
+   */
+  private async blockForMessage(): Promise<boolean> {
     const { keys } = this.deps;
     const n = this.queues.length;
     const queue = this.queues[this.rotation % n]!;
     const source = keys.queueKey(queue);
     const timeoutSec = n > 1 ? 0.25 : 1;
-    const client = (this.blocking ??= await this.deps.newBlockingClient());
+    const client = (this.blocking ??= this.watch(await this.deps.newBlockingClient()));
     this.dirtySources.add(source);
     let timer: NodeJS.Timeout | undefined;
     const watchdog = new Promise<'wedged'>((resolve) => {
@@ -261,10 +288,11 @@ export class RedisConsumer implements Consumer {
         this.deps.logger.warning('consumer: blocking read got no reply in time; replacing the connection');
         this.blocking = null;
         client.disconnect();
-        return;
+        return false;
       }
       if (result === null) this.dirtySources.delete(source);
       else if (typeof result === 'string') this.deliverEarly(source, result);
+      return true;
     } catch (err) {
       if (this.blocking === client && this.running) {
         this.blocking = null;
@@ -351,7 +379,8 @@ export class RedisConsumer implements Consumer {
           envelope = decodeEnvelope(payload);
         } catch (err) {
           logger.error(`Discarding undecodable message on queue '${queue}': ${(err as Error).message}`);
-          void this.deps.client.lpush(key + keys.deadLetterSuffix(), payload).then(() => this.deps.scripts.run('ack', [keys.unacked, keys.unackedIndex], [tag]));
+          this.deps.client.lpush(key + keys.deadLetterSuffix(), payload).then(() => this.deps.scripts.run('ack', [keys.unacked, keys.unackedIndex], [tag])).catch((e: Error) =>
+            logger.error(`Could not move message ${tag} to '${key}${keys.deadLetterSuffix()}': ${e.message}; it stays in '${keys.unacked}' and comes back after visibility_timeout.`));
           continue;
         }
         const delivery = new RedisDelivery(this, envelope, queue, key);
@@ -441,6 +470,43 @@ export class RedisConsumer implements Consumer {
     else for (const tag of missing) logger.warning(`possible_duplicate: message ${tag} was no longer held when acknowledged (${why}); it may run twice.`);
   }
 
+  /**
+   * Count each failed (re)connect of the fetch connection (or of the shared one, which acks and renewals
+   * use): a Redis that stays away is given up on, whatever the loop is waiting for meanwhile.
+   */
+  private watch(client: Redis, shared = false): Redis {
+    const onError = (err: Error) => {
+      if (!this.running || client.status === 'ready' || (!shared && this.blocking !== client)) return;
+      this.attemptFailed(err, 0).catch(() => undefined);
+    };
+    client.on('error', onError);
+    if (shared) this.unwatchShared = () => client.off('error', onError);
+    return client;
+  }
+
+  private unwatchShared: (() => void) | undefined;
+
+  /** An error said in full (ACL refusals name the command or key and the rule to add). */
+  private explain(err: unknown): Promise<string> {
+    return explainRedisError(err, { client: this.deps.client, user: this.deps.user, keys: this.deps.keys }).catch(() => (err as Error).message);
+  }
+
+  /** One failed attempt (logged once per distinct error); true when the retries are spent and the consumer gave up. */
+  private async attemptFailed(err: unknown, backoffMs: number): Promise<boolean> {
+    if (this.retries.gaveUp) return true;
+    const why = await this.explain(err);
+    return this.retries.failed(why, backoffMs > 0 ? `retrying in ${(backoffMs / 1000).toFixed(1)}s, then with backoff up to 5s` : 'reconnecting');
+  }
+
+  /** The retries are spent: fetch nothing more (the worker is told and exits non-zero). */
+  private giveUp(): void {
+    this.running = false;
+    this.wakeCredit();
+    const b = this.blocking;
+    this.blocking = null;
+    b?.disconnect();
+  }
+
   /** Refresh our heartbeat and the delivery time of every message we hold. */
   private async renew(): Promise<void> {
     const { keys } = this.deps;
@@ -457,8 +523,16 @@ export class RedisConsumer implements Consumer {
     return this.restorer.restoreVisible();
   }
 
-  async stop(): Promise<void> {
-    if (!this.running) return;
+  /** Exchanges whose held messages could not be routed back (reported once each; bounded). */
+  get parkedExchanges(): number {
+    return this.restorer.parkedExchanges;
+  }
+
+  stop(): Promise<void> {
+    return (this.stopping ??= this.stopNow());
+  }
+
+  private async stopNow(): Promise<void> {
     this.running = false;
     this.wakeCredit();
     clearInterval(this.sweepTimer);
@@ -476,9 +550,10 @@ export class RedisConsumer implements Consumer {
       this.blocking.disconnect();
       this.blocking = null;
     }
-    // Anything a last blocking move left in our inflight lists goes straight back to its queue.
+    // Anything a last blocking move left in our inflight lists goes straight back to its queue
+    // (after giving up, Redis is not answering: another worker's sweep returns it once our heartbeat lapses).
     const { keys } = this.deps;
-    for (const q of this.queues) {
+    for (const q of this.retries.gaveUp ? [] : this.queues) {
       const source = keys.queueKey(q);
       await this.deps.scripts.run('recover-inflight', [keys.inflightKey(this.id, source), keys.heartbeatKey(this.id) + '/gone', source], []).catch(() => undefined);
     }
@@ -492,6 +567,12 @@ export class RedisConsumer implements Consumer {
   }
 
   restoreUnacked(): Promise<number> {
+    if (this.retries.gaveUp && this.qos.held.size > 0) {
+      // Each restore would wait out the connection's retries; the messages are safe in unacked meanwhile.
+      this.deps.logger.warning(`${this.qos.held.size} held message(s) stay in '${this.deps.keys.unacked}': Redis is not answering; they come back after visibility_timeout.`);
+      this.qos.held.clear();
+      return Promise.resolve(0);
+    }
     return this.qos.restoreUnacked(async (d) => {
       if (d.settled) return false; // acked or being restored already
       d.settled = true;
@@ -508,9 +589,11 @@ export class RedisConsumer implements Consumer {
 
   async close(): Promise<void> {
     await this.stop();
+    this.unwatchShared?.();
     clearInterval(this.renewTimer);
     const { keys } = this.deps;
     const logs = Array.from({ length: MAX_FETCHES_IN_FLIGHT }, (_, i) => keys.fetchLogKey(this.id, i));
+    if (this.retries.gaveUp) return; // they expire by themselves; Redis is not answering
     await this.deps.client.del(keys.heartbeatKey(this.id), ...logs).catch(() => undefined);
   }
 }

@@ -16,8 +16,11 @@ export interface RestoreDeps {
   visibilityTimeout: number;
 }
 
+/** Most exchanges remembered as unroutable; past this the set starts over (a line more, never a leak). */
+const PARKED_EXCHANGES_MAX = 1000;
+
 export class Restorer {
-  /** Tags we could not route back to a queue; logged once each, kept in unacked. */
+  /** Exchanges whose held messages could not be routed back: reported once each, until one routes again. */
   private readonly parked = new Set<string>();
 
   constructor(private readonly deps: RestoreDeps) {}
@@ -58,12 +61,21 @@ export class Restorer {
    * score is refreshed so a Python worker's restore (which would drop it silently) leaves it alone;
    * we try again one visibility timeout later, e.g. after a worker restart re-declared the binding.
    */
-  private async park(tag: string, err: Error): Promise<void> {
+  private async park(tag: string, err: InconsistencyError): Promise<void> {
     const { client, keys, logger } = this.deps;
     await client.zadd(keys.unackedIndex, 'XX', Date.now() / 1000, tag);
-    if (this.parked.has(tag)) return;
-    this.parked.add(tag);
-    logger.error(`Could not restore message ${tag}: ${err.message} The message is kept in the '${keys.unacked}' hash and will be restored once the binding exists again.`);
+    if (this.parked.has(err.exchange)) return;
+    if (this.parked.size >= PARKED_EXCHANGES_MAX) this.parked.clear();
+    this.parked.add(err.exchange);
+    logger.error(
+      `Could not restore message ${tag}: ${err.message} The message is kept in the '${keys.unacked}' hash and will be restored once the binding exists again ` +
+        `(other messages for exchange '${err.exchange}' are kept the same way without another line).`,
+    );
+  }
+
+  /** Exchanges reported as unroutable now (bounded; for tests and stats). */
+  get parkedExchanges(): number {
+    return this.parked.size;
   }
 
   /** Put one unacked entry ([payload, exchange, routing_key]) back on its queue. */
@@ -89,6 +101,7 @@ export class Restorer {
       const dest = keys.queueKey(q, keys.stepFor(props.priority));
       ok = (await this.deps.scripts.run('restore', [keys.unacked, keys.unackedIndex, dest], [tag, payload, end, maxScore])) === 1 || ok;
     }
+    this.parked.delete(exchange);
     return ok;
   }
 
@@ -123,7 +136,7 @@ export async function resolveQueues(client: Redis, keys: KeyLayout, exchange: st
   const bindingKey = keys.bindingKey(exchange);
   const members = await client.smembers(bindingKey);
   if (members.length === 0) {
-    throw new InconsistencyError(
+    throw new InconsistencyError(exchange,
       `Cannot route message for exchange '${exchange}': Table empty or key no longer exists. Probably the key ('${bindingKey}') has been removed from the Redis database. ` +
         `If Redis evicts keys, set maxmemory-policy to noeviction and raise maxmemory (redis.conf or CONFIG SET), then restart the workers to re-declare their queues.`,
     );
@@ -135,7 +148,7 @@ export async function resolveQueues(client: Redis, keys: KeyLayout, exchange: st
     if (pattern !== '' ? safeMatch(pattern, routingKey) : rk === routingKey || rk === '') out.add(queue);
   }
   if (out.size === 0) {
-    throw new InconsistencyError(
+    throw new InconsistencyError(exchange,
       `Cannot route message for exchange '${exchange}' with routing key '${routingKey}': no binding in '${bindingKey}' matches it. ` +
         `Bind a queue to it (start a worker that consumes it) or publish to the queue by name.`,
     );
@@ -156,5 +169,9 @@ export class InconsistencyError extends Error {
   override name = 'InconsistencyError';
   /** Retrying cannot help: withRetries rethrows it at once. */
   readonly permanent = true;
+
+  constructor(readonly exchange: string, message: string) {
+    super(message);
+  }
 }
 

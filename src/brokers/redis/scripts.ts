@@ -1,6 +1,7 @@
 // The one loader for every Lua script of ours (broker and result backend): one file each in lua/,
 // opening with a header naming KEYS, ARGV and the reply; defined once per client as a custom command
 // and called by SHA (ioredis: EVALSHA with an EVAL fallback).
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
@@ -18,7 +19,7 @@ function source(name: string): string {
 }
 
 export type ScriptName =
-  | 'fetch' | 'ack' | 'restore' | 'renew' | 'recover-inflight' | 'global-rate-limit' | 'unlock' | 'store-results'
+  | 'fetch' | 'ack' | 'restore' | 'renew' | 'recover-inflight' | 'global-rate-limit' | 'unlock' | 'store-results' | 'chord-part'
   | 'beat-lease' | 'beat-release' | 'beat-record-run' | 'beat-merge' | 'beat-upsert' | 'beat-remove';
 
 export interface ScriptClient {
@@ -34,6 +35,7 @@ const COMMANDS: Record<ScriptName, string> = {
   'global-rate-limit': 'celeriacGlobalRateLimit',
   unlock: 'celeriacUnlock',
   'store-results': 'celeriacStoreResults',
+  'chord-part': 'celeriacChordPart',
   'beat-lease': 'celeriacBeatLease',
   'beat-release': 'celeriacBeatRelease',
   'beat-record-run': 'celeriacBeatRecordRun',
@@ -44,6 +46,8 @@ const COMMANDS: Record<ScriptName, string> = {
 
 /** The result backend's store script, called as a custom command by backends/redis.ts. */
 export const STORE_RESULTS_COMMAND = COMMANDS['store-results'];
+/** The result backend's chord join script (its Buffer-reply variant is this name + 'Buffer'). */
+export const CHORD_PART_COMMAND = COMMANDS['chord-part'];
 
 /** Define one script on a client as its custom command (COMMANDS[name]). */
 export function defineScript(client: Redis, name: ScriptName): void {
@@ -58,4 +62,16 @@ export function scriptsFor(client: Redis, names: readonly ScriptName[] = Object.
   return {
     run: (name, keys, args) => c[COMMANDS[name]]!.call(client, keys.length, ...keys, ...args),
   };
+}
+
+/** Which of our scripts has this SHA1, and the commands it runs (to name them in an ACL error). */
+export function scriptOfSha(sha: string): { name: ScriptName; commands: string[] } | undefined {
+  for (const name of Object.keys(COMMANDS) as ScriptName[]) {
+    const lua = source(name);
+    if (createHash('sha1').update(lua).digest('hex') !== sha.toLowerCase()) continue;
+    const commands = new Set<string>();
+    for (const m of lua.matchAll(/redis\.p?call\(\s*'([A-Za-z]+)'/g)) commands.add(m[1]!.toLowerCase());
+    return { name, commands: [...commands].sort() };
+  }
+  return undefined;
 }

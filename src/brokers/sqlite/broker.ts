@@ -10,6 +10,7 @@ import { sqliteBuckets } from './rate-limits.js';
 import { replyChannel } from '../reply-channel.js';
 import { countVisible, insertMessage, MESSAGES_SCHEMA, purgeVisible } from './messages.js';
 import { SqliteConsumer } from './consumer.js';
+import type { RetrySettings } from '../connection-retry.js';
 import { parseSqliteUrl, type SqliteLocation } from './url.js';
 
 /** Without renewal a lease would have to outlast the longest task; with it, it only bounds recovery. */
@@ -43,7 +44,7 @@ export class SqliteBroker implements Broker {
   private readonly consumers = new Set<SqliteConsumer>();
   private readonly subscriptions = new Set<BroadcastSubscription>();
 
-  constructor(url: string, private readonly logger: Logger, private readonly opts: SqliteBrokerOptions) {
+  constructor(url: string, private readonly logger: Logger, private readonly opts: SqliteBrokerOptions, private readonly retry: Partial<RetrySettings> = {}) {
     this.location = parseSqliteUrl(url);
     this.displayUrl = url;
   }
@@ -88,7 +89,7 @@ export class SqliteBroker implements Broker {
 
   async consume(queues: string[], handler: DeliveryHandler, opts: ConsumeOptions): Promise<Consumer> {
     if (queues.length === 0) throw new Error('Embedded broker: consume() needs at least one queue');
-    const c = new SqliteConsumer(this.database, [...new Set(queues)], handler, { ...this.opts, prefetch: opts.prefetch }, this.logger);
+    const c = new SqliteConsumer(this.database, [...new Set(queues)], handler, { ...this.opts, prefetch: opts.prefetch, retry: this.retry, onFailure: opts.onFailure }, this.logger);
     this.consumers.add(c);
     c.start();
     return c;
@@ -162,5 +163,5 @@ function toRow(message: Message, target: PublishTarget): { queue: string; priori
 }
 
 export function createSqliteBroker(url: string, ctx: BrokerContext): SqliteBroker {
-  return new SqliteBroker(url, ctx.logger, brokerOptionsFrom(ctx.settings));
+  return new SqliteBroker(url, ctx.logger, brokerOptionsFrom(ctx.settings), ctx.settings);
 }

@@ -8,12 +8,17 @@ import type { Consumer, Delivery, DeliveryHandler } from '../types.js';
 import type { SqliteDatabase } from './database.js';
 import { claimMessages, deleteHeld, hasVisible, releaseHeld, renewLease, type ClaimedRow } from './messages.js';
 import { QoS } from '../qos.js';
+import { ConsumerRetries, type RetrySettings } from '../connection-retry.js';
 
 export interface SqliteConsumerOptions {
   prefetch: number;
   leaseMs: number;
   minPollMs: number;
   maxPollMs: number;
+  /** broker_connection_retry / broker_connection_max_retries: how many failed claims in a row are borne. */
+  retry?: Partial<RetrySettings>;
+  /** ConsumeOptions.onFailure. */
+  onFailure?: (err: Error) => void;
 }
 
 export interface ConsumerStats {
@@ -67,6 +72,7 @@ export class SqliteConsumer implements Consumer {
   private loop: Promise<void> | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
   private queueTurn = 0;
+  private readonly retries: ConsumerRetries;
   private readonly onPublish = (queue: string) => {
     if (this.queues.includes(queue)) this.wake();
   };
@@ -80,6 +86,13 @@ export class SqliteConsumer implements Consumer {
   ) {
     this.qos = new QoS(opts.prefetch);
     this.idleMs = opts.minPollMs;
+    this.retries = new ConsumerRetries({
+      settings: opts.retry ?? {}, where: `the embedded broker ${db.location.file}`, logger, onFailure: opts.onFailure,
+      stop: () => {
+        this.stopped = true;
+        this.db.events.off('publish', this.onPublish);
+      },
+    });
   }
 
   start(): void {
@@ -155,8 +168,9 @@ export class SqliteConsumer implements Consumer {
       let got = 0;
       try {
         got = await this.claim(credit);
+        this.retries.succeeded();
       } catch (err) {
-        this.logger.error(`Embedded broker: claiming from ${this.db.location.file} failed, will retry: ${(err as Error).message}`);
+        if (this.retries.failed(`claiming messages failed: ${(err as Error).message}`, `retrying in ${(this.idleMs / 1000).toFixed(2)}s, then with backoff up to ${(this.opts.maxPollMs / 1000).toFixed(2)}s`)) break;
       }
       if (got > 0) {
         this.idleMs = this.opts.minPollMs;
@@ -204,7 +218,8 @@ export class SqliteConsumer implements Consumer {
       env = decodeEnvelope(row.payload);
     } catch (err) {
       this.logger.error(`Embedded broker: dropping undecodable message ${row.id} from queue ${row.queue}: ${(err as Error).message}`);
-      void this.db.write((db) => deleteHeld(db, row.id, token));
+      this.db.write((db) => deleteHeld(db, row.id, token)).catch((e: Error) =>
+        this.logger.error(`Embedded broker: could not drop message ${row.id}: ${e.message}; it comes back when its lease expires.`));
       return;
     }
     const d = new SqliteDelivery(

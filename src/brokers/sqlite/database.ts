@@ -4,9 +4,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
-import BetterSqlite3 from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
 import { isBusyError, retryBusy } from './busy.js';
 import type { SqliteLocation } from './url.js';
+import { requireOptional, unbuiltDependency } from '../optional.js';
 
 export type Db = BetterSqlite3.Database;
 type Statement = BetterSqlite3.Statement<unknown[]>;
@@ -174,10 +175,14 @@ export async function openDatabase(location: SqliteLocation): Promise<SqliteData
 
 async function openNew(location: SqliteLocation): Promise<SqliteDatabase> {
   fs.mkdirSync(path.dirname(location.file), { recursive: true });
+  // Loaded on first open: better-sqlite3 is an optional dependency a Redis or RabbitMQ install may omit.
+  const Database = requireOptional<typeof BetterSqlite3>('better-sqlite3', `The SQLite database ${location.file}`);
   let db: Db;
   try {
-    db = new BetterSqlite3(location.file);
+    db = new Database(location.file);
   } catch (err) {
+    const unbuilt = unbuiltDependency('better-sqlite3', `The SQLite database ${location.file}`, err);
+    if (unbuilt) throw unbuilt;
     throw new Error(`Cannot open SQLite database ${location.file}: ${(err as Error).message}`);
   }
   // busy_timeout first: switching to WAL needs a lock another process may hold.
