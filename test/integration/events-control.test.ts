@@ -8,6 +8,7 @@ import type { TaskInfo, ScheduledInfo, WorkerStats, QueueInfo } from '../../src/
 import { eventually, sleep, uniqueName } from '../helpers/services.js';
 import { allTransports, type Transport } from '../helpers/transports.js';
 
+// test-locks: redis-db-7
 const TRANSPORTS = allTransports('events', 7);
 
 const cleanup: (() => Promise<void>)[] = [];

@@ -11,6 +11,7 @@ import { eventually, sleep, uniqueName } from '../../helpers/services.js';
 import { allTransports, type Transport } from '../../helpers/transports.js';
 import { ctx, testMessage } from '../sqlite-fixtures.js';
 
+// test-locks: redis-db-8
 const TRANSPORTS = allTransports('conformance', 8);
 
 const cleanup: (() => Promise<void>)[] = [];
