@@ -35,15 +35,12 @@ export async function eventsCommand(app: Celeriac, o: EventsOptions): Promise<vo
     stopView?.();
     throw new CommandFailed(`Could not receive events from ${maskUrl(app.brokerUrl)}: ${(err as Error).message}`, EX_UNAVAILABLE);
   }
-  // Idle connections do not hold the event loop open: this command does, until a signal or --duration.
-  const keepAlive = setInterval(() => undefined, 60_000);
   await new Promise<void>((resolve) => {
     const done = () => resolve();
     process.once('SIGINT', done);
     process.once('SIGTERM', done);
     if (o.duration !== undefined) setTimeout(done, o.duration * 1000).unref();
   });
-  clearInterval(keepAlive);
   stopView?.();
   await receiver.close();
 }

@@ -8,6 +8,7 @@ import type { Logger } from '../app/log.js';
 import type { Settings } from '../app/settings.js';
 import { loads } from '../protocol/json.js';
 import { Control, type ControlHost } from '../control/control.js';
+import { holdProcess } from '../app/keep-alive.js';
 import { clock } from './clock.js';
 import { adjustTimestamp, type CeleryEvent, type EventMap } from './event.js';
 
@@ -39,6 +40,8 @@ export class EventReceiver implements AsyncIterable<CeleryEvent> {
   private waiting: ((r: IteratorResult<CeleryEvent>) => void) | undefined;
   private closed = false;
   private warned = false;
+  /** A started receiver keeps the process alive until it is closed (idle app connections do not). */
+  private release: (() => void) | undefined;
 
   constructor(private readonly host: EventsHost, private readonly o: ReceiverOptions = {}) {
     this.queueName = `${String(host.conf.event_queue_prefix ?? 'celeryev')}.${randomUUID()}`;
@@ -56,6 +59,7 @@ export class EventReceiver implements AsyncIterable<CeleryEvent> {
 
   /** Bind the queue and start receiving; then wake the workers up (a heartbeat from each at once). */
   async start(): Promise<void> {
+    this.release ??= holdProcess();
     const broker = await this.host.broker();
     if (!broker.subscribeEvents) throw new Error(`Events need a transport with an event exchange; the ${broker.transport} transport has none.`);
     const exchange = String(this.host.conf.event_exchange ?? 'celeryev');
@@ -143,6 +147,7 @@ export class EventReceiver implements AsyncIterable<CeleryEvent> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.release?.();
     await this.sub?.close().catch(() => undefined);
     this.waiting?.({ value: undefined, done: true });
     this.waiting = undefined;

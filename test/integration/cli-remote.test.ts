@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { requireRedis, redisDb, uniqueName, eventually } from '../helpers/services.js';
+import { AMQP_URL, requireRabbit, requireRedis, redisDb, uniqueName, eventually } from '../helpers/services.js';
 import { CLI, runCli } from '../helpers/cli.js';
 
 const BROKER = redisDb(7);
@@ -135,4 +135,11 @@ test('two workers started with one -n: the second logs Celery\'s duplicate-noden
   const third = await startWorker(q, `${q}@other`);
   await new Promise((r) => setTimeout(r, 2000));
   assert.equal(third.log().includes('DuplicateNodenameWarning'), false, 'a unique name is not warned about');
+});
+
+test('on RabbitMQ too, inspect waits for its replies (its idle connection does not end the process first)', async () => {
+  await requireRabbit();
+  const r = await cli(['-b', AMQP_URL, 'inspect', 'ping', '-d', 'nobody@nowhere', '-t', '1']);
+  assert.equal(r.code, 69, `exit ${r.code}: ${r.stderr}`);
+  assert.equal(r.stderr.trim(), 'Error: No nodes replied within time constraint');
 });
