@@ -14,13 +14,13 @@ module.exports = {
       comment: 'Brokers and backends know the protocol, never the worker or the app.',
       severity: 'error',
       from: { path: '^src/(brokers|backends)/' },
-      to: { path: '^src/(worker/|control/|app/celeriac\\.ts$)' },
+      to: { path: '^src/(worker/|control/|events/|app/celeriac\\.ts$)' },
     },
     {
       name: 'worker-knows-no-transport',
-      comment: 'worker/ and control/ see the Broker and ResultBackend interfaces and the WorkerHost, never a concrete transport or the app.',
+      comment: 'worker/, control/ and events/ see the Broker and ResultBackend interfaces and the WorkerHost, never a concrete transport or the app.',
       severity: 'error',
-      from: { path: '^src/(worker|control)/' },
+      from: { path: '^src/(worker|control|events)/' },
       to: { path: '^src/(brokers/(?!types\\.ts$)|backends/(?!types\\.ts$)|app/celeriac\\.ts$)' },
     },
     {

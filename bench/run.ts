@@ -99,6 +99,7 @@ async function main(): Promise<number> {
   const cases = buildPlan({
     smoke: opts.smoke, scenarios: opts.scenarios, systems: opts.systems,
     redisBroker: redis.url(opts.brokerDb), redisBackend: redis.url(opts.resultsDb), amqpBroker: rabbit ? rabbit.url() : null,
+    events: opts.events,
   });
   if (cases.length === 0) throw new Error('nothing to run: check --only and --systems');
 

@@ -16,7 +16,11 @@ export {
 export { createSettings, defaultSettings, DEFAULT_BROKER_URL, type CelerySettings, type Settings, type TransportOptions, type RetryPolicy } from './app/settings.js';
 export { createLogger, type Logger, type LogLevel } from './app/log.js';
 export { Worker, type WorkerOptions, type TaskEvent } from './worker/worker.js';
-export { Control, type RevokeOptions } from './control/control.js';
+export { Control, type RevokeOptions, type BroadcastOptions, type ControlReply } from './control/control.js';
+export { Inspect, type InspectOptions, type ByNode } from './control/inspect.js';
+export type { OkReply, TaskInfo, ScheduledInfo, QueryTaskReply, WorkerStats, PoolStats, BrokerStats, QueueInfo, InspectReplies } from './control/replies.js';
+export * as events from './events/index.js';
+export { EventReceiver, State, type CeleryEvent, type EventMap } from './events/index.js';
 export * from './beat/index.js';
 export type { PoolKind } from './worker/executor.js';
 export { States, READY_STATES, type ResultMeta, type ResultBackend, type TaskState } from './backends/types.js';

@@ -20,6 +20,8 @@ export interface BenchOptions {
   tsx: boolean;
   /** Re-render the table, targets and docs of a saved run instead of running. */
   fromJson: string | null;
+  /** S3 and S4 also run with task events on (-E). */
+  events: boolean;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -36,13 +38,14 @@ export const USAGE = `usage: npm run bench -- [options]
   --json PATH          also write the raw results there
   --profile            run Celeriac's timed children with --cpu-prof (profiles under the OS temp dir)
   --tsx                run Node children through tsx instead of compiling them to JavaScript first
-  --from-json PATH     run nothing: print the table of a saved run (--json output) and write the docs from it`;
+  --from-json PATH     run nothing: print the table of a saved run (--json output) and write the docs from it
+  -E, --events         S3 and S4 also run with task events on (Celeriac taskEvents, Python -E), rows suffixed ' -E'`;
 
 export function parseArgs(argv: string[]): BenchOptions {
   const o: BenchOptions = {
     smoke: false, runs: 5, scenarios: ALL_SCENARIOS, systems: ALL_SYSTEMS, redisUrl: 'redis://127.0.0.1:6379',
     brokerDb: 14, resultsDb: 15, ownRedisPort: null, amqpUrl: 'amqp://guest:guest@127.0.0.1:5672', vhost: 'celeriac-bench',
-    writeDocs: true, jsonOut: null, profile: false, tsx: false, fromJson: null,
+    writeDocs: true, jsonOut: null, profile: false, tsx: false, fromJson: null, events: false,
   };
   let runsGiven = false;
   let onlyGiven = false;
@@ -85,6 +88,7 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--profile': o.profile = true; break;
       case '--tsx': o.tsx = true; break;
       case '--from-json': o.fromJson = value(i++, a); break;
+      case '--events': case '-E': o.events = true; break;
       case '--help': case '-h': console.log(USAGE); process.exit(0); break;
       default: throw new Error(`unknown option ${a}\n${USAGE}`);
     }

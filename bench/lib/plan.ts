@@ -45,6 +45,8 @@ export interface PlanOptions {
   redisBroker: string;
   redisBackend: string;
   amqpBroker: string | null;
+  /** S3 and S4 also run with task events on (-E), as variants suffixed ' -E'. */
+  events?: boolean;
 }
 
 const SYSTEM_LABEL: Record<SystemId, string> = { celeriac: 'Celeriac', bullmq: 'BullMQ', celery: 'Celery', 'celery-node': 'celery-node' };
@@ -80,7 +82,7 @@ export function buildPlan(o: PlanOptions): Case[] {
   };
 
   // A drain case for each system at each concurrency; Python gets solo at c=1 and threads above it.
-  const drains = (scenario: ScenarioId, broker: 'redis' | 'amqp', concurrencies: number[], results: boolean, task: 'noop' | 'io', nNode: number, nPy: number, metric: Metric = 'throughput', variantSuffix = '') => {
+  const drains = (scenario: ScenarioId, broker: 'redis' | 'amqp', concurrencies: number[], results: boolean, task: 'noop' | 'io', nNode: number, nPy: number, metric: Metric = 'throughput', variantSuffix = '', events = false) => {
     for (const c of concurrencies) {
       const variant = `c=${c}${variantSuffix}`;
       for (const s of o.systems) {
@@ -91,7 +93,9 @@ export function buildPlan(o: PlanOptions): Case[] {
         const pool = isPy(s) ? (c === 1 ? 'solo' : 'threads') : undefined;
         // At c=1 the Node systems drain ~2,000 tasks/s: 10,000 tasks keep a run near 5 s.
         const n = isPy(s) ? nPy : c === 1 && metric === 'throughput' ? Math.min(nNode, N.drainC1) : nNode;
-        const common = { n, concurrency: c, results, task, ...(pool ? { pool } : {}) } as Partial<ChildSpec>;
+        // celery-node sends no events: it has no -E row.
+        if (events && s === 'celery-node') continue;
+        const common = { n, concurrency: c, results, task, ...(pool ? { pool } : {}), ...(events ? { events } : {}) } as Partial<ChildSpec>;
         cases.push({
           scenario, variant, system: s, label: s === 'celery-node' ? 'celery-node (unbounded)' : systemLabel(s, pool), broker, metric,
           prefill: spec(s, 'prefill', broker, { ...common, n: metric === 'rss' ? (isPy(s) ? N.rss : n) : n }),
@@ -105,8 +109,14 @@ export function buildPlan(o: PlanOptions): Case[] {
     switch (sc) {
       case 'S1': publishing('S1', 'publish-single'); break;
       case 'S2': publishing('S2', 'publish-bulk'); break;
-      case 'S3': drains('S3', 'redis', o.smoke ? [100] : [1, 10, 100], false, 'noop', N.drain, N.pyDrain); break;
-      case 'S4': drains('S4', 'redis', o.smoke ? [100] : [1, 10, 100], true, 'noop', N.drain, N.pyDrain); break;
+      case 'S3':
+      case 'S4': {
+        const cs = o.smoke ? [100] : [1, 10, 100];
+        drains(sc, 'redis', cs, sc === 'S4', 'noop', N.drain, N.pyDrain);
+        // The same drains with task events on, in the same sitting: the cost of -E, for each system.
+        if (o.events) drains(sc, 'redis', cs, sc === 'S4', 'noop', N.drain, N.pyDrain, 'throughput', ' -E', true);
+        break;
+      }
       case 'S5': drains('S5', 'redis', [100], false, 'io', N.io, N.pyIo); break;
       case 'S6':
         for (const s of o.systems) {

@@ -35,6 +35,8 @@ export interface ChildSpec {
   warmup: number;
   /** publish-bulk / prefill: messages per batch (or in flight). */
   batch: number;
+  /** Workers send task events (-E): Celeriac's taskEvents, Python's -E. */
+  events?: boolean;
   /** S9 (role canvas): a group of n no-op tasks (get() gives n results) or a chord of them (a body counts the n results). */
   canvas?: 'group' | 'chord';
 }

@@ -144,6 +144,8 @@ def run_worker():
             '--without-mingle', '--without-gossip', '--without-heartbeat']
     if pool != 'solo':
         argv += ['-c', str(SPEC['concurrency'])]
+    if SPEC.get('events'):
+        argv += ['-E']
     app.worker_main(argv=argv)
 
 

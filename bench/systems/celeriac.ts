@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     }
     case 'drain': {
       const clock = new CompletionClock(spec.n);
-      const worker = app.worker({ queues: [spec.queue], concurrency: spec.concurrency, loglevel: 'warning' });
+      const worker = app.worker({ queues: [spec.queue], concurrency: spec.concurrency, loglevel: 'warning', taskEvents: spec.events === true });
       worker.on('taskPostrun', () => clock.tick());
       await worker.start();
       await clock.wait();

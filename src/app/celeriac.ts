@@ -16,6 +16,7 @@ import { checkSettings, strictSettings } from './settings-check.js';
 import { withRetries } from '../backends/retry.js';
 import { Worker, type WorkerOptions } from '../worker/worker.js';
 import { Control } from '../control/control.js';
+import { TaskSentEvents } from '../events/sent.js';
 import { BeatSchedule } from '../beat/api.js';
 import { ImproperlyConfigured } from './exceptions.js';
 import { holdDuringCalls, whileRunning } from './keep-alive.js';
@@ -43,6 +44,8 @@ export class Celeriac implements CanvasHost {
   readonly oid = randomUUID();
   /** Remote control of workers (Celery's app.control): revoke, terminate, rateLimit, timeLimit, shutdown. */
   readonly control: Control = new Control(this);
+  /** task-sent events (task_send_sent_event), made on first use. */
+  private sentEvents: TaskSentEvents | undefined;
   private beatSchedule: BeatSchedule | undefined;
   private brokerPromise: Promise<Broker> | undefined;
   private backendPromise: Promise<ResultBackend | null> | undefined;
@@ -168,7 +171,7 @@ export class Celeriac implements CanvasHost {
           if (this.startupAbort === stop) this.startupAbort = undefined;
         }
       }
-      return holdDuringCalls(b, ['publish', 'publishMany', 'purge', 'queueLength', 'broadcast']);
+      return holdDuringCalls(b, ['publish', 'publishMany', 'purge', 'queueLength', 'broadcast', 'subscribeBroadcast', 'sendReply', 'subscribeReplies', 'publishEvent', 'subscribeEvents']);
     })()).catch((err) => {
       this.brokerPromise = undefined;
       throw err;
@@ -333,8 +336,13 @@ export class Celeriac implements CanvasHost {
 
   /** Publish with Celery's task_publish_retry_policy. */
   async publish(broker: Broker, message: Message, target: PublishTarget): Promise<void> {
-    if (!this.conf.task_publish_retry) return broker.publish(message, target);
-    await withRetries(this.conf.task_publish_retry_policy, `publishing task ${String(message.headers.id ?? message.properties.correlation_id)}`, () => broker.publish(message, target));
+    if (!this.conf.task_publish_retry) await broker.publish(message, target);
+    else await withRetries(this.conf.task_publish_retry_policy, `publishing task ${String(message.headers.id ?? message.properties.correlation_id)}`, () => broker.publish(message, target));
+    if (this.conf.task_send_sent_event) this.taskSent(broker, [{ message, target }]);
+  }
+
+  private taskSent(broker: Broker, items: readonly PublishItem[]): void {
+    (this.sentEvents ??= new TaskSentEvents(String(this.conf.event_exchange ?? 'celeryev'), this.logger)).sent(broker, items);
   }
 
   /**
@@ -348,10 +356,13 @@ export class Celeriac implements CanvasHost {
       for (const { message, target } of items) await this.publish(broker, message, target);
       return;
     }
-    if (!this.conf.task_publish_retry) return broker.publishMany(items);
-    const first = items[0]!.message;
-    const what = `publishing ${items.length} task(s) (the first ${String(first.headers.id ?? first.properties.correlation_id)})`;
-    await withRetries(this.conf.task_publish_retry_policy, what, () => broker.publishMany!(items));
+    if (!this.conf.task_publish_retry) await broker.publishMany(items);
+    else {
+      const first = items[0]!.message;
+      const what = `publishing ${items.length} task(s) (the first ${String(first.headers.id ?? first.properties.correlation_id)})`;
+      await withRetries(this.conf.task_publish_retry_policy, what, () => broker.publishMany!(items));
+    }
+    if (this.conf.task_send_sent_event) this.taskSent(broker, items);
   }
 
   /** The periodic-task schedule every beat process runs: upsert, remove, list (docs/beat.md). */
@@ -367,6 +378,7 @@ export class Celeriac implements CanvasHost {
   /** Close broker and backend connections (the process stays alive until they are closed). */
   async close(): Promise<void> {
     this.startupAbort?.abort();
+    await this.sentEvents?.close();
     const b = this.brokerPromise;
     const r = this.backendPromise;
     this.brokerPromise = undefined;

@@ -71,8 +71,7 @@ const NOT_YET = 'is not yet supported';
  * are accepted with their Celery meaning need no entry; see docs/reliability.md for the full table.
  */
 const REFUSALS: Record<string, (v: unknown, s: Settings) => string | null> = {
-  worker_send_task_events: (v) => (v ? `worker_send_task_events = ${String(v)} ${NOT_YET}: Celeriac workers do not send task events yet (celery events / Flower see no task-* events). Remove the setting or set it to false.` : null),
-  task_send_sent_event: (v) => (v ? `task_send_sent_event = ${String(v)} ${NOT_YET}: Celeriac does not send task-sent events yet. Remove the setting or set it to false.` : null),
+  event_serializer: (v) => (v != null && v !== 'json' ? `event_serializer = ${JSON.stringify(v)} ${NOT_YET}: Celeriac sends and reads events as JSON (Celery's default). Remove the setting.` : null),
   task_create_missing_queues: (v) => (v === false ? `task_create_missing_queues = false ${NOT_YET}: Celeriac has no task_queues list, so every queue is created on first use. Remove the setting.` : null),
   result_compression: (v) => (v != null ? `result_compression = ${JSON.stringify(v)} ${NOT_YET}: results are stored uncompressed. Remove the setting (task_compression compresses task messages).` : null),
   result_backend_max_retries: (v) => (v != null && v !== Infinity ? `result_backend_max_retries = ${String(v)} ${NOT_YET}: set result_backend_transport_options = { retry_policy: { max_retries: ${String(v)} } } instead.` : null),

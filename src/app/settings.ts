@@ -95,6 +95,12 @@ export interface CelerySettings {
   worker_soft_shutdown_timeout: number;
   worker_disable_rate_limits: boolean;
   worker_send_task_events: boolean;
+  /** Celery events: the exchange, and the queues receivers make (prefix, message TTL and expiry in seconds). */
+  event_exchange: string;
+  event_queue_prefix: string;
+  event_queue_ttl: number;
+  event_queue_expires: number;
+  event_serializer: string;
   worker_state_db: string | null;
   worker_enable_remote_control: boolean;
   worker_log_format: string | null;
@@ -176,6 +182,11 @@ export function defaultSettings(): CelerySettings {
     worker_soft_shutdown_timeout: 0,
     worker_disable_rate_limits: false,
     worker_send_task_events: false,
+    event_exchange: 'celeryev',
+    event_queue_prefix: 'celeryev',
+    event_queue_ttl: 5.0,
+    event_queue_expires: 60.0,
+    event_serializer: 'json',
     worker_state_db: null,
     worker_enable_remote_control: true,
     worker_log_format: null,

@@ -58,6 +58,10 @@ export interface Consumer {
   stop(): Promise<void>;
   /** Put back every delivery that was handed out and not yet acked or rejected (warm shutdown). */
   restoreUnacked(): Promise<number>;
+  /** Deliveries handed out and not yet settled (a stopped consumer holding none can be closed). */
+  readonly heldCount?: number;
+  /** Stop, put back what is still held, and release what the consumer keeps open (connection, timers). */
+  close?(): Promise<void>;
 }
 
 export interface Broker {
@@ -97,6 +101,17 @@ export interface Broker {
   sendReply?(to: PublishTarget, message: Message): Promise<void>;
   /** The client's side: receive the replies sent to `routingKey` until the subscription is closed. */
   subscribeReplies?(exchange: string, routingKey: string, handler: (message: Message) => void): Promise<BroadcastSubscription>;
+  /**
+   * Optional Celery event stream (the celeryev exchange, see src/events/): Redis PUBLISH on
+   * `/{db}.<exchange>/<routing key>` (kombu's fanout_patterns); AMQP a durable topic exchange; SQLite
+   * the broadcast table; memory in-process. Fire-and-forget: a monitor that is not listening misses it.
+   */
+  publishEvent?(exchange: string, routingKey: string, message: Message): Promise<void>;
+  /**
+   * Receive the events whose routing key matches `bindingKey` (topic syntax: '#' is every event) on the
+   * subscriber's own queue `queueName` (AMQP: auto-delete, event_queue_ttl and event_queue_expires).
+   */
+  subscribeEvents?(exchange: string, queueName: string, bindingKey: string, handler: (message: Message) => void): Promise<BroadcastSubscription>;
   /** Optional store of rate-limit buckets every worker on this broker shares (global_rate_limit). */
   sharedBuckets?(): Promise<SharedBuckets>;
 }

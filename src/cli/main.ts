@@ -7,6 +7,8 @@ import { createLogger, parseLogLevel, LOG_LEVELS, maskUrl } from '../app/log.js'
 import type { Celeriac } from '../app/celeriac.js';
 import { loads, dumps } from '../protocol/json.js';
 import { progressLine } from './progress.js';
+import { CommandFailed, controlCommand, inspectCommand, remoteOptions, statusCommand, type RemoteOptions } from './remote.js';
+import { eventsCommand } from './events.js';
 import { jsonArg } from './args.js';
 import { registerBeatCommand, startBeat } from './beat.js';
 
@@ -32,8 +34,16 @@ function nonNegativeNumber(flag: string) {
   };
 }
 
+function positiveNumber(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} takes a number of seconds above 0, got ${JSON.stringify(v)}`);
+    return n;
+  };
+}
+
 /** Commands that connect, do one thing and exit. */
-const ONE_SHOT_COMMANDS = new Set(['call', 'result', 'purge']);
+const ONE_SHOT_COMMANDS = new Set(['call', 'result', 'purge', 'inspect', 'control', 'status', 'events']);
 
 async function setup(cmd: Command): Promise<Celeriac> {
   const g = cmd.optsWithGlobals() as GlobalOpts;
@@ -41,7 +51,7 @@ async function setup(cmd: Command): Promise<Celeriac> {
   if (g.broker) process.env.CELERY_BROKER_URL = g.broker;
   if (g.resultBackend) process.env.CELERY_RESULT_BACKEND = g.resultBackend;
   const app = await loadApp(g.app);
-  // Retrying on start-up is a worker's (broker_connection_retry_on_startup): call, result and purge
+  // Retrying on start-up is a worker's (broker_connection_retry_on_startup): call, result, purge and the remote-control commands
   // try once, so an unreachable broker is one line and a non-zero exit.
   if (ONE_SHOT_COMMANDS.has(cmd.name())) app.conf.broker_connection_retry_on_startup = false;
   return app;
@@ -73,6 +83,11 @@ export function buildProgram(): Command {
     .option('--max-tasks-per-child <n>', 'replace a thread/process child after this many tasks', positiveInt('--max-tasks-per-child'))
     .option('--max-memory-per-child <KiB>', 'replace a child after a task leaves it above this many KiB', positiveInt('--max-memory-per-child'))
     .option('--without-control', 'do not listen for remote control commands (revoke, ping)')
+    .option('-E, --task-events', 'send task events (worker_send_task_events): celery events and Flower see the tasks')
+    .option('--without-heartbeat', 'send no worker-online/heartbeat/offline events')
+    .option('--heartbeat-interval <seconds>', 'seconds between worker-heartbeat events (default 2)', positiveNumber('--heartbeat-interval'))
+    .option('--without-mingle', "do not ask at start-up whether another node has this worker's name")
+    .option('--without-gossip', 'accepted for Celery command lines: Celeriac workers never gossip')
     .option('--prefetch-multiplier <n>', 'worker_prefetch_multiplier', positiveInt('--prefetch-multiplier'))
     .option('--soft-shutdown-timeout <seconds>', 'worker_soft_shutdown_timeout', nonNegativeNumber('--soft-shutdown-timeout'))
     .option('-B, --beat', 'also run beat, the periodic task scheduler, in this process')
@@ -97,6 +112,10 @@ export function buildProgram(): Command {
         maxTasksPerChild: opts.maxTasksPerChild,
         maxMemoryPerChild: opts.maxMemoryPerChild,
         remoteControl: opts.withoutControl ? false : undefined,
+        taskEvents: opts.taskEvents ? true : undefined,
+        heartbeat: opts.withoutHeartbeat ? false : undefined,
+        heartbeatInterval: opts.heartbeatInterval,
+        mingle: opts.withoutMingle ? false : undefined,
       });
       process.stdout.write(worker.banner() + '\n');
       let beat: Awaited<ReturnType<typeof startBeat>> | undefined; // -B: the beat beside this worker
@@ -229,11 +248,47 @@ export function buildProgram(): Command {
       }
     });
 
+  const remote = async (cmd: Command, run: (app: Celeriac) => Promise<void>) => {
+    const app = await setup(cmd);
+    try {
+      await run(app);
+    } finally {
+      await app.close();
+    }
+  };
+
+  remoteOptions(program.command('inspect [command] [args...]'))
+    .description('inspect the workers: ping, active, reserved, scheduled, registered, stats, revoked, query_task, active_queues, conf, report (--list)')
+    .option('--list', 'list the inspect commands and exit')
+    .action((command: string, args: string[], opts: RemoteOptions, cmd: Command) => remote(cmd, (app) => inspectCommand(app, command, args, opts)));
+
+  remoteOptions(program.command('control [command] [args...]'))
+    .description('send a control command to the workers and print their replies: revoke, rate_limit, add_consumer, pool_grow, shutdown, … (--list)')
+    .option('--list', 'list the control commands and exit')
+    .action((command: string, args: string[], opts: RemoteOptions, cmd: Command) => remote(cmd, (app) => controlCommand(app, command, args, opts)));
+
+  remoteOptions(program.command('status'))
+    .description('show the workers that are online (answer a ping)')
+    .action((opts: RemoteOptions, cmd: Command) => remote(cmd, (app) => statusCommand(app, opts)));
+
+  program
+    .command('events')
+    .description('a live view of workers and tasks from their events (like celery events); --dump prints each event')
+    .option('-d, --dump', 'print one line per event, as celery events --dump')
+    .option('-j, --json', 'JSON: one event per line with --dump, else one snapshot of the view per refresh')
+    .option('-F, --frequency <seconds>', 'seconds between refreshes of the view', positiveNumber('-F/--frequency'), 1)
+    .option('--duration <seconds>', 'stop after this many seconds (default: until Ctrl+C)', positiveNumber('--duration'))
+    .action((opts: { dump?: boolean; json?: boolean; frequency: number; duration?: number }, cmd: Command) => remote(cmd, (app) => eventsCommand(app, opts)));
+
   return program;
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
   exitOnSignalsAsPid1();
+  // Output piped into `head` and the like: a closed pipe ends the command quietly, as it does for Python's.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+  });
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
@@ -243,6 +298,11 @@ export async function main(argv: string[] = process.argv): Promise<void> {
       process.exit(err.exitCode === 0 ? 0 : 2);
     }
     const e = err as Error;
+    if (e instanceof CommandFailed) {
+      // Celery's CeleryCommandException: the message alone, and its exit code (69: no node replied).
+      process.stderr.write(`Error: ${maskUrl(e.message)}\n`);
+      process.exit(e.exitCode);
+    }
     const text = maskUrl(e.message || String(e)).split('\n')[0];
     const named = e.name && e.name !== 'Error' && !(e instanceof UsageError);
     process.stderr.write(`Error: ${named ? `${e.name}: ` : ''}${text}\n`);

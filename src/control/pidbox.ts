@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { dumps, loads } from '../protocol/json.js';
 import { decodeBody } from '../protocol/message.js';
 import type { Message } from '../protocol/message.js';
+import { clock } from '../events/clock.js';
 
 export const PIDBOX_EXCHANGE = 'celery.pidbox';
 export const REPLY_EXCHANGE = 'reply.celery.pidbox';
@@ -17,15 +18,23 @@ export interface ControlRequest {
   reply_to?: { exchange: string; routing_key: string };
 }
 
-let clock = 0;
+export interface RequestOptions {
+  destination?: string[] | null;
+  /** Seconds the request stays valid (the expires header); also how long the client waits for replies. */
+  timeout?: number;
+  /** The client's routing key, when replies are wanted. */
+  replyTo?: string;
+  /** Nodes whose name matches (glob or pcre, as kombu), when no destination is given. */
+  pattern?: string | null;
+  matcher?: string | null;
+}
 
 /** The request message, with the headers kombu sends ({clock, expires}). */
-export function encodeControlRequest(
-  method: string,
-  args: Record<string, unknown>,
-  opts: { destination?: string[] | null; timeout?: number; replyTo?: string } = {},
-): { message: Message; ticket: string | null } {
-  const body: ControlRequest = { method, arguments: args, destination: opts.destination ?? null, pattern: null, matcher: null };
+export function encodeControlRequest(method: string, args: Record<string, unknown>, opts: RequestOptions = {}): { message: Message; ticket: string | null } {
+  const body: ControlRequest = {
+    method, arguments: args, destination: opts.destination ?? null,
+    pattern: opts.pattern && opts.matcher ? opts.pattern : null, matcher: opts.pattern && opts.matcher ? opts.matcher : null,
+  };
   let ticket: string | null = null;
   if (opts.replyTo) {
     ticket = randomUUID();
@@ -33,7 +42,7 @@ export function encodeControlRequest(
     body.reply_to = { exchange: REPLY_EXCHANGE, routing_key: opts.replyTo };
   }
   const message: Message = {
-    headers: { clock: ++clock, expires: opts.timeout ? Date.now() / 1000 + opts.timeout : 0 },
+    headers: { clock: clock.forward(), expires: opts.timeout ? Date.now() / 1000 + opts.timeout : 0 },
     properties: { delivery_mode: 2, priority: 0 },
     body: Buffer.from(dumps(body), 'utf8'),
     contentType: 'application/json',

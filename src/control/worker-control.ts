@@ -1,14 +1,16 @@
 // The worker's side of remote control: subscribe to celery.pidbox, keep the requests meant for this
 // node, run them from the command table and send the reply through the broker's reply channel.
+import { randomUUID } from 'node:crypto';
 import type { Broker, BroadcastSubscription } from '../brokers/types.js';
 import type { Logger } from '../app/log.js';
 import { dumps } from '../protocol/json.js';
 import type { Message } from '../protocol/message.js';
 import { decodeControlRequest, isExpired, PIDBOX_EXCHANGE, type ControlRequest } from './pidbox.js';
 import { matchHostname } from './matcher.js';
-import { COMMANDS, NO_REPLY, type ControlledWorker } from './commands.js';
-
-let replyClock = 0;
+import { commandFor, NO_REPLY, type ControlledWorker } from './commands.js';
+import { clock } from '../events/clock.js';
+import { Control } from './control.js';
+import { duplicateNodenameWarning } from './replies.js';
 
 /**
  * kombu's Node.handle_message filter: destination list, else pattern with matcher (glob or pcre, see
@@ -37,7 +39,15 @@ export class WorkerControl {
     return true;
   }
 
+  private readonly stopping: (() => Promise<void>)[] = [];
+
+  /** Run `fn` when remote control stops (and wait for it). */
+  onStop(fn: () => Promise<void>): void {
+    this.stopping.push(fn);
+  }
+
   async stop(): Promise<void> {
+    for (const fn of this.stopping.splice(0)) await fn().catch(() => undefined);
     await this.sub?.close().catch(() => undefined);
     this.sub = undefined;
   }
@@ -52,6 +62,7 @@ export class WorkerControl {
     try {
       req = decodeControlRequest(message);
       if (!req || isExpired(message) || !isForNode(req, this.target.hostname)) return;
+      clock.adjust(message.headers.clock);
     } catch (err) {
       const what = req ? `${req.method} with pattern '${req.pattern}' (matcher ${req.matcher})` : 'a control message';
       this.logger.error(`Remote control: ${what} refused: ${(err as Error).message}`);
@@ -64,7 +75,7 @@ export class WorkerControl {
 
   /** Run a command; an unknown one or one that throws is answered with {error}, as kombu's Node.dispatch. */
   async dispatch(req: ControlRequest): Promise<unknown> {
-    const command = Object.hasOwn(COMMANDS, req.method) ? COMMANDS[req.method] : undefined;
+    const command = commandFor(req.method);
     if (!command) return { error: `No such control command: ${req.method}` };
     try {
       return await command(this.target, req.arguments);
@@ -78,7 +89,7 @@ export class WorkerControl {
     const to = req.reply_to!;
     if (!this.broker.sendReply || typeof to.exchange !== 'string' || typeof to.routing_key !== 'string') return;
     const message: Message = {
-      headers: { ticket: req.ticket, clock: ++replyClock },
+      headers: { ticket: req.ticket, clock: clock.forward() },
       properties: { delivery_mode: 1, priority: 0 },
       body: Buffer.from(dumps({ [this.target.hostname]: value }), 'utf8'),
       contentType: 'application/json',
@@ -86,4 +97,33 @@ export class WorkerControl {
     };
     await this.broker.sendReply({ exchange: to.exchange, routingKey: to.routing_key }, message);
   }
+}
+
+/**
+ * Start a worker's remote control. With `checkNodename`, first ask whether a node of the same name
+ * already answers (as Celery's start-up sync does): the ping goes out before this worker listens, so
+ * any reply is another node's, and it is logged as Celery's DuplicateNodenameWarning. The replies are
+ * awaited in the background (about a second); the worker does not wait for them.
+ */
+export async function startWorkerControl(broker: Broker, target: ControlledWorker, logger: Logger, o: { checkNodename: boolean }): Promise<WorkerControl> {
+  const control = new WorkerControl(broker, target, logger);
+  if (!o.checkNodename || !broker.subscribeReplies) {
+    await control.start();
+    return control;
+  }
+  const stopWaiting = new AbortController();
+  let sent!: () => void;
+  const published = new Promise<void>((r) => (sent = r));
+  const probe = new Control({ broker: async () => broker, oid: randomUUID() })
+    .call('ping', {}, { destination: [target.hostname], timeout: 1, abort: stopWaiting.signal, onSent: () => sent() })
+    .then((replies) => {
+      if (replies.length > 0) logger.warning(`DuplicateNodenameWarning: ${duplicateNodenameWarning([target.hostname])}`);
+    }, (err: unknown) => logger.debug(`Could not check for another node named ${target.hostname}: ${(err as Error).message}`));
+  await Promise.race([published, probe]);
+  await control.start();
+  control.onStop(() => {
+    stopWaiting.abort();
+    return probe;
+  });
+  return control;
 }

@@ -35,6 +35,12 @@ export class Autoscaler {
     this.timer.unref();
   }
 
+  /** The autoscale control command: a new range (the caller moves the pool into it). */
+  update(max: number, min: number): void {
+    this.limits.max = max;
+    this.limits.min = min;
+  }
+
   private resize(n: number, way: 'up' | 'down'): void {
     this.logger.info(`Scaling ${way} the pool to ${n}`);
     this.pool.concurrency = n;

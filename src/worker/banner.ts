@@ -2,7 +2,8 @@
 import os from 'node:os';
 import type { WorkerHost } from './host.js';
 
-const VERSION = '0.1.0';
+/** Celeriac's version, as the banner, events (sw_ver) and reports give it. */
+export const VERSION = '0.1.0';
 
 export interface BannerFacts {
   hostname: string;
@@ -10,6 +11,7 @@ export interface BannerFacts {
   poolKind: string;
   prefetch: number;
   queues: string[];
+  taskEvents: boolean;
   /** loglevel debug: the built-in tasks are listed too. */
   debug?: boolean;
 }
@@ -28,7 +30,8 @@ export function banner(app: WorkerHost, w: BannerFacts): string {
     `- ** ---------- .> results:     ${backend}`,
     `- *** --- * --- .> concurrency: ${w.concurrency} (${w.poolKind})`,
     `-- ******* ---- .> prefetch:    ${w.prefetch || 'unlimited'}`,
-    `--- ***** ----- `,
+    `--- ***** ----- .> task events: ${w.taskEvents ? 'ON' : 'OFF (enable -E to monitor tasks in this worker)'}`,
+    `-- ******* ---- `,
     ` -------------- [queues]`,
     ...w.queues.map((q) => `                .> ${q.padEnd(16)} exchange=${q}(direct) key=${q}`),
     '',

@@ -33,6 +33,14 @@ export interface WorkerOptions {
   maxMemoryPerChild?: number;
   /** Listen for revoke/ping/rate_limit on celery.pidbox (worker_enable_remote_control, default true). */
   remoteControl?: boolean;
+  /** Send task events (-E, worker_send_task_events; default false): celery events and Flower see the tasks. */
+  taskEvents?: boolean;
+  /** Send worker-online / worker-heartbeat / worker-offline events (default true; --without-heartbeat). */
+  heartbeat?: boolean;
+  /** Seconds between worker-heartbeat events (--heartbeat-interval; default 2, as Celery). */
+  heartbeatInterval?: number;
+  /** At start, ask whether another node answers to this node name and warn if one does (default true; --without-mingle). */
+  mingle?: boolean;
 }
 
 /** The options with the app's settings filled in, checked once (what the runtime is started with). */
@@ -51,6 +59,10 @@ export interface WorkerConfig {
   statedb: string | null;
   softShutdownTimeout: number;
   remoteControl: boolean;
+  taskEvents: boolean;
+  heartbeat: boolean;
+  heartbeatInterval: number;
+  mingle: boolean;
 }
 
 /** Check every option (and the setting it falls back to); throws naming the first bad one. */
@@ -98,7 +110,16 @@ export function workerConfig(host: WorkerHost, opts: WorkerOptions): WorkerConfi
     statedb: opts.statedb ?? conf.worker_state_db ?? null,
     softShutdownTimeout: soft.value == null ? 0 : seconds(soft.value, soft.name),
     remoteControl: opts.remoteControl ?? conf.worker_enable_remote_control !== false,
+    taskEvents: opts.taskEvents ?? conf.worker_send_task_events === true,
+    heartbeat: opts.heartbeat ?? true,
+    heartbeatInterval: opts.heartbeatInterval === undefined ? 2 : positiveSeconds(opts.heartbeatInterval, 'app.worker({ heartbeatInterval })'),
+    mingle: opts.mingle ?? true,
   };
+}
+
+function positiveSeconds(v: unknown, name: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new RangeError(`${name} must be a number of seconds above 0 (--heartbeat-interval), got ${show(v)}`);
+  return v;
 }
 
 function wholeNumber(v: unknown, name: string, min: number, cli: string): number {

@@ -29,6 +29,11 @@ export class EtaSchedule {
     this.setHeld(this.timers.size);
   }
 
+  /** The requests held now (inspect scheduled). */
+  held(): Request[] {
+    return [...this.timers.keys()];
+  }
+
   /** Stop holding the requests of these task ids; returns them (revoke discards them). */
   take(ids: ReadonlySet<string>): Request[] {
     const out: Request[] = [];

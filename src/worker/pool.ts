@@ -22,6 +22,11 @@ export class AsyncPool {
     return this.waiting.length;
   }
 
+  /** Jobs waiting for a slot, next first (inspect reserved). */
+  get waitingJobs(): readonly PoolJob[] {
+    return this.waiting;
+  }
+
   /** Queue a job; it starts as soon as a slot is free. */
   submit(job: PoolJob): void {
     this.waiting.push(job);

@@ -22,6 +22,8 @@ import { buildMeta, type MetaExtras } from './meta.js';
 import { PoolClosed, type Executor } from './executor.js';
 import { autoretryOptions, retryMessage } from './retry-policy.js';
 import { limitsFor, runWithLimits, type ControlTimeLimits } from './time-limits.js';
+import type { EventDispatcher } from '../events/dispatcher.js';
+import { resultRepr } from '../events/task-fields.js';
 import { hasFailureCanvas, hasSuccessCanvas, type WorkerCanvas } from './canvas.js';
 
 /** The worker as its requests see it. */
@@ -39,6 +41,8 @@ export interface RequestOwner {
   /** Requests whose handler is running. */
   readonly running: Set<Request>;
   readonly events: EventEmitter;
+  /** The event dispatcher while task events are on (-E, enable_events), else null. */
+  readonly taskEvents: EventDispatcher | null;
   readonly resultExtended: boolean;
   /** The canvas hooks: callbacks, chains, chords, errbacks. */
   readonly canvas: WorkerCanvas;
@@ -147,6 +151,7 @@ export class Request implements Job, JobHooks {
     this.timeStart = Date.now();
     w.running.add(this);
     if (w.events.listenerCount('taskPrerun') > 0) w.events.emit('taskPrerun', { id: this.fields.id, name: this.fields.task, request: this.fields } satisfies TaskEvent);
+    w.taskEvents?.send('task-started', { uuid: this.fields.id });
     this.started = performance.now();
     const limits = limitsFor(this.fields, w.timeLimits.get(this.task.name), this.opts);
     if (limits.hard || limits.soft || !w.executor.runInline) {
@@ -187,11 +192,12 @@ export class Request implements Job, JobHooks {
 
   /** What a success reports (log line, taskSuccess, taskPostrun), or null when nobody would see it. */
   private succeeded(value: unknown, runtime: number): (() => void) | null {
-    const { logger, events } = this.w;
+    const { logger, events, taskEvents } = this.w;
     const info = logger.isEnabled('info');
-    if (!info && events.listenerCount('taskSuccess') === 0 && events.listenerCount('taskPostrun') === 0) return null;
+    if (!info && !taskEvents && events.listenerCount('taskSuccess') === 0 && events.listenerCount('taskPostrun') === 0) return null;
     const f = this.fields;
     return () => {
+      taskEvents?.send('task-succeeded', { uuid: f.id, result: resultRepr(value), runtime });
       if (info) logger.info(`Task ${f.task}[${f.id}] succeeded in ${runtime.toFixed(6)}s: ${truncate(repr(value))}`);
       this.emit('taskSuccess', 'SUCCESS', runtime, { result: value });
       this.emit('taskPostrun', 'SUCCESS', runtime, { result: value });
@@ -239,6 +245,7 @@ export class Request implements Job, JobHooks {
       this.w.logger.error(`Task ${f.task}[${f.id}] could not be republished for retry: ${(err as Error).message}`);
       await this.store('FAILURE', encodeException(err), formatTraceback(err));
       await this.settle('reject');
+      this.w.taskEvents?.send('task-failed', { uuid: f.id, exception: exceptionRepr(encodeException(err)), traceback: formatTraceback(err) });
       this.emit('taskFailure', 'FAILURE', runtime, { error: err });
       this.emit('taskPostrun', 'FAILURE', runtime, { error: err });
       return;
@@ -247,6 +254,7 @@ export class Request implements Job, JobHooks {
     const tb = retry.exc instanceof TaskError && retry.exc.traceback ? retry.exc.traceback : formatTraceback(retry.exc ?? retry);
     await this.store('RETRY', info, tb, [[[f.id, null], null]]);
     await this.settle('ack');
+    this.w.taskEvents?.send('task-retried', { uuid: f.id, exception: exceptionRepr(info), traceback: tb });
     this.w.logger.info(`Task ${f.task}[${f.id}] retry: ${retry.message}`);
     this.emit('taskRetry', 'RETRY', runtime, { error: retry.exc });
     this.emit('taskPostrun', 'RETRY', runtime);
@@ -269,6 +277,7 @@ export class Request implements Job, JobHooks {
     this.w.logger.info(reason === 'expired' ? `Task ${f.task}[${f.id}] expired; discarding it` : `Discarding revoked task: ${f.task}[${f.id}]`);
     await this.storeRevoked(reason);
     await this.settle('ack');
+    this.w.taskEvents?.send('task-revoked', { uuid: f.id, terminated: false, signum: null, expired: reason === 'expired' });
     this.emit('taskRevoked', 'REVOKED');
   }
 
@@ -277,6 +286,7 @@ export class Request implements Job, JobHooks {
     const f = this.fields;
     await this.storeRevoked('terminated');
     await this.settle('ack');
+    this.w.taskEvents?.send('task-revoked', { uuid: f.id, terminated: true, signum: null, expired: false });
     this.w.logger.info(`Task ${f.task}[${f.id}] terminated (revoked)`);
     this.emit('taskRevoked', 'REVOKED', runtime);
     this.emit('taskPostrun', 'REVOKED', runtime);
@@ -321,6 +331,7 @@ export class Request implements Job, JobHooks {
     // A lost worker with reject_on_worker_lost false is acked, as Celery does.
     const ack = this.opts.acksOnFailureOrTimeout || (error instanceof WorkerLostError && !timeout);
     await this.settle(ack ? 'ack' : 'reject');
+    this.w.taskEvents?.send('task-failed', { uuid: f.id, exception: exceptionRepr(info), traceback: tb });
     this.w.logger.error(`Task ${f.task}[${f.id}] raised unexpected: ${exceptionRepr(info)}\n${tb}`);
     this.emit('taskFailure', 'FAILURE', runtime, { error });
     this.emit('taskPostrun', 'FAILURE', runtime, { error });
@@ -338,7 +349,10 @@ export class Request implements Job, JobHooks {
     this.acknowledged = true;
     try {
       if (how === 'ack') await this.delivery.ack();
-      else await this.delivery.reject(how === 'requeue');
+      else {
+        await this.delivery.reject(how === 'requeue');
+        this.w.taskEvents?.send('task-rejected', { uuid: this.fields.id, requeue: how === 'requeue' });
+      }
     } catch (err) {
       this.w.logger.error(`Could not ${how} the message of ${this.fields.task}[${this.fields.id}]: ${(err as Error).message}; the broker will deliver it again.`);
     }

@@ -22,6 +22,10 @@ import { Strategy, type StrategyOwner } from './strategy.js';
 import type { Request } from './request.js';
 import { Autoscaler, type AutoscaleLimits } from './autoscale.js';
 import { WorkerControlTarget, type ControlSubject } from './remote-control.js';
+import type { ConsumerSpec } from '../control/commands.js';
+import { EventDispatcher } from '../events/dispatcher.js';
+import { Heart, softwareInfo } from '../events/heart.js';
+import { VERSION } from './banner.js';
 import { WorkerCanvas } from './canvas.js';
 
 /** Results being stored / messages being settled after their handler returned, at least this many at once. */
@@ -34,8 +38,10 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
   readonly logger: Logger;
   readonly poolKind: PoolKind;
   readonly concurrency: number;
-  readonly prefetch: number;
+  /** The prefetch window now (pool_grow, pool_shrink and autoscale move it). */
+  prefetch: number;
   readonly autoscaleLimits: AutoscaleLimits | undefined;
+  readonly maxTasksPerChild: number | null | undefined;
   readonly pool: AsyncPool;
   executor: Executor;
   readonly revoked: RevokedSet;
@@ -56,9 +62,23 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
   canvas!: WorkerCanvas;
   decodeOptions: DecodeOptions = {};
   resultExtended = false;
+  /** Celery events (null when the transport has none, or events and heartbeats are both off). */
+  eventer: EventDispatcher | null = null;
+  /** The dispatcher while task events are on (-E, enable_events), else null: the per-task check. */
+  taskEvents: EventDispatcher | null = null;
+  /** The queues consumed now, with how add_consumer declared them (undefined: by name). */
+  readonly queueSpecs = new Map<string, ConsumerSpec>();
+  autoscaler: Autoscaler | undefined;
+  private heart: Heart | undefined;
   private consumer: Consumer | undefined;
+  /** Consumers replaced by add_consumer / cancel_consumer: they fetch no more, their deliveries settle as usual. */
+  private readonly retired = new Set<Consumer>();
+  private strategy: Strategy | undefined;
+  private queueChange: Promise<void> = Promise.resolve();
+  /** The queues the current consumer takes from (add/cancel_consumer change them soon after queueSpecs). */
+  consumed: string[] = [];
+  private retiredTimer: NodeJS.Timeout | undefined;
   private control: { stop(): Promise<void> } | undefined;
-  private autoscaler: Autoscaler | undefined;
   private state: 'running' | 'stopping' | 'stopped' = 'running';
   private coldRequested = false;
   private coldNow: (() => void) | undefined;
@@ -79,6 +99,8 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
     this.concurrency = config.concurrency;
     this.prefetch = config.prefetch;
     this.autoscaleLimits = config.autoscale;
+    this.maxTasksPerChild = config.maxTasksPerChild;
+    for (const q of config.queues) this.queueSpecs.set(q, { exchange: null, exchangeType: 'direct', routingKey: null });
     this.completions = new Completions(this.logger);
     this.globalRateLimiter = new GlobalRateLimiter(this.logger);
     this.taskOptions = new TaskOptionsCache(conf);
@@ -134,18 +156,107 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
       });
     }
     await this.executor.start();
+    if ((config.taskEvents || config.heartbeat) && this.broker.publishEvent) {
+      const groups = config.taskEvents ? ['worker', 'task'] : ['worker'];
+      this.eventer = new EventDispatcher(this.broker as Required<Pick<Broker, 'publishEvent'>>, { hostname: this.hostname, logger: this.logger, exchange: String(host.conf.event_exchange ?? 'celeryev'), groups });
+      if (config.taskEvents) this.taskEvents = this.eventer;
+    }
     if (config.remoteControl) {
-      const { WorkerControl } = await import('../control/worker-control.js');
-      const control = new WorkerControl(this.broker, new WorkerControlTarget(this), this.logger);
-      await control.start();
-      this.control = control;
+      const { startWorkerControl } = await import('../control/worker-control.js');
+      this.control = await startWorkerControl(this.broker, new WorkerControlTarget(this), this.logger, { checkNodename: config.mingle });
     }
-    const strategy = new Strategy(this);
-    this.consumer = await this.broker.consume(config.queues, strategy.onDelivery, { prefetch: this.prefetch, onFailure: (err) => this.consumerFailed(err) });
-    if (this.autoscaleLimits) {
-      this.autoscaler = new Autoscaler(this.autoscaleLimits, this.pool, this.executor, this.logger);
-      this.autoscaler.start();
+    if (this.autoscaleLimits) this.autoscaler = new Autoscaler(this.autoscaleLimits, this.pool, this.executor, this.logger);
+    this.strategy = new Strategy(this);
+    this.consumer = await this.consume(config.queues);
+    this.consumed = [...this.queueSpecs.keys()];
+    this.autoscaler?.start();
+    if (this.eventer && config.heartbeat) {
+      this.heart = new Heart(this.eventer, { active: () => this.running.size, processed: () => this.processed }, softwareInfo(VERSION), config.heartbeatInterval);
+      this.heart.start();
     }
+  }
+
+  /** enable_events / disable_events: false when task events were already in that state. */
+  setTaskEvents(on: boolean): boolean {
+    const e = this.eventer;
+    if (!e || on === (this.taskEvents !== null)) return false;
+    if (on) e.addGroup('task');
+    else e.removeGroup('task');
+    this.taskEvents = on ? e : null;
+    return true;
+  }
+
+  /** The heartbeat control command: a worker-heartbeat event now (when events are sent at all). */
+  sendHeartbeat(): void {
+    if (this.heart) this.heart.beat('worker-heartbeat');
+    else this.eventer?.send('worker-heartbeat', { freq: this.config.heartbeatInterval, active: this.running.size, processed: this.processed, loadavg: [], ...softwareInfo(VERSION) });
+  }
+
+  /** pool_grow, pool_shrink, autoscale: `n` slots, a prefetch window of `prefetchSlots` × worker_prefetch_multiplier. */
+  resizePool(n: number, prefetchSlots = n): void {
+    this.pool.concurrency = n;
+    this.executor.resize(n);
+    this.pool.pump();
+    this.prefetch = prefetchSlots * this.config.prefetchMultiplier;
+    this.consumer?.setPrefetch(this.prefetch);
+    this.logger.info(`Pool now runs ${n} task(s) at once (prefetch ${this.prefetch || 'unlimited'})`);
+  }
+
+  /**
+   * add_consumer / cancel_consumer: the set of queues changes now; then a new consumer takes the set
+   * and the old one stops fetching (what it holds settles as usual, and is restored at shutdown).
+   * Changes made in one burst are applied together.
+   */
+  changeQueues(change: { add: string; spec: ConsumerSpec } | { cancel: string }): void {
+    if ('add' in change) {
+      if (this.queueSpecs.has(change.add)) return;
+      this.queueSpecs.set(change.add, change.spec);
+      this.logger.info(`Started consuming from ${change.add}`);
+    } else {
+      if (!this.queueSpecs.delete(change.cancel)) return;
+      this.logger.info(`Canceling queue ${change.cancel}`);
+    }
+    this.queueChange = this.queueChange.then(() => this.consumeQueues()).catch((err: unknown) => {
+      this.logger.error(`Could not change the queues consumed to ${[...this.queueSpecs.keys()].join(', ') || '(none)'}: ${(err as Error).message}`);
+    });
+  }
+
+  private async consumeQueues(): Promise<void> {
+    const want = [...this.queueSpecs.keys()];
+    if (!this.accepting || want.join('\n') === this.consumed.join('\n')) return;
+    const old = this.consumer;
+    this.consumer = want.length > 0 ? await this.consume(want) : undefined;
+    this.consumed = want;
+    this.consumer?.setEtaHeld(this.eta.size);
+    if (old) {
+      this.retired.add(old);
+      await old.stop();
+    }
+    await this.closeIdleRetired();
+  }
+
+  /** Close the replaced consumers that hold nothing more (their connection and timers go with them). */
+  private async closeIdleRetired(): Promise<void> {
+    for (const c of this.retired) {
+      if (c.heldCount !== 0 || !c.close) continue;
+      this.retired.delete(c);
+      await c.close().catch((err: unknown) => this.logger.debug(`Closing a replaced consumer: ${(err as Error).message}`));
+    }
+    clearTimeout(this.retiredTimer);
+    if (this.retired.size > 0 && this.accepting) {
+      this.retiredTimer = setTimeout(() => void (this.queueChange = this.queueChange.then(() => this.closeIdleRetired())), 5000);
+      this.retiredTimer.unref();
+    }
+  }
+
+  /** A consumer whose giving up stops the worker, unless add/cancel_consumer replaced it meanwhile. */
+  private async consume(queues: string[]): Promise<Consumer> {
+    let c: Consumer | undefined = undefined;
+    const onFailure = (err: Error) => {
+      if (!c || c === this.consumer) this.consumerFailed(err);
+    };
+    c = await this.broker.consume(queues, this.strategy!.onDelivery, { prefetch: this.prefetch, onFailure });
+    return c;
   }
 
   /** A worker that consumes nothing must not answer ping as alive: remote control stops first. */
@@ -172,7 +283,10 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
     this.state = 'stopping';
     if (opts.cold) this.coldRequested = true;
     this.autoscaler?.stop();
+    clearTimeout(this.retiredTimer);
+    await this.queueChange;
     await this.consumer?.stop().catch(() => undefined);
+    for (const c of this.retired) await c.stop().catch(() => undefined);
     await this.control?.stop();
     this.eta.clear();
     this.rateLimiter.clear();
@@ -186,12 +300,17 @@ export class WorkerRuntime implements StrategyOwner, ControlSubject {
     await this.executor.close().catch(() => undefined);
     if (this.consumerLost) await this.settledWithin(CONSUMER_LOST_SETTLE_MS);
     else await this.completions.settled();
-    const n = await this.consumer?.restoreUnacked().catch((err) => {
-      this.logger.error(`Could not restore unacknowledged messages: ${(err as Error).message}`);
-      return 0;
-    });
+    let n = 0;
+    for (const c of [...this.retired, ...(this.consumer ? [this.consumer] : [])]) {
+      n += await c.restoreUnacked().catch((err) => {
+        this.logger.error(`Could not restore unacknowledged messages: ${(err as Error).message}`);
+        return 0;
+      });
+    }
     if (n) this.logger.info(`Restoring ${n} unacknowledged message(s)`);
     this.revoked.save();
+    this.heart?.stop();
+    await this.eventer?.close();
     this.state = 'stopped';
   }
 

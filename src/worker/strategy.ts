@@ -9,6 +9,8 @@ import type { GlobalRateLimiter } from './global-rate-limit.js';
 import type { EtaSchedule } from './eta.js';
 import { buildMeta } from './meta.js';
 import { Request, storeSafely, type RequestOwner, type TaskEvent } from './request.js';
+import { receivedFields } from '../events/task-fields.js';
+import { repr } from '../protocol/repr.js';
 
 export interface StrategyOwner extends RequestOwner {
   readonly decodeOptions: DecodeOptions;
@@ -57,6 +59,7 @@ export class Strategy {
       return;
     }
     if (w.logger.isEnabled('info')) w.logger.info(`Task ${f.task}[${f.id}] received`);
+    w.taskEvents?.send('task-received', receivedFields(f));
     // Event objects are built only for listeners: most workers have none on the per-task events.
     if (w.events.listenerCount('taskReceived') > 0) w.events.emit('taskReceived', { id: f.id, name: f.task, request: f } satisfies TaskEvent);
     const delay = f.eta ? f.eta.getTime() - Date.now() : 0;
@@ -122,6 +125,7 @@ export class Strategy {
     const exc = { exc_type: 'NotRegistered', exc_message: [f.task], exc_module: 'celery.exceptions' };
     const extras = { extended: w.resultExtended, hostname: w.hostname, queue: d.routingKey || d.queue };
     await storeSafely(w, buildMeta(f, 'FAILURE', exc, null, extras), f);
+    w.taskEvents?.send('task-failed', { uuid: f.id, exception: `NotRegistered(${repr(f.task)})` });
     w.events.emit('taskFailure', { id: f.id, name: f.task, state: 'FAILURE', error: exc } satisfies TaskEvent);
     await d.reject(false).catch(() => undefined);
   }

@@ -91,7 +91,7 @@ export class Worker extends EventEmitter {
   banner(): string {
     const a = this.config.autoscale;
     const concurrency = a ? `{min=${a.min}, max=${a.max}}` : String(this.concurrency);
-    return banner(this.host, { hostname: this.hostname, concurrency, poolKind: this.poolKind, prefetch: this.prefetch, queues: this.queues, debug: this.logger.isEnabled('debug') });
+    return banner(this.host, { hostname: this.hostname, concurrency, poolKind: this.poolKind, prefetch: this.prefetch, queues: this.queues, debug: this.logger.isEnabled('debug'), taskEvents: this.config.taskEvents });
   }
 
   /** Connect, start consuming, and resolve once the worker is ready. */
@@ -175,3 +175,4 @@ export class Worker extends EventEmitter {
     this.emit('workerShutdown', this);
   }
 }
+

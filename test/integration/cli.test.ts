@@ -1,22 +1,14 @@
 // The celeriac command line against a real Redis: call, worker, result, purge, -A lookup, warnings, and bad input.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { requireRedis, redisDb, uniqueName, eventually } from '../helpers/services.js';
+import { CLI, runCli } from '../helpers/cli.js';
 import { startRedisServer } from '../helpers/redis-server.js';
 
-const run = promisify(execFile);
-const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 const BROKER = redisDb(1);
-
-function cli(args: string[], env: Record<string, string> = {}) {
-  return run(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env }, timeout: 30_000 }).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
-}
+const cli = runCli;
 
 before(requireRedis);
 

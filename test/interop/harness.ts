@@ -77,7 +77,7 @@ export function pyEnv(c: PyAppConfig): Record<string, string> {
   return env;
 }
 
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+export function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const pythonPath = [PY_DIR, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter);
   return { ...process.env, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', ...extra };
 }
@@ -185,6 +185,10 @@ export interface PythonWorkerOptions extends PyAppConfig {
   concurrency?: number;
   loglevel?: string;
   readyTimeoutMs?: number;
+  /** Send worker heartbeats (default false: --without-heartbeat). */
+  heartbeat?: boolean;
+  /** More worker flags, e.g. ['-E'] for task events. */
+  extraArgs?: string[];
 }
 
 /** Start `python3 -m celery -A pyapp worker` and resolve once it logged "ready.". */
@@ -195,8 +199,8 @@ export async function startPythonWorker(o: PythonWorkerOptions): Promise<Managed
     '-m', 'celery', '-A', o.app ?? 'pyapp', 'worker',
     '-P', o.pool ?? 'threads', '-c', String(o.concurrency ?? 4),
     '-Q', o.queues.join(','), '-n', name,
-    '--without-gossip', '--without-mingle', '--without-heartbeat',
-    '-l', o.loglevel ?? 'info',
+    '--without-gossip', '--without-mingle', ...(o.heartbeat ? [] : ['--without-heartbeat']),
+    '-l', o.loglevel ?? 'info', ...(o.extraArgs ?? []),
   ];
   const p = new ManagedProcess(`Python worker ${name}`, o.python ?? PYTHON, args, { cwd: PY_DIR, env: childEnv({ ...pyEnv(o), ...o.env }) });
   await p.waitForOutput(/ready\./, o.readyTimeoutMs ?? 30_000, 'the "ready." log line');

@@ -51,6 +51,16 @@ export class AmqpBroker implements Broker {
     return this.fanout.subscribe(exchange, queueName, handler);
   }
 
+  /** Celery events on the durable topic exchange: see fanout.ts. */
+  publishEvent(exchange: string, routingKey: string, message: Message): Promise<void> {
+    return this.fanout.publishEvent(exchange, routingKey, message);
+  }
+
+  subscribeEvents(exchange: string, queueName: string, bindingKey: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+    const s = this.ctx.settings;
+    return this.fanout.subscribeEvents(exchange, queueName, bindingKey, handler, Number(s.event_queue_ttl ?? 5), Number(s.event_queue_expires ?? 60));
+  }
+
   sendReply(to: PublishTarget, message: Message): Promise<void> {
     return this.fanout.reply(to.exchange, to.routingKey, message);
   }

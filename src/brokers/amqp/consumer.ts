@@ -295,6 +295,10 @@ export class AmqpConsumer implements Consumer {
     if (this.channel) await this.cancelConsumers(this.channel);
   }
 
+  get heldCount(): number {
+    return this.qos.held.size;
+  }
+
   restoreUnacked(): Promise<number> {
     this.flushAcks();
     return this.qos.restoreUnacked(async (d) => {

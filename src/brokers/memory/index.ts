@@ -7,6 +7,7 @@ import type { Message } from '../../protocol/message.js';
 import type { Logger } from '../../app/log.js';
 import type { BroadcastSubscription, Broker, BrokerContext, ConsumeOptions, Consumer, Delivery, DeliveryHandler, PublishItem, PublishTarget, SharedBuckets } from '../types.js';
 import { replyChannel } from '../reply-channel.js';
+import { topicMatches } from '../topic.js';
 import { memoryBuckets } from './rate-limit-buckets.js';
 import { QoS } from '../qos.js';
 
@@ -68,8 +69,8 @@ function lowerBound(b: Entry[], seq: number): number {
 interface Transport {
   queues: Map<string, MemoryQueue>;
   consumers: Set<MemoryConsumer>;
-  /** Fanout subscribers per exchange (remote control). */
-  fanout: Map<string, Set<(m: Message) => void>>;
+  /** Fanout subscribers per exchange (remote control, events), each with the routing key it was sent with. */
+  fanout: Map<string, Set<(m: Message, routingKey: string) => void>>;
   seq: number;
 }
 
@@ -145,6 +146,10 @@ class MemoryConsumer implements Consumer {
   async stop(): Promise<void> {
     this.stopped = true;
     this.t.consumers.delete(this);
+  }
+
+  get heldCount(): number {
+    return this.qos.held.size;
   }
 
   restoreUnacked(): Promise<number> {
@@ -245,12 +250,14 @@ export class MemoryBroker implements Broker {
   }
 
   /** Fire-and-forget to every current subscriber of the exchange, each with its own copy. */
-  async broadcast(exchange: string, message: Message): Promise<void> {
-    const payload = encodeEnvelope(message, { exchange, routing_key: '' });
-    for (const h of [...(this.t.fanout.get(exchange) ?? [])]) {
+  async broadcast(exchange: string, message: Message, routingKey = ''): Promise<void> {
+    const subs = this.t.fanout.get(exchange);
+    if (!subs?.size) return;
+    const payload = encodeEnvelope(message, { exchange, routing_key: routingKey });
+    for (const h of [...subs]) {
       queueMicrotask(() => {
         try {
-          h(decodeEnvelope(payload).message);
+          h(decodeEnvelope(payload).message, routingKey);
         } catch (err) {
           this.logger.error(`memory broker: broadcast on ${exchange} could not be handled: ${(err as Error).message}`);
         }
@@ -258,13 +265,25 @@ export class MemoryBroker implements Broker {
     }
   }
 
-  async subscribeBroadcast(exchange: string, _queueName: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+  async subscribeBroadcast(exchange: string, _queueName: string, handler: (message: Message) => void, bindingKey?: string): Promise<BroadcastSubscription> {
     let subs = this.t.fanout.get(exchange);
     if (!subs) this.t.fanout.set(exchange, (subs = new Set()));
-    subs.add(handler);
-    const sub: BroadcastSubscription = { close: async () => { subs.delete(handler); this.subscriptions.delete(sub); } };
+    const h = (m: Message, routingKey: string) => {
+      if (bindingKey === undefined || topicMatches(bindingKey, routingKey)) handler(m);
+    };
+    subs.add(h);
+    const sub: BroadcastSubscription = { close: async () => { subs.delete(h); this.subscriptions.delete(sub); } };
     this.subscriptions.add(sub);
     return sub;
+  }
+
+  /** Celery events: in-process, to the subscribers whose binding key matches. */
+  publishEvent(exchange: string, routingKey: string, message: Message): Promise<void> {
+    return this.broadcast(exchange, message, routingKey);
+  }
+
+  subscribeEvents(exchange: string, queueName: string, bindingKey: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+    return this.subscribeBroadcast(exchange, queueName, handler, bindingKey);
   }
 
   /** Remote-control replies are broadcasts on a channel named after the client's routing key. */

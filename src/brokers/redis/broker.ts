@@ -253,6 +253,15 @@ export class RedisBroker implements Broker {
     return this.fanout.subscribe(exchange, handler);
   }
 
+  /** Celery events: PUBLISH on '/{db}.celeryev/<routing key>', as kombu's fanout exchange on Redis. */
+  publishEvent(exchange: string, routingKey: string, message: Message): Promise<void> {
+    return this.fanout.broadcast(exchange, message, routingKey);
+  }
+
+  subscribeEvents(exchange: string, _queueName: string, bindingKey: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+    return this.fanout.subscribe(exchange, handler, bindingKey);
+  }
+
   async purge(queue: string): Promise<number> {
     const { client } = await this.ready();
     const keys = this.keys.queueKeys(queue);

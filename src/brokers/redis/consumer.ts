@@ -562,6 +562,10 @@ export class RedisConsumer implements Consumer {
     for (const tag of [...this.unregistered.keys()]) this.markRegistered(tag);
   }
 
+  get heldCount(): number {
+    return this.qos.held.size;
+  }
+
   restoreUnacked(): Promise<number> {
     if (this.retries.gaveUp && this.qos.held.size > 0) {
       // Each restore would wait out the connection's retries; the messages are safe in unacked meanwhile.

@@ -1,5 +1,6 @@
-// Fanout over Redis pub/sub, as kombu does it: PUBLISH/PSUBSCRIBE on '/{db}.<exchange>' (fanout_prefix).
-// Used for celery.pidbox remote control (revoke, ping). Owned by the worker; wired into RedisBroker.
+// Fanout over Redis pub/sub, as kombu does it: PUBLISH/PSUBSCRIBE on '/{db}.<exchange>' (fanout_prefix),
+// with '/<routing key>' appended when there is one (fanout_patterns). Used for celery.pidbox remote
+// control (no routing key) and the celeryev event stream (routing key = event type). Wired into RedisBroker.
 import type { Redis } from 'ioredis';
 import type { Message } from '../../protocol/message.js';
 import { decodeEnvelope, encodeEnvelope } from '../../protocol/envelope.js';
@@ -33,15 +34,22 @@ export class RedisFanout {
     return fanoutPrefix(this.deps.db, this.deps.transportOptions) + exchange;
   }
 
-  async broadcast(exchange: string, message: Message): Promise<void> {
-    const client = await this.deps.commandClient();
-    await client.publish(this.channel(exchange), encodeEnvelope(message, { exchange, routing_key: '' }));
+  /** kombu's publish/subscribe topic: '/<routing key>' follows the exchange unless fanout_patterns is false. */
+  private topic(exchange: string, routingKey: string): string {
+    const patterns = (this.deps.transportOptions as Record<string, unknown>).fanout_patterns !== false;
+    return this.channel(exchange) + (routingKey && patterns ? `/${routingKey}` : '');
   }
 
-  async subscribe(exchange: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+  async broadcast(exchange: string, message: Message, routingKey = ''): Promise<void> {
+    const client = await this.deps.commandClient();
+    await client.publish(this.topic(exchange, routingKey), encodeEnvelope(message, { exchange, routing_key: routingKey }));
+  }
+
+  /** `bindingKey` as kombu binds a fanout queue: '#' becomes the pub/sub wildcard '*'. */
+  async subscribe(exchange: string, handler: (message: Message) => void, bindingKey = ''): Promise<BroadcastSubscription> {
     const sub = await this.deps.newSubscriber();
     this.subscribers.add(sub);
-    const pattern = this.channel(exchange);
+    const pattern = this.topic(exchange, bindingKey.replaceAll('#', '*'));
     sub.on('pmessage', (_pattern: string, _channel: string, text: string) => {
       let message: Message;
       try {

@@ -108,8 +108,8 @@ export class SqliteBroker implements Broker {
     await broadcast(this.database, exchange, message);
   }
 
-  async subscribeBroadcast(exchange: string, _queueName: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
-    const sub = subscribe(this.database, exchange, handler, this.logger);
+  async subscribeBroadcast(exchange: string, _queueName: string, handler: (message: Message) => void, bindingKey?: string): Promise<BroadcastSubscription> {
+    const sub = subscribe(this.database, exchange, handler, this.logger, bindingKey);
     this.subscriptions.add(sub);
     return {
       close: async () => {
@@ -117,6 +117,15 @@ export class SqliteBroker implements Broker {
         await sub.close();
       },
     };
+  }
+
+  /** Celery events travel on the broadcast table too, their routing key in the envelope. */
+  async publishEvent(exchange: string, routingKey: string, message: Message): Promise<void> {
+    await broadcast(this.database, exchange, message, routingKey);
+  }
+
+  subscribeEvents(exchange: string, queueName: string, bindingKey: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
+    return this.subscribeBroadcast(exchange, queueName, handler, bindingKey);
   }
 
   /** Remote-control replies travel on the broadcast table, on a channel named after the client's routing key. */

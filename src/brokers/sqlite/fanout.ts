@@ -1,10 +1,11 @@
-// Fanout for remote control (celery.pidbox) on the embedded broker: a short-lived broadcast table that
-// every subscriber reads from the point it subscribed. Fire-and-forget, as on Redis pub/sub.
+// Fanout for remote control (celery.pidbox) and Celery events on the embedded broker: a short-lived
+// broadcast table that every subscriber reads from the point it subscribed. Fire-and-forget, as on Redis pub/sub.
 import { decodeEnvelope, encodeEnvelope } from '../../protocol/envelope.js';
 import type { Message } from '../../protocol/message.js';
 import type { Logger } from '../../app/log.js';
 import type { BroadcastSubscription } from '../types.js';
 import { prepared, type SqliteDatabase } from './database.js';
+import { topicMatches } from '../topic.js';
 
 export const BROADCAST_SCHEMA = `
 CREATE TABLE IF NOT EXISTS celeriac_broadcast (
@@ -19,8 +20,8 @@ CREATE TABLE IF NOT EXISTS celeriac_broadcast (
 const KEEP_MS = 60_000;
 const POLL_MS = 250;
 
-export async function broadcast(db: SqliteDatabase, exchange: string, message: Message): Promise<void> {
-  const payload = encodeEnvelope(message, { exchange, routing_key: '' });
+export async function broadcast(db: SqliteDatabase, exchange: string, message: Message, routingKey = ''): Promise<void> {
+  const payload = encodeEnvelope(message, { exchange, routing_key: routingKey });
   await db.write((d) => {
     const now = Date.now();
     prepared(d, 'DELETE FROM celeriac_broadcast WHERE published_at < ?').run(now - KEEP_MS);
@@ -29,7 +30,8 @@ export async function broadcast(db: SqliteDatabase, exchange: string, message: M
   db.events.emit('broadcast', exchange);
 }
 
-export function subscribe(db: SqliteDatabase, exchange: string, handler: (m: Message) => void, logger: Logger): BroadcastSubscription {
+/** `bindingKey` (topic syntax) keeps only the broadcasts whose routing key matches; undefined keeps all. */
+export function subscribe(db: SqliteDatabase, exchange: string, handler: (m: Message) => void, logger: Logger, bindingKey?: string): BroadcastSubscription {
   let last = (db.read((d) => prepared(d, 'SELECT max(id) AS id FROM celeriac_broadcast').get()) as { id: number | null }).id ?? 0;
   let closed = false;
   const poll = () => {
@@ -44,7 +46,8 @@ export function subscribe(db: SqliteDatabase, exchange: string, handler: (m: Mes
     for (const r of rows) {
       last = r.id;
       try {
-        handler(decodeEnvelope(r.payload).message);
+        const envelope = decodeEnvelope(r.payload);
+        if (bindingKey === undefined || topicMatches(bindingKey, envelope.deliveryInfo.routing_key)) handler(envelope.message);
       } catch (err) {
         logger.error(`Embedded broker: broadcast ${r.id} on ${exchange} could not be handled: ${(err as Error).message}`);
       }

@@ -3,33 +3,16 @@
 // (ping) answering on each.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { createBroker } from '../../../src/brokers/registry.js';
 import type { Broker, Consumer, Delivery } from '../../../src/brokers/types.js';
 import type { Message } from '../../../src/protocol/message.js';
 import { Celeriac } from '../../../src/index.js';
-import { AMQP_URL, eventually, redisDb, requireRabbit, requireRedis, sleep, uniqueName } from '../../helpers/services.js';
+import { eventually, sleep, uniqueName } from '../../helpers/services.js';
+import { allTransports, type Transport } from '../../helpers/transports.js';
 import { ctx, testMessage } from '../sqlite-fixtures.js';
 
-interface Transport {
-  name: string;
-  url: () => string;
-  check: () => Promise<void>;
-}
-
-const sqliteUrl = (() => {
-  let url: string | undefined;
-  return () => (url ??= `sqlite:///${path.join(mkdtempSync(path.join(tmpdir(), 'celeriac-conf-')), 'q.db')}`);
-})();
-
-const TRANSPORTS: Transport[] = [
-  { name: 'memory', url: () => `memory://conformance-${process.pid}`, check: async () => undefined },
-  { name: 'sqlite', url: sqliteUrl, check: async () => undefined },
-  { name: 'redis', url: () => redisDb(8), check: requireRedis },
-  { name: 'amqp', url: () => AMQP_URL, check: requireRabbit },
-];
+// test-locks: redis-db-8
+const TRANSPORTS = allTransports('conformance', 8);
 
 const cleanup: (() => Promise<void>)[] = [];
 after(async () => {

@@ -1,0 +1,226 @@
+// Celery's EventDispatcher: builds events with the process's clock and publishes them on the event
+// exchange. Task events are buffered and sent in batches (a list body, routing key task.multi), at
+// most BUFFER_LIMIT per message and at least once per event-loop turn; whatever cannot be published
+// (the broker is away) is kept and sent again when it is back (Celery's buffer_while_offline).
+import type { Logger } from '../app/log.js';
+import type { Message } from '../protocol/message.js';
+import { clock } from './clock.js';
+import { eventHead, eventJson, groupFrom, routingKeyOf, utcoffset, type EventFields, type EventMap } from './event.js';
+
+/** Where events go: the broker's event capability (Broker.publishEvent). */
+export interface EventSink {
+  publishEvent(exchange: string, routingKey: string, message: Message): Promise<void>;
+}
+
+/** Celery's buffer_limit: most task events in one task.multi message. */
+export const BUFFER_LIMIT = 24;
+
+export interface DispatcherOptions {
+  /** The node name events are sent as (a worker's -n, or a client's gen<pid>@host). */
+  hostname: string;
+  logger: Logger;
+  /** event_exchange (default celeryev). */
+  exchange?: string;
+  /** Groups sent ('worker', 'task'); undefined sends every group. */
+  groups?: Iterable<string>;
+  /** Most events kept while the broker is away; the oldest go first beyond it. */
+  maxBuffered?: number;
+  /** First wait before publishing what failed again (doubles up to 8 s). */
+  retryMs?: number;
+}
+
+interface Outgoing {
+  routingKey: string;
+  /** One event's JSON text, or a batch's (a list body). */
+  body: string | string[];
+  events: number;
+}
+
+export class EventDispatcher {
+  /** False: send() does nothing (the worker without events, or after close). */
+  enabled = true;
+  readonly hostname: string;
+  readonly exchange: string;
+  private groups: Set<string> | null;
+  private taskBuffer: string[] = [];
+  /** eventHead() for the utcoffset it was made with. */
+  private head = '';
+  private headOffset = NaN;
+  private outgoing: Outgoing[] = [];
+  private outgoingEvents = 0;
+  private flushing: Promise<void> | null = null;
+  private again = false;
+  private scheduled = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryMs: number;
+  private offline = false;
+  private dropped = 0;
+  private readonly maxBuffered: number;
+
+  constructor(private readonly sink: EventSink, private readonly o: DispatcherOptions) {
+    this.hostname = o.hostname;
+    this.exchange = o.exchange ?? 'celeryev';
+    this.groups = o.groups ? new Set(o.groups) : null;
+    this.maxBuffered = o.maxBuffered ?? 100_000;
+    this.retryMs = o.retryMs ?? 1000;
+  }
+
+  /** Whether events of `group` ('task', 'worker') are sent. */
+  sends(group: string): boolean {
+    return this.enabled && (this.groups === null || this.groups.has(group));
+  }
+
+  /** Start sending a group (enable_events adds 'task'); false when it was sent already. */
+  addGroup(group: string): boolean {
+    if (this.groups === null || this.groups.has(group)) return false;
+    this.groups.add(group);
+    return true;
+  }
+
+  /** Stop sending a group (disable_events); false when it was not sent. */
+  removeGroup(group: string): boolean {
+    if (this.groups === null) {
+      // "every group" becomes the ones Celery defines, minus this one.
+      this.groups = new Set(['worker', 'task'].filter((g) => g !== group));
+      return true;
+    }
+    return this.groups.delete(group);
+  }
+
+  /** Send an event (Celery's EventDispatcher.send): task events are batched, others go out this turn. */
+  send<K extends keyof EventMap>(type: K, fields: EventFields<K>): void;
+  send(type: string, fields: Record<string, unknown>): void;
+  send(type: string, fields: object): void {
+    if (!this.enabled) return;
+    const group = type.startsWith('task-') ? 'task' : groupFrom(type);
+    if (this.groups !== null && !this.groups.has(group)) return;
+    const now = Date.now();
+    const offset = utcoffset(now);
+    if (offset !== this.headOffset) {
+      this.head = eventHead(this.hostname, offset);
+      this.headOffset = offset;
+    }
+    const event = eventJson(this.head, type, clock.forward(), fields, now);
+    if (group === 'task') {
+      this.taskBuffer.push(event);
+      if (this.taskBuffer.length >= BUFFER_LIMIT) this.cutTaskBatch();
+    } else {
+      this.queue({ routingKey: routingKeyOf(type), body: event, events: 1 });
+    }
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.onTick);
+    }
+  }
+
+  private readonly onTick = (): void => {
+    this.scheduled = false;
+    // While the broker is away only the retry timer publishes: new events wait with the others.
+    if (!this.offline) void this.flush();
+  };
+
+  private cutTaskBatch(): void {
+    if (this.taskBuffer.length === 0) return;
+    const batch = this.taskBuffer;
+    this.taskBuffer = [];
+    this.queue({ routingKey: 'task.multi', body: batch, events: batch.length });
+  }
+
+  private queue(o: Outgoing): void {
+    this.outgoing.push(o);
+    this.outgoingEvents += o.events;
+    while (this.outgoingEvents > this.maxBuffered && this.outgoing.length > 1) {
+      const oldest = this.outgoing.shift()!;
+      this.outgoingEvents -= oldest.events;
+      if (this.dropped === 0) this.o.logger.warning(`Events: more than ${this.maxBuffered} waiting to be published; dropping the oldest until the broker takes them again.`);
+      this.dropped += oldest.events;
+    }
+  }
+
+  /** Publish everything buffered now; resolves when it went out or was kept for later (never rejects). */
+  flush(): Promise<void> {
+    if (this.flushing) {
+      this.again = true;
+      return this.flushing;
+    }
+    this.flushing = this.publishAll().finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  private async publishAll(): Promise<void> {
+    do {
+      this.again = false;
+      this.cutTaskBatch();
+      if (this.outgoing.length === 0) return;
+      const batch = this.outgoing;
+      this.outgoing = [];
+      this.outgoingEvents = 0;
+      // Issued in one turn, in order: one connection keeps their order and can write them together.
+      const results = await Promise.allSettled(batch.map((o) => this.publish(o)));
+      const failed = batch.filter((_, i) => results[i]!.status === 'rejected');
+      if (failed.length > 0) {
+        this.keepForLater(failed, (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason);
+        return;
+      }
+      if (this.offline) {
+        this.offline = false;
+        this.retryMs = this.o.retryMs ?? 1000;
+        this.o.logger.info(`Events: the broker takes events again${this.dropped ? ` (${this.dropped} were dropped meanwhile)` : ''}.`);
+        this.dropped = 0;
+      }
+    } while (this.again || this.outgoing.length > 0);
+  }
+
+  private publish(o: Outgoing): Promise<void> {
+    const message: Message = {
+      headers: { hostname: this.hostname },
+      properties: { delivery_mode: 1, priority: 0 },
+      body: Buffer.from(typeof o.body === 'string' ? o.body : `[${o.body.join(',')}]`, 'utf8'),
+      contentType: 'application/json',
+      contentEncoding: 'utf-8',
+    };
+    try {
+      return this.sink.publishEvent(this.exchange, o.routingKey, message);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** buffer_while_offline: failed messages go back to the front, and are tried again after a pause. */
+  private keepForLater(failed: Outgoing[], reason: unknown): void {
+    const later = this.outgoing;
+    this.outgoing = [];
+    this.outgoingEvents = 0;
+    for (const o of [...failed, ...later]) this.queue(o);
+    if (!this.offline) {
+      this.offline = true;
+      this.o.logger.warning(`Events could not be published (${(reason as Error)?.message ?? reason}); keeping them until the broker is back.`);
+    }
+    if (this.enabled && !this.retryTimer) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        void this.flush();
+      }, this.retryMs);
+      this.retryTimer.unref();
+      this.retryMs = Math.min(this.retryMs * 2, 8000);
+    }
+  }
+
+  /** Events sent but not yet published (buffered, or kept while the broker is away). */
+  get pending(): number {
+    return this.taskBuffer.length + this.outgoingEvents;
+  }
+
+  /** Publish what is left (waiting at most `timeoutMs`), then send nothing more. */
+  async close(timeoutMs = 2000): Promise<void> {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.flush(), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+    this.enabled = false;
+    if (this.pending > 0) this.o.logger.warning(`Events: ${this.pending} event(s) could not be published before shutdown.`);
+  }
+}

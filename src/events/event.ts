@@ -1,0 +1,167 @@
+// Celery's event messages (celery.events.event): their types, their fields in Celery's order, and the
+// time zone arithmetic monitors use to compare timestamps from different nodes.
+
+/** Fields every event carries, in Celery's order: hostname, utcoffset, pid, clock, then its own, then timestamp and type. */
+export interface EventBase {
+  hostname: string;
+  /** Hours west of UTC, floored (Python's time.timezone // 3600): UTC+2 is -2. */
+  utcoffset: number;
+  pid: number;
+  /** The sender's Lamport clock. */
+  clock: number;
+  /** Unix time in seconds (a float). A receiver that localizes events rewrites it into its own time zone. */
+  timestamp: number;
+  type: string;
+  /** Set by a receiver: when the event arrived (unix seconds). */
+  local_received?: number;
+}
+
+/** worker-online, worker-heartbeat and worker-offline. */
+export interface WorkerEvent extends EventBase {
+  type: 'worker-online' | 'worker-heartbeat' | 'worker-offline';
+  /** Seconds between heartbeats (2.0 by default); a monitor counts a node offline after 2 × freq without one. */
+  freq: number;
+  active: number;
+  processed: number;
+  loadavg: number[];
+  sw_ident: string;
+  sw_ver: string;
+  sw_sys: string;
+}
+
+interface TaskEventBase extends EventBase {
+  uuid: string;
+}
+
+export interface TaskSentEvent extends TaskEventBase {
+  type: 'task-sent';
+  root_id: string | null;
+  parent_id: string | null;
+  name: string;
+  /** Python repr of the arguments (argsrepr). */
+  args: string;
+  kwargs: string;
+  retries: number;
+  eta: string | null;
+  expires: string | null;
+  queue: string;
+  exchange: string;
+  routing_key: string;
+}
+
+export interface TaskReceivedEvent extends TaskEventBase {
+  type: 'task-received';
+  name: string;
+  args: string;
+  kwargs: string;
+  root_id: string | null;
+  parent_id: string | null;
+  retries: number;
+  eta: string | null;
+  expires: string | null;
+}
+
+export interface TaskStartedEvent extends TaskEventBase {
+  type: 'task-started';
+}
+
+export interface TaskSucceededEvent extends TaskEventBase {
+  type: 'task-succeeded';
+  /** Python repr of the return value, at most 1,024 characters. */
+  result: string;
+  /** Seconds the handler ran. */
+  runtime: number;
+}
+
+export interface TaskFailedEvent extends TaskEventBase {
+  type: 'task-failed';
+  /** repr of the exception, e.g. "ValueError('bad thing')". */
+  exception: string;
+  /** Absent for a task no worker knows (NotRegistered). */
+  traceback?: string | null;
+}
+
+export interface TaskRetriedEvent extends TaskEventBase {
+  type: 'task-retried';
+  exception: string;
+  traceback: string | null;
+}
+
+export interface TaskRevokedEvent extends TaskEventBase {
+  type: 'task-revoked';
+  terminated: boolean;
+  signum: string | number | null;
+  expired: boolean;
+}
+
+export interface TaskRejectedEvent extends TaskEventBase {
+  type: 'task-rejected';
+  requeue: boolean;
+}
+
+/** Every event type Celery defines, by type name. */
+export interface EventMap {
+  'worker-online': WorkerEvent;
+  'worker-heartbeat': WorkerEvent;
+  'worker-offline': WorkerEvent;
+  'task-sent': TaskSentEvent;
+  'task-received': TaskReceivedEvent;
+  'task-started': TaskStartedEvent;
+  'task-succeeded': TaskSucceededEvent;
+  'task-failed': TaskFailedEvent;
+  'task-retried': TaskRetriedEvent;
+  'task-revoked': TaskRevokedEvent;
+  'task-rejected': TaskRejectedEvent;
+}
+
+export type KnownEvent = EventMap[keyof EventMap];
+export type TaskEvent = Exclude<KnownEvent, WorkerEvent>;
+
+/** Any event off the wire: a known one, or another sender's own type (fields as sent). */
+export type CeleryEvent = KnownEvent | (EventBase & Record<string, unknown>);
+
+/** The fields a sender gives for an event type (everything but the standard ones). */
+export type EventFields<K extends keyof EventMap> = Omit<EventMap[K], keyof EventBase>;
+
+/** 'task' of 'task-succeeded' (celery.events.event.group_from). */
+export function groupFrom(type: string): string {
+  const i = type.indexOf('-');
+  return i < 0 ? type : type.slice(0, i);
+}
+
+/** 'task.succeeded' for 'task-succeeded': the routing key an event is published with. */
+export function routingKeyOf(type: string): string {
+  return type.replaceAll('-', '.');
+}
+
+let offsetHours = 0;
+let offsetReadAt = -Infinity;
+
+/** Hours west of UTC, floored, as Celery's utcoffset(): re-read once a minute (DST changes it). */
+export function utcoffset(now = Date.now()): number {
+  if (now - offsetReadAt > 60_000) {
+    offsetHours = Math.floor(new Date(now).getTimezoneOffset() / 60);
+    offsetReadAt = now;
+  }
+  return offsetHours;
+}
+
+/** A sender's timestamp in this process's time zone (celery.utils.time.adjust_timestamp). */
+export function adjustTimestamp(timestamp: number, offset: number, here = utcoffset()): number {
+  return timestamp - (offset - here) * 3600;
+}
+
+/**
+ * The JSON text of an event (celery.events.event.Event), fields in Celery's order: hostname, utcoffset,
+ * pid, clock, its own, timestamp, type. Written directly, without an intermediate object (a -E worker
+ * makes three events per task); `head` is the cached start for this sender, from eventHead().
+ */
+export function eventJson(head: string, type: string, clockValue: number, fields: object, now: number): string {
+  const own = JSON.stringify(fields);
+  return `${head}${clockValue}${own.length > 2 ? `,${own.slice(1, -1)}` : ''},"timestamp":${now / 1000},"type":${JSON.stringify(type)}}`;
+}
+
+/** The fixed start of a sender's events: hostname, utcoffset and pid, up to the clock's value. */
+export function eventHead(hostname: string, offset: number): string {
+  return `{"hostname":${JSON.stringify(hostname)},"utcoffset":${offset},"pid":${process.pid},"clock":`;
+}

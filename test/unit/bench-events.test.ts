@@ -1,0 +1,20 @@
+// The bench harness's -E: S3 and S4 run again with task events on, for Celeriac and Python Celery, in
+// the same sitting; the rows without -E keep events off (no events flag reaches the workers).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildPlan } from '../../bench/lib/plan.js';
+import { parseArgs } from '../../bench/lib/cli.js';
+
+test('bench -E adds S3/S4 rows with events on for Celeriac and Celery; the others stay off', () => {
+  assert.equal(parseArgs(['-E']).events, true);
+  assert.equal(parseArgs(['--events']).events, true);
+  assert.equal(parseArgs([]).events, false);
+  const plan = buildPlan({ smoke: false, scenarios: ['S3', 'S4'], systems: ['celeriac', 'celery', 'celery-node'], redisBroker: 'redis://x/14', redisBackend: 'redis://x/15', amqpBroker: null, events: true });
+  const withE = plan.filter((c) => c.variant.endsWith(' -E'));
+  const without = plan.filter((c) => !c.variant.endsWith(' -E'));
+  assert.deepEqual([...new Set(withE.map((c) => `${c.scenario} ${c.variant}`))].sort(), ['S3 c=1 -E', 'S3 c=10 -E', 'S3 c=100 -E', 'S4 c=1 -E', 'S4 c=10 -E', 'S4 c=100 -E']);
+  assert.ok(withE.every((c) => c.spec.events === true && c.system !== 'celery-node'));
+  assert.ok(withE.some((c) => c.system === 'celery') && withE.some((c) => c.system === 'celeriac'));
+  assert.ok(without.every((c) => c.spec.events === undefined), 'events off: nothing asks for them');
+  assert.equal(without.length, buildPlan({ smoke: false, scenarios: ['S3', 'S4'], systems: ['celeriac', 'celery', 'celery-node'], redisBroker: 'redis://x/14', redisBackend: 'redis://x/15', amqpBroker: null }).length);
+});
