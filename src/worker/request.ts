@@ -10,6 +10,7 @@ import type { TaskRequest } from '../protocol/message.js';
 import type { Logger } from '../app/log.js';
 import type { Request as TaskView, RetryOptions } from '../app/context.js';
 import { repr } from '../protocol/repr.js';
+import { EncodeError } from '../protocol/errors.js';
 import {
   encodeException, exceptionRepr, formatTraceback, Ignore, Reject, Retry, TaskError, TaskRevokedError, TimeLimitExceeded, WorkerLostError,
 } from '../app/exceptions.js';
@@ -399,8 +400,16 @@ export class Request implements Job, JobHooks {
     return r.retry;
   }
 
+  /** Celery's update_state: a state that can't be encoded raises EncodeError in the task, as in Celery; a backend failure is logged. */
   async updateState(state: string, meta: unknown): Promise<void> {
-    await this.store(state as TaskState, meta, null);
+    const backend = this.w.backend;
+    if (!backend) return;
+    try {
+      await backend.store(buildMeta(this.fields, state as TaskState, meta, null, this.extras), { replyTo: this.fields.replyTo, correlationId: this.fields.correlationId });
+    } catch (err) {
+      if (err instanceof EncodeError) throw err;
+      this.w.completions.storeFailed(state, this.fields, err);
+    }
   }
 
   private emit(event: string, state: string, runtime?: number, more?: Partial<TaskEvent>): void {

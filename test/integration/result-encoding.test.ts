@@ -87,3 +87,29 @@ test('[redis] updateState(PROGRESS, {status: SUCCESS}) then return 42: get() giv
   const r = await app.sendTask('enc.progress');
   assert.equal(await r.get({ timeout: 15_000 }), 42);
 });
+
+test('[redis] updateState with a state that cannot be encoded raises EncodeError in the task, as Celery: caught, the task goes on; uncaught, the task fails with it', async () => {
+  await requireRedis();
+  const queue = uniqueName('enc');
+  const app = new Celeriac('enc', { broker: redisDb(12), backend: redisDb(13), task_default_queue: queue });
+  app.task('enc.progress-caught', async (task) => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    try {
+      await task.updateState('PROGRESS', circular);
+    } catch (err) {
+      return `caught ${(err as Error).name}`;
+    }
+    return 'not raised';
+  }, { bind: true });
+  app.task('enc.progress-uncaught', async (task) => {
+    await task.updateState('PROGRESS', { when: new Date('garbage') });
+    return 'not raised';
+  }, { bind: true });
+  const worker = app.worker({ concurrency: 2, loglevel: 'critical', hostname: `${queue}@test` });
+  open.push({ app, worker });
+  await worker.start();
+  assert.equal(await (await app.sendTask('enc.progress-caught')).get({ timeout: 15_000 }), 'caught EncodeError');
+  const failed = await app.sendTask('enc.progress-uncaught');
+  await assert.rejects(failed.get({ timeout: 15_000 }), (err: Error) => err.name === 'EncodeError');
+});
