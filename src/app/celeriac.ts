@@ -4,14 +4,15 @@ import type { Broker, PublishItem, PublishTarget } from '../brokers/types.js';
 import type { ResultBackend } from '../backends/types.js';
 import { createBroker, describeUrl } from '../brokers/registry.js';
 import { createBackend } from '../backends/registry.js';
-import { encodeTaskV1, encodeTaskV2, type EncodeTaskOptions, type Message } from '../protocol/message.js';
-import { checkSerializerSettings, jsonTagsFor } from '../protocol/serializers.js';
+import type { Message } from '../protocol/message.js';
+import { checkSerializerSettings } from '../protocol/serializers.js';
 import { createSettings, effectiveBackendUrl, effectiveBrokerUrl, retriesOnStartup, updateSettings, type Settings } from './settings.js';
 import { connectWithRetry, maxConnectionRetries } from '../brokers/connection-retry.js';
 import { createLogger, type Logger } from './log.js';
 import { Task, type BoundHandler, type Handler } from './task.js';
 import { AsyncResult, GroupResult, type ResultNode } from './result.js';
-import { checkTimingOptions, normalizeOptions, type ApplyOptions, type TaskOptions } from './options.js';
+import { normalizeOptions, type ApplyOptions, type TaskOptions } from './options.js';
+import { buildMessage, checkCall, inheritParent, routeFor, type TaskCall } from './calls.js';
 import { checkSettings, strictSettings } from './settings-check.js';
 import { withRetries } from '../backends/retry.js';
 import { Worker, type WorkerOptions } from '../worker/worker.js';
@@ -34,7 +35,7 @@ export interface CeleriacOptions {
   [setting: string]: unknown;
 }
 
-export { ImproperlyConfigured };
+export { ImproperlyConfigured, type TaskCall };
 
 export class Celeriac implements CanvasHost {
   readonly conf: Settings;
@@ -206,59 +207,12 @@ export class Celeriac implements CanvasHost {
 
   /** The queue a task goes to: call option, then task_routes, then the task's own, then task_default_queue. */
   routeFor(name: string, callOptions: Record<string, unknown>): { queue: string; priority?: number } {
-    const routes = this.conf.task_routes ?? {};
-    let route = routes[name];
-    if (!route) {
-      for (const [pattern, r] of Object.entries(routes)) {
-        if (pattern.includes('*') && new RegExp('^' + pattern.split('*').map(escapeRegExp).join('.*') + '$').test(name)) {
-          route = r;
-          break;
-        }
-      }
-    }
-    const task = this.tasks.get(name);
-    // An empty queue name means "not given", as in Celery: the message goes to the default queue.
-    const queue = (callOptions.queue as string) || route?.queue || (task?.options.queue as string | undefined) || this.conf.task_default_queue;
-    return { queue, priority: route?.priority };
+    return routeFor(this.conf, this.tasks.get(name)?.options, name, callOptions);
   }
 
   /** Build the message for a call (no I/O). */
   buildMessage(name: string, args: readonly unknown[], kwargs: Record<string, unknown>, o: Record<string, unknown>, replyTo: string, tags?: boolean): BuiltCall {
-    const task = this.tasks.get(name);
-    const to = task?.options ?? {};
-    const route = this.routeFor(name, o);
-    const id = (o.task_id as string) ?? randomUUID();
-    const enc: EncodeTaskOptions = {
-      id,
-      countdown: o.countdown as number | undefined,
-      eta: o.eta as Date | string | undefined,
-      expires: (o.expires ?? to.expires) as EncodeTaskOptions['expires'],
-      retries: o.retries as number | undefined,
-      timeLimit: (o.time_limit ?? to.time_limit ?? null) as number | null,
-      softTimeLimit: (o.soft_time_limit ?? to.soft_time_limit ?? null) as number | null,
-      rootId: o.root_id as string | undefined,
-      parentId: o.parent_id as string | undefined,
-      group: (o.group_id ?? o.group) as string | undefined,
-      groupIndex: o.group_index as number | undefined,
-      shadow: o.shadow as string | undefined,
-      ignoreResult: (o.ignore_result ?? to.ignore_result ?? this.conf.task_ignore_result) as boolean,
-      replyTo: (o.reply_to as string) ?? replyTo,
-      priority: (o.priority ?? to.priority ?? route.priority ?? this.conf.task_default_priority ?? 0) as number,
-      headers: o.headers as Record<string, unknown> | undefined,
-      compression: (o.compression ?? this.conf.task_compression) as string | null,
-      embed: { callbacks: listOf(o.link), errbacks: listOf(o.link_error), chain: (o.chain as never) ?? null, chord: (o.chord as never) ?? null },
-      serializer: (o.serializer ?? to.serializer ?? this.conf.task_serializer) as string,
-      tags: tags ?? jsonTagsFor(this.conf.celery_peer_version),
-      // Celery ≥ 5.3 stamps: the option names listed in stamped_headers, with their values.
-      stamps: Array.isArray(o.stamped_headers) ? Object.fromEntries((o.stamped_headers as string[]).map((h) => [h, o[h]])) : undefined,
-      argsrepr: o.argsrepr as string | undefined,
-      kwargsrepr: o.kwargsrepr as string | undefined,
-    };
-    const message = this.conf.task_protocol === 1 ? encodeTaskV1(name, args, kwargs, enc) : encodeTaskV2(name, args, kwargs, enc);
-    const exchange = (o.exchange as string) ?? '';
-    // routing_key '' on the default exchange would name the queue '': the route's queue is meant.
-    const routingKey = o.routing_key != null && (o.routing_key !== '' || exchange !== '') ? (o.routing_key as string) : route.queue;
-    return { message, id, queue: route.queue, exchange, routingKey };
+    return buildMessage(this.conf, this.tasks.get(name)?.options, { name, args, kwargs }, o, replyTo, tags);
   }
 
   /** Send a task by name, e.g. one implemented in Python (Celery's send_task). */
@@ -389,40 +343,4 @@ export class Celeriac implements CanvasHost {
       r?.then((x) => x?.close()).catch(() => undefined),
     ]));
   }
-}
-
-/** One call of a bulk send (app.sendTasks; task.applyBulk fills in the name). */
-export interface TaskCall {
-  name: string;
-  args?: readonly unknown[];
-  kwargs?: Record<string, unknown>;
-  options?: ApplyOptions;
-}
-
-/** sendTask's argument checks, with the defaults filled in; `where` names the call in the error. */
-function checkCall(where: string | (() => string), call: TaskCall): Required<TaskCall> {
-  const { name, args = [], kwargs = {}, options = {} } = call;
-  const at = () => (typeof where === 'string' ? where : where());
-  if (!Array.isArray(args)) throw new TypeError(`${at()}: args must be an array, got ${typeof args}`);
-  if (kwargs === null || typeof kwargs !== 'object' || Array.isArray(kwargs)) throw new TypeError(`${at()}: kwargs must be an object`);
-  // countdown, eta and expires are spelled the same in camelCase and Celery's names.
-  if (options !== null && typeof options === 'object') checkTimingOptions(at, options);
-  return { name, args, kwargs, options };
-}
-
-/** A task sent from inside a running task is its child: parent_id and root_id default to it (Celery's send_task). */
-function inheritParent(o: Record<string, unknown>, parent: CallContext): Record<string, unknown> {
-  if (parent.parentId) {
-    if (!o.root_id) o.root_id = parent.rootId || parent.parentId;
-    if (!o.parent_id) o.parent_id = parent.parentId;
-  }
-  return o;
-}
-
-function listOf(v: unknown): never {
-  return (v == null ? null : Array.isArray(v) ? v : [v]) as never;
-}
-
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
