@@ -82,7 +82,7 @@ export class AsyncResult<R = unknown> {
 
   /** The same timeout error for every backend, saying what to check when the task never started. */
   private async notReady(timeoutMs: number): Promise<TimeoutError> {
-    const state = await this.state().catch(() => 'unknown');
+    const state = await this.state().catch((err: unknown) => `unknown: ${(err as Error)?.message ?? String(err)}`);
     const what = this.sent ? `task ${this.sent.name}[${this.id}]` : `task ${this.id}`;
     let hint: string;
     if (state === 'PENDING') {

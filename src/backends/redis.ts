@@ -62,7 +62,7 @@ export class RedisBackend implements ResultBackend {
       codec: this.codec,
       expires,
       ordered: this.transport.result_chord_ordered !== false,
-      retry: (what, fn) => withRetries(this.retryPolicy, `${what} in ${this.displayUrl}`, fn),
+      retry: (what, fn) => this.retrying(`${what} in ${this.displayUrl}`, fn),
     });
   }
 
@@ -149,14 +149,19 @@ export class RedisBackend implements ResultBackend {
     if (this.storeBatch === b) this.storeBatch = null;
     const expires = this.ctx.settings.result_expires;
     const what = b.ids.length === 1 ? `the result of task ${b.ids[0]}` : `the results of ${b.ids.length} tasks (${b.ids[0]}, …)`;
-    await withRetries(this.retryPolicy, `storing ${what} in ${this.displayUrl}`, async () => {
+    await this.retrying(`storing ${what} in ${this.displayUrl}`, async () => {
       const c = (await this.cmd()) as unknown as Record<string, (n: number, ...a: (string | number | Buffer)[]) => Promise<number>>;
-      await c[STORE_RESULTS_COMMAND]!(b.keys.length, ...b.keys, expires ? Math.trunc(expires) : 0, ...b.metas).catch(markPermanent);
+      await c[STORE_RESULTS_COMMAND]!(b.keys.length, ...b.keys, expires ? Math.trunc(expires) : 0, ...b.metas);
     });
   }
 
+  /** A command under result_backend's retry policy; an error reply that retrying cannot fix is thrown at once. */
+  private retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return withRetries(this.retryPolicy, what, () => fn().catch(markPermanent));
+  }
+
   async get(taskId: string): Promise<ResultMeta> {
-    const raw = await withRetries(this.retryPolicy, `reading the result of task ${taskId} from ${this.displayUrl}`, async () => (await this.cmd()).getBuffer(this.key(taskId)));
+    const raw = await this.retrying(`reading the result of task ${taskId} from ${this.displayUrl}`, async () => (await this.cmd()).getBuffer(this.key(taskId)));
     return raw === null ? pendingMeta(taskId) : readMeta(raw, this.codec, taskId);
   }
 
@@ -317,7 +322,7 @@ export class RedisBackend implements ResultBackend {
     for (let i = 0; i < ids.length; i += 1000) {
       const part = ids.slice(i, i + 1000);
       const what = part.length === 1 ? `reading the result of task ${part[0]}` : `reading ${part.length} results (${part[0]}, …)`;
-      const values = await withRetries(this.retryPolicy, `${what} from ${this.displayUrl}`, async () => (await this.cmd()).mgetBuffer(...part.map((id) => this.key(id))));
+      const values = await this.retrying(`${what} from ${this.displayUrl}`, async () => (await this.cmd()).mgetBuffer(...part.map((id) => this.key(id))));
       part.forEach((id, j) => out.set(id, values[j] ?? null));
     }
     return out;

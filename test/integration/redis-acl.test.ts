@@ -75,3 +75,19 @@ test('a user that may not touch the queue it consumes: one line naming the queue
   // The queue list and its priority lists (kombu's '\x06\x16' separator shown escaped), one pattern for all.
   assert.match(said[0]!, new RegExp(`may not access the keys '${queue}', '${queue}\\\\x06\\\\x163'.*allow them with ACL SETUSER noqueue ~${queue}\\* `));
 });
+
+test('a result backend user that may not GET: get() fails at once naming NOPERM, without the 20 retries of the retry policy', async () => {
+  redis.cli('ACL', 'SETUSER', 'noget', 'on', '>pw', '~*', '&*', '+@all', '-get', '-mget');
+  const app = new Celeriac('acl-get', { broker: redis.url(0), backend: `redis://noget:pw@127.0.0.1:${redis.port}/1` });
+  try {
+    const started = Date.now();
+    await assert.rejects(app.AsyncResult('5b0b0d0e-0000-4000-8000-000000000001').get({ timeout: 60_000 }), (e: Error) => {
+      assert.match(e.message, /NOPERM/);
+      assert.doesNotMatch(e.message, /Gave up/);
+      return true;
+    });
+    assert.ok(Date.now() - started < 5000, `failed after ${Date.now() - started} ms; a retried NOPERM takes about 20 s`);
+  } finally {
+    await app.close();
+  }
+});
