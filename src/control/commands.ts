@@ -3,6 +3,7 @@
 // entry here and, if it needs the worker, one member of ControlledWorker.
 import { clock } from '../events/clock.js';
 import { taskIds } from './pidbox.js';
+import { Float } from '../protocol/values.js';
 
 /** add_consumer's queue declaration (kombu's exchange, exchange_type, routing_key). */
 export interface ConsumerSpec {
@@ -27,6 +28,10 @@ export interface ControlledWorker {
   queryTask(ids: string[]): unknown;
   registered(infoItems: string[], builtins: boolean): unknown;
   revokedIds(): unknown;
+  /** The unexpired revoked ids with their revoke times (Celery's LimitedSet `_data`). */
+  revokedEntries(): Record<string, number>;
+  /** Take in another node's revoked ids (id → revoke time); malformed or expired entries are skipped. */
+  mergeRevoked(entries: unknown): void;
   activeQueues(): unknown;
   conf(withDefaults: boolean): unknown;
   report(): unknown;
@@ -47,8 +52,21 @@ export class BadArguments extends Error {
   override name = 'BadArguments';
 }
 
+/** Revoke times as Python floats: Celery's LimitedSet.update refuses an int (a whole second) with ValueError. */
+export function revokedOnWire(entries: Record<string, number>): Record<string, Float> {
+  const out: Record<string, Float> = {};
+  for (const [id, ts] of Object.entries(entries)) out[id] = new Float(ts);
+  return out;
+}
+
 export const COMMANDS: Readonly<Record<string, ControlCommand>> = {
   ping: () => ({ ok: 'pong' }),
+  // Celery's mingle: a starting node sends its revoked ids and takes every other node's.
+  hello: (w, a) => {
+    if (name(a.from_node, 'from_node') === w.hostname) return null;
+    w.mergeRevoked(a.revoked);
+    return { revoked: revokedOnWire(w.revokedEntries()), clock: clock.forward() };
+  },
   clock: () => ({ clock: clock.value }),
   revoke: (w, a) => w.revoke(taskIds(a.task_id), { terminate: bool(a.terminate), signal: signalArg(a.signal) }),
   terminate: (w, a) => w.revoke(taskIds(a.task_id), { terminate: true, signal: signalArg(a.signal) }),

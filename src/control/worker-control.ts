@@ -7,10 +7,10 @@ import { dumps } from '../protocol/json.js';
 import type { Message } from '../protocol/message.js';
 import { decodeControlRequest, isExpired, PIDBOX_EXCHANGE, type ControlRequest } from './pidbox.js';
 import { matchHostname } from './matcher.js';
-import { commandFor, NO_REPLY, type ControlledWorker } from './commands.js';
+import { commandFor, NO_REPLY, revokedOnWire, type ControlledWorker } from './commands.js';
 import { clock } from '../events/clock.js';
 import { Control } from './control.js';
-import { duplicateNodenameWarning } from './replies.js';
+import { duplicateNodenameWarning, type ControlReply } from './replies.js';
 
 /**
  * kombu's Node.handle_message filter: destination list, else pattern with matcher (glob or pcre, see
@@ -100,10 +100,11 @@ export class WorkerControl {
 }
 
 /**
- * Start a worker's remote control. With `checkNodename`, first ask whether a node of the same name
- * already answers (as Celery's start-up sync does): the ping goes out before this worker listens, so
- * any reply is another node's, and it is logged as Celery's DuplicateNodenameWarning. The replies are
- * awaited in the background (about a second); the worker does not wait for them.
+ * Start a worker's remote control. With `checkNodename` (mingle), first say `hello` to every node, as
+ * Celery's start-up sync does: the request goes out before this worker listens, so a reply under this
+ * worker's own name is another node's (logged as Celery's DuplicateNodenameWarning), and every other
+ * node's revoked ids are taken in. The replies are awaited in the background (about a second); the
+ * worker does not wait for them.
  */
 export async function startWorkerControl(broker: Broker, target: ControlledWorker, logger: Logger, o: { checkNodename: boolean }): Promise<WorkerControl> {
   const control = new WorkerControl(broker, target, logger);
@@ -115,10 +116,8 @@ export async function startWorkerControl(broker: Broker, target: ControlledWorke
   let sent!: () => void;
   const published = new Promise<void>((r) => (sent = r));
   const probe = new Control({ broker: async () => broker, oid: randomUUID() })
-    .call('ping', {}, { destination: [target.hostname], timeout: 1, abort: stopWaiting.signal, onSent: () => sent() })
-    .then((replies) => {
-      if (replies.length > 0) logger.warning(`DuplicateNodenameWarning: ${duplicateNodenameWarning([target.hostname])}`);
-    }, (err: unknown) => logger.debug(`Could not check for another node named ${target.hostname}: ${(err as Error).message}`));
+    .call('hello', { from_node: target.hostname, revoked: revokedOnWire(target.revokedEntries()) }, { timeout: 1, abort: stopWaiting.signal, onSent: () => sent() })
+    .then((replies) => syncWith(replies, target, logger), (err: unknown) => logger.debug(`mingle: could not sync with other nodes: ${(err as Error).message}`));
   await Promise.race([published, probe]);
   await control.start();
   control.onStop(() => {
@@ -126,4 +125,23 @@ export async function startWorkerControl(broker: Broker, target: ControlledWorke
     return probe;
   });
   return control;
+}
+
+/** mingle's replies: a node of our own name is a duplicate; every other node's revoked ids and clock are taken in. */
+function syncWith(replies: readonly ControlReply[], target: ControlledWorker, logger: Logger): void {
+  const others: string[] = [];
+  for (const reply of replies) {
+    for (const [node, value] of Object.entries(reply)) {
+      if (node === target.hostname) {
+        logger.warning(`DuplicateNodenameWarning: ${duplicateNodenameWarning([target.hostname])}`);
+        continue;
+      }
+      others.push(node);
+      if (value && typeof value === 'object') {
+        target.mergeRevoked((value as { revoked?: unknown }).revoked);
+        clock.adjust((value as { clock?: unknown }).clock);
+      }
+    }
+  }
+  logger.info(others.length ? `mingle: sync with ${others.length} node(s): ${others.join(', ')}` : 'mingle: all alone');
 }

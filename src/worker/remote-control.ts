@@ -206,6 +206,14 @@ export class WorkerControlTarget implements ControlledWorker {
     return this.w.revoked.list();
   }
 
+  revokedEntries(): Record<string, number> {
+    return this.w.revoked.entries();
+  }
+
+  mergeRevoked(entries: unknown): void {
+    this.w.revoked.merge(entries);
+  }
+
   activeQueues(): QueueInfo[] {
     return this.w.consumed.map((q) => queueInfo(q, this.w.queueSpecs.get(q), this.w.host.conf));
   }

@@ -67,6 +67,36 @@ export class RevokedSet {
     return [...this.ids.keys()].filter((id) => this.has(id));
   }
 
+  /** The unexpired ids with their revoke times (what Celery's LimitedSet sends as `_data`). */
+  entries(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const id of this.list()) out[id] = this.ids.get(id)!;
+    return out;
+  }
+
+  /**
+   * Take in another worker's revoked ids (mingle's `hello`): a dict of id → revoke time. A Celeriac
+   * worker sends unix seconds; Celery sends [time.monotonic(), id] (LimitedSet's heap entry), a clock
+   * of its own host, so a time that is not a recent unix time counts as now. Returns how many were taken.
+   */
+  merge(entries: unknown): number {
+    if (typeof entries !== 'object' || entries === null || Array.isArray(entries)) return 0;
+    const now = Date.now() / 1000;
+    let taken = 0;
+    for (const [id, raw] of Object.entries(entries as Record<string, unknown>)) {
+      const given = Number(Array.isArray(raw) ? raw[0] : raw);
+      if (!Number.isFinite(given)) continue;
+      const ts = given > now - this.expires && given <= now + 60 ? given : now;
+      if ((this.ids.get(id) ?? -Infinity) >= ts) continue;
+      this.ids.delete(id);
+      this.ids.set(id, ts);
+      taken++;
+    }
+    while (this.ids.size > this.maxlen) this.ids.delete(this.ids.keys().next().value as string);
+    if (taken) this.scheduleSave();
+    return taken;
+  }
+
   private scheduleSave(): void {
     if (!this.statedb || this.saveTimer) return;
     this.saveTimer = setTimeout(() => this.save(), 100);

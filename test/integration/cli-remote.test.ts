@@ -105,8 +105,8 @@ test('events --dump prints a -E worker\'s events as celery events --dump; the li
   const node = `${q}@cli`;
   const env = { CELERIAC_TEST_QUEUE: q };
   const common = ['-A', 'test/fixtures/cli-app.ts', '-b', BROKER, '--result-backend', BROKER];
-  const dump = cli([...common, 'events', '--dump', '--duration', '12'], env);
-  const view = cli([...common, 'events', '--json', '-F', '1', '--duration', '12'], env);
+  const dump = cli([...common, 'events', '--dump', '--duration', '20'], env);
+  const view = cli([...common, 'events', '--json', '-F', '1', '--duration', '20'], env);
   await startWorker(q, node, ['-E', '--heartbeat-interval', '1']);
   const called = await cli([...common, 'call', 'tasks.add', '--args', '[4, 5]', '--wait', '--timeout', '20'], env);
   assert.equal(called.code, 0, called.stderr);

@@ -2,6 +2,9 @@
 // reach a receiver with Celery's fields, and every inspect and control command answers as Celery's do.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Celeriac, EventReceiver, State, type CeleryEvent } from '../../src/index.js';
 import { createLogger } from '../../src/app/log.js';
 import type { TaskInfo, ScheduledInfo, WorkerStats, QueueInfo } from '../../src/control/replies.js';
@@ -266,6 +269,30 @@ test('[memory] two workers with one node name: the second warns as Celery does (
   cleanup.push(() => alone.close());
   await sleep(1500);
   assert.equal(lines.filter((l) => l.includes('DuplicateNodenameWarning')).length, 1, 'a unique name gets no warning');
+});
+
+test('[memory] mingle: a starting worker and the running ones swap their revoked ids (Celery\'s hello)', async () => {
+  const queue = uniqueName('mingle');
+  const app = setup(TRANSPORTS[0]!, queue);
+  const lines: string[] = [];
+  const first = app.worker({ hostname: `${queue}@one`, concurrency: 1, logger: createLogger('critical') });
+  await first.start();
+  cleanup.push(() => first.close());
+  await app.control.revoke('aaaaaaaa-0000-4000-8000-00000000000a', { destination: [`${queue}@one`] });
+  await eventually(() => first.revoked.has('aaaaaaaa-0000-4000-8000-00000000000a'), 'the first worker holding the revoke');
+  // An id the starting worker revoked before it started (kept in its --statedb) goes the other way.
+  const statedb = path.join(mkdtempSync(path.join(tmpdir(), 'celeriac-mingle-')), 'worker.state');
+  writeFileSync(statedb, JSON.stringify({ revoked: { 'bbbbbbbb-0000-4000-8000-00000000000b': Date.now() / 1000 - 5 } }));
+  const second = app.worker({ hostname: `${queue}@two`, concurrency: 1, logger: createLogger('info', (l) => lines.push(l)), statedb });
+  await second.start();
+  cleanup.push(() => second.close());
+  await eventually(() => second.revoked.has('aaaaaaaa-0000-4000-8000-00000000000a'), 'the starting worker taking the running one\'s revoked id', 10_000);
+  assert.ok(first.revoked.has('bbbbbbbb-0000-4000-8000-00000000000b'), 'the running worker took the starting one\'s revoked id');
+  await eventually(() => lines.some((l) => /mingle: sync with \d+ node\(s\):.*@one/.test(l)), 'the sync logged', 10_000);
+  // A task with the revoked id is discarded by the worker that learned of it at start-up.
+  await first.close();
+  const r = await app.sendTask('t.add', [1, 2], {}, { task_id: 'aaaaaaaa-0000-4000-8000-00000000000a' });
+  await eventually(async () => (await r.state()) === 'REVOKED', 'the task discarded as REVOKED', 10_000);
 });
 
 test('[memory] task_send_sent_event: a client sends task-sent for each task, as gen<pid>@host', async () => {

@@ -3,6 +3,7 @@
 // Celeriac worker's events, and `celeriac events --dump` reading a Python worker's.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -117,6 +118,34 @@ print(json.dumps(out, default=str))
     await eventually(() => !w.running, 'the worker to exit', 20_000);
     assert.match(w.logs, /Got shutdown from remote/);
     assert.match(w.logs, /Warm shutdown/);
+  });
+
+  test(`[${b.name}] mingle: a Python worker starting beside a TS worker takes its revoked ids, and a TS worker starting beside the Python one takes both`, async () => {
+    await b.check();
+    await requirePythonCelery();
+    const queue = uniqueName(`mingle-${b.name}`);
+    const app = tsApp(b.url, queue);
+    const tsHost = `${queue}@ts`;
+    const worker = app.worker({ hostname: tsHost, concurrency: 1, logger: createLogger('critical'), mingle: false });
+    await worker.start();
+    cleanup.push(() => worker.close());
+    const fromTs = randomUUID();
+    await app.control.revoke(fromTs, { destination: [tsHost] });
+    await eventually(() => worker.revoked.has(fromTs), 'the TS worker holding the revoke');
+    const pyHost = `${queue}@py`;
+    const py = await startPythonWorker({ broker: b.url, backend: BACKEND, queues: [queue], name: pyHost, concurrency: 1, mingle: true });
+    cleanup.push(() => py.stop());
+    assert.match(py.logs, /mingle: sync with [1-9]\d* nodes/, 'Python synced with at least the TS worker');
+    const pyRevoked = (await app.control.inspect({ destination: [pyHost], timeout: 10 }).revoked())[pyHost];
+    assert.ok(pyRevoked?.includes(fromTs), `the Python worker took the TS worker's revoked id: ${JSON.stringify(pyRevoked)}`);
+    const fromPy = randomUUID();
+    await app.control.revoke(fromPy, { destination: [pyHost], reply: true, timeout: 10 });
+    const lines: string[] = [];
+    const second = app.worker({ hostname: `${queue}@ts2`, concurrency: 1, logger: createLogger('info', (l) => lines.push(l)) });
+    await second.start();
+    cleanup.push(() => second.close());
+    await eventually(() => second.revoked.has(fromPy) && second.revoked.has(fromTs), "the starting TS worker holding the Python worker's revoked ids", 10_000);
+    assert.ok(lines.some((l) => l.includes('mingle: sync with') && l.includes(pyHost)), lines.join(''));
   });
 
   test(`[${b.name}] TS inspect ping/active and control rate_limit against a Python worker`, async () => {

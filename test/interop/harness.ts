@@ -189,6 +189,8 @@ export interface PythonWorkerOptions extends PyAppConfig {
   heartbeat?: boolean;
   /** More worker flags, e.g. ['-E'] for task events. */
   extraArgs?: string[];
+  /** Sync with the other nodes at start (Celery's mingle; default false: --without-mingle). */
+  mingle?: boolean;
 }
 
 /** Start `python3 -m celery -A pyapp worker` and resolve once it logged "ready.". */
@@ -199,7 +201,7 @@ export async function startPythonWorker(o: PythonWorkerOptions): Promise<Managed
     '-m', 'celery', '-A', o.app ?? 'pyapp', 'worker',
     '-P', o.pool ?? 'threads', '-c', String(o.concurrency ?? 4),
     '-Q', o.queues.join(','), '-n', name,
-    '--without-gossip', '--without-mingle', ...(o.heartbeat ? [] : ['--without-heartbeat']),
+    '--without-gossip', ...(o.mingle ? [] : ['--without-mingle']), ...(o.heartbeat ? [] : ['--without-heartbeat']),
     '-l', o.loglevel ?? 'info', ...(o.extraArgs ?? []),
   ];
   const p = new ManagedProcess(`Python worker ${name}`, o.python ?? PYTHON, args, { cwd: PY_DIR, env: childEnv({ ...pyEnv(o), ...o.env }) });
