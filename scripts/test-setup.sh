@@ -44,7 +44,8 @@ fi
 # 2. Python Celery 5.6.3 in a venv (the newest Celery, next to Debian's 5.2.6)
 if ! "$CELERY56" -c 'import celery, redis, sys; sys.exit(celery.__version__ != "5.6.3")' >/dev/null 2>&1; then
   venv="$(dirname "$(dirname "$CELERY56")")"
-  make_venv="$SYSTEM_PYTHON -m venv --system-site-packages $venv && $venv/bin/pip install celery==5.6.3 && $venv/bin/pip install --no-deps redis==8.1.0"
+  # PIP_RETRIES: an index that cannot be reached (no DNS, a local mirror beside it) is given up on at once.
+  make_venv="$SYSTEM_PYTHON -m venv --system-site-packages $venv && PIP_RETRIES=${PIP_RETRIES:-1} $venv/bin/pip install celery==5.6.3 && PIP_RETRIES=${PIP_RETRIES:-1} $venv/bin/pip install --no-deps redis==8.1.0"
   echo "== making $venv (Celery 5.6.3)" >&2
   if [ -w "$(dirname "$venv")" ]; then run=(bash -c); else run=(as_root bash -c); fi
   if ! "${run[@]}" "$make_venv" >/dev/null; then
