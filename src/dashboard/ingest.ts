@@ -5,7 +5,8 @@
 import type { CeleryEvent } from '../events/event.js';
 import { EventReceiver, type EventsHost } from '../events/receiver.js';
 import { HEARTBEAT_EXPIRE_WINDOW } from '../events/state.js';
-import type { Control } from '../control/control.js';
+import { randomUUID } from 'node:crypto';
+import { Control } from '../control/control.js';
 import type { Logger } from '../app/log.js';
 import { foldTaskEvent } from './fold.js';
 import { MinuteCounters } from './charts.js';
@@ -34,9 +35,14 @@ export interface Changes {
   workers: WorkerView[];
 }
 
-export interface IngestHost extends EventsHost {
-  readonly control: Control;
-  logger: Logger;
+export type IngestHost = EventsHost;
+
+/**
+ * A Control of its own (its own reply routing key): replies to one client id are taken off one reply
+ * queue, so two calls in flight under the same id would take each other's replies.
+ */
+export function ownControl(host: EventsHost): Control {
+  return new Control({ broker: () => host.broker(), oid: randomUUID() });
 }
 
 export class ClusterView {
@@ -195,8 +201,7 @@ export class ClusterView {
   refreshWorkers(destination?: string[], timeout = 1): Promise<void> {
     if (this.inspecting && !destination) return this.inspecting;
     const run = (async () => {
-      const inspect = this.host.control.inspect({ destination, timeout, onDuplicate: () => undefined });
-      const replies = await Promise.all(FLOWER_INSPECT.map((m) => inspect.request(m, m === 'active' ? { safe: null } : m === 'conf' ? { with_defaults: false } : m === 'registered' ? { taskinfoitems: [] } : {}).catch(() => ({}))));
+      const replies = await Promise.all(FLOWER_INSPECT.map((m) => ownControl(this.host).inspect({ destination, timeout, onDuplicate: () => undefined }).request(m, m === 'active' ? { safe: null } : m === 'conf' ? { with_defaults: false } : m === 'registered' ? { taskinfoitems: [] } : {}).catch(() => ({}))));
       const now = Date.now() / 1000;
       FLOWER_INSPECT.forEach((method, i) => {
         for (const [node, reply] of Object.entries(replies[i] as Record<string, unknown>)) {
