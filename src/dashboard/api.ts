@@ -30,6 +30,7 @@ export function dashboardRoutes(r: Hono, d: DashboardContext): void {
 
   r.get('/dashboard/api/task/:id', (c) => {
     const id = c.req.param('id');
+    cluster.flush(); // its children of this tick are found too
     const t = cluster.task(id);
     if (!t) return c.json({ error: `Unknown task '${id}': no event for it has reached the dashboard (within the retention).` }, 404);
     const parent = t.parent_id ? cluster.task(t.parent_id) : undefined;

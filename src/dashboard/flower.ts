@@ -86,6 +86,7 @@ export function flowerRoutes(r: Hono, d: DashboardContext): void {
       const t = Date.parse(v.replace(' ', 'T'));
       return Number.isNaN(t) ? undefined : t / 1000;
     };
+    cluster.flush();
     const { tasks } = d.store.tasks({
       state: all(q.state), name: all(q.taskname), worker: all(q.workername), since: toUnix(q.received_start), until: toUnix(q.received_end),
       search: q.search || undefined, limit: limit === undefined || Number.isNaN(limit) ? FLOWER_MAX_TASKS : limit, offset,
@@ -100,6 +101,7 @@ export function flowerRoutes(r: Hono, d: DashboardContext): void {
 
   r.get('/api/task/info/:id', (c) => {
     const id = c.req.param('id');
+    cluster.flush();
     const t = cluster.task(id);
     if (!t) return fail(c, 404, `Unknown task '${id}'`);
     return c.json(flowerTask(t, d.store.children(id).map((ch) => ch.uuid)));

@@ -73,7 +73,7 @@ export class ClusterView {
     this.receiver = new EventReceiver(this.host, { logger: this.logger });
     this.receiver.on('*', (e) => this.event(e));
     await this.receiver.start();
-    this.tick = setInterval(() => this.flush(), TICK_MS);
+    this.tick = setInterval(() => this.tickNow(), TICK_MS);
     this.inspectTimer = setInterval(() => void this.refreshWorkers(), INSPECT_EVERY_S * 1000);
     void this.refreshWorkers();
   }
@@ -247,7 +247,10 @@ export class ClusterView {
     return this.dirtyTasks.get(uuid) ?? this.cache.get(uuid) ?? this.store.task(uuid);
   }
 
-  /** Write this tick's changes in one transaction and tell the listeners. */
+  /**
+   * Write the changes in one transaction (each tick, and before a request reads the history). The
+   * listeners hear of them at the tick only, so a view changes on the stream at most 4 times a second.
+   */
   flush(): void {
     for (const w of this.workers.values()) {
       const online = this.isOnline(w);
@@ -266,8 +269,19 @@ export class ClusterView {
     } catch (err) {
       this.logger.error(`Dashboard: could not write the history to ${this.store.file}: ${(err as Error).message}`);
     }
-    if (tasks.length + workers.length === 0) return;
-    const changes = { tasks: tasks.map((t) => ({ ...t })), workers };
+    if (this.listeners.size === 0) return;
+    for (const t of tasks) this.unsent.tasks.set(t.uuid, { ...t });
+    for (const w of workers) this.unsent.workers.set(w.hostname, w);
+  }
+
+  private readonly unsent = { tasks: new Map<string, TaskView>(), workers: new Map<string, WorkerView>() };
+
+  private tickNow(): void {
+    this.flush();
+    if (this.unsent.tasks.size + this.unsent.workers.size === 0) return;
+    const changes = { tasks: [...this.unsent.tasks.values()], workers: [...this.unsent.workers.values()] };
+    this.unsent.tasks.clear();
+    this.unsent.workers.clear();
     for (const fn of this.listeners) {
       try {
         fn(changes);
