@@ -285,7 +285,8 @@ async function workersView(el, ctx) {
   function row(w) {
     const v = w.view;
     const name = v.hostname;
-    const pool = [v.pool, v.concurrency !== undefined && v.concurrency !== null ? `× ${v.concurrency}` : ''].filter(Boolean).join(' ');
+    const size = v.concurrency !== undefined && v.concurrency !== null ? String(v.concurrency) : '';
+    const pool = v.pool ? [v.pool, size && `× ${size}`].filter(Boolean).join(' ') : size;
     const registered = v.registered ?? [];
     return h('tr', { 'data-worker': name, class: v.online ? 'online' : 'offline' },
       h('td', { 'data-field': 'status' }, h('span', { class: `badge ${v.online ? 'ok' : 'off'}` }, v.online ? 'online' : 'offline')),
@@ -312,11 +313,17 @@ async function workersView(el, ctx) {
 
   function render() {
     const list = [...workers.values()].sort((a, b) => Number(b.view.online) - Number(a.view.online) || a.view.hostname.localeCompare(b.view.hostname));
+    // Keep what the reader opened (the registered tasks) open across the updates heartbeats bring.
+    const open = new Set([...body.querySelectorAll('tr[data-worker] details[open]')].map((d) => d.closest('tr').dataset.worker));
     replaceChildren(body, list.length ? list.map(row) : h('tr', {}, h('td', { colspan: 13, class: 'muted' }, 'No worker seen yet. Start one with events on: celeriac -A <module> worker -E (or celery worker -E).')));
+    for (const tr of body.querySelectorAll('tr[data-worker]')) if (open.has(tr.dataset.worker)) tr.querySelector('details')?.setAttribute('open', '');
     const online = list.filter((w) => w.view.online).length;
     summary.textContent = `${online} online, ${list.length - online} offline`;
-    const chosen = select.value;
-    replaceChildren(select, list.map((w) => h('option', { value: w.view.hostname, selected: w.view.hostname === chosen }, w.view.hostname)));
+    const names = list.map((w) => w.view.hostname);
+    if (names.join('\n') !== [...select.options].map((o) => o.value).join('\n')) {
+      const chosen = select.value;
+      replaceChildren(select, names.map((n) => h('option', { value: n, selected: n === chosen }, n)));
+    }
   }
 
   function upsert(view) {
@@ -328,10 +335,15 @@ async function workersView(el, ctx) {
     await act(`Shut down ${name}`, () => post(`api/worker/shutdown/${encodeURIComponent(name)}`));
   }
 
-  const { workers: list } = await api(`${API}/workers`);
-  if (!ctx.alive) return;
-  for (const w of list ?? []) upsert(w);
-  render();
+  async function reload() {
+    const { workers: list } = await api(`${API}/workers`);
+    if (!ctx.alive) return;
+    for (const w of list ?? []) upsert(w);
+    render();
+  }
+  await reload();
+  // The stream sends changes; this also picks up what an inspect round learnt without an event.
+  ctx.every(10_000, () => reload().catch(() => undefined));
   ctx.onWorker((w) => {
     upsert(w);
     render();
@@ -586,7 +598,7 @@ async function queuesView(el, ctx) {
   append(el, [
     h('h1', {}, 'Queues ', transport),
     h('table', { class: 'grid', id: 'queues' },
-      h('thead', {}, h('tr', {}, ['Queue', 'Messages', 'Consumers', ''].map((c) => h('th', {}, c)))),
+      h('thead', {}, h('tr', {}, ['Queue', 'Messages', 'Dead letters', 'Consumers', ''].map((c) => h('th', {}, c)))),
       body),
     detail,
   ]);
@@ -595,9 +607,10 @@ async function queuesView(el, ctx) {
     return h('tr', { 'data-queue': q.name },
       h('td', { class: 'mono', 'data-field': 'name' }, q.name),
       h('td', { class: 'num', 'data-field': 'messages' }, q.messages ?? ''),
+      h('td', { class: `num ${q.dlq ? 'error' : ''}`, 'data-field': 'dlq' }, q.dlq ?? ''),
       h('td', { class: 'num', 'data-field': 'consumers' }, q.consumers ?? ''),
       h('td', { class: 'actions' },
-        h('button', { type: 'button', 'data-action': 'dlq', onclick: () => showDeadLetters(q.name) }, 'Dead letters'),
+        h('button', { type: 'button', 'data-action': 'dlq', onclick: () => showDeadLetters(q.name) }, 'Show dead letters'),
         h('button', { type: 'button', 'data-action': 'purge', onclick: () => askPurge(q.name) }, 'Purge…')));
   }
 
@@ -606,7 +619,7 @@ async function queuesView(el, ctx) {
     if (!ctx.alive) return;
     transport.textContent = r.transport ? `(${r.transport})` : '';
     const queues = r.queues ?? [];
-    replaceChildren(body, queues.length ? queues.map(row) : h('tr', {}, h('td', { colspan: 4, class: 'muted' }, 'No queue known yet.')));
+    replaceChildren(body, queues.length ? queues.map(row) : h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No queue known yet.')));
   }
 
   function askPurge(name) {
@@ -673,8 +686,11 @@ function niceStep(max, ticks = 4) {
   return [1, 2, 5, 10].map((m) => m * mag).find((st) => st >= raw) ?? raw;
 }
 
-/** A line chart in inline SVG: series = [{ name, color, points: [[t, value|null]] }]; null breaks the line. */
-function lineChart(title, series, fmt = (v) => String(v), id = undefined) {
+/**
+ * A line chart in inline SVG: series = [{ name, color, points: [[t, value|null]] }]; null breaks the line.
+ * The time axis spans the whole window [from, to] (unix s), so a few points sit where they belong in it.
+ */
+function lineChart(title, series, { fmt = (v) => String(v), id, from, to }) {
   const W = 1100;
   const H = 230;
   const L = 56;
@@ -689,8 +705,8 @@ function lineChart(title, series, fmt = (v) => String(v), id = undefined) {
     return figure;
   }
   const ts = series.flatMap((se) => se.points.map(([t]) => t));
-  const t0 = Math.min(...ts);
-  const t1 = Math.max(...ts, t0 + 1);
+  const t0 = Math.min(from ?? Infinity, ...ts);
+  const t1 = Math.max(to ?? -Infinity, ...ts, t0 + 1);
   const top = Math.max(...all.map(([, v]) => v));
   const step = top > 0 ? niceStep(top) : 1;
   const yMax = top > 0 ? Math.ceil(top / step) * step : 1;
@@ -740,16 +756,26 @@ async function chartsView(el, ctx, _param, params) {
     const r = await api(`${API}/charts${query({ minutes })}`);
     if (!ctx.alive) return;
     const buckets = [...(r.buckets ?? [])].sort((a, b) => a.t - b.t);
-    const width = buckets.length > 1 ? buckets[1].t - buckets[0].t : 60;
-    const perBucket = (key) => ({ name: key, color: COLORS[key], points: buckets.map((b) => [b.t, b[key] ?? 0]) });
-    const pct = (key) => ({ name: key, color: COLORS[key], points: buckets.map((b) => [b.t, b[key] ?? null]) });
+    const width = r.bucketSeconds ?? (buckets.length > 1 ? Math.min(...buckets.slice(1).map((b, i) => b.t - buckets[i].t)) : 60);
+    const to = Date.now() / 1000;
+    const from = to - minutes * 60;
+    // Every bucket of the window, so a minute without tasks is a 0 (throughput) or a gap (percentiles).
+    const byT = new Map(buckets.map((b) => [b.t, b]));
+    const times = [];
+    for (let t = Math.floor(from / width) * width; t <= to; t += width) times.push(t);
+    const seen = new Set(times);
+    for (const b of buckets) if (!seen.has(b.t)) times.push(b.t);
+    times.sort((a, b) => a - b);
+    const perBucket = (key) => ({ name: key, color: COLORS[key], points: times.map((t) => [t, byT.get(t)?.[key] ?? 0]) });
+    const pct = (key) => ({ name: key, color: COLORS[key], points: times.map((t) => [t, byT.get(t)?.[key] ?? null]) });
     const queueSamples = [...(r.queues ?? [])].sort((a, b) => a.t - b.t);
     const names = [...new Set(queueSamples.flatMap((q) => Object.keys(q.lengths ?? {})))].sort();
     const queueSeries = names.map((name, i) => ({ name, color: PALETTE[i % PALETTE.length], points: queueSamples.map((q) => [q.t, q.lengths?.[name] ?? null]) }));
     replaceChildren(charts,
-      lineChart(`Throughput (tasks per ${fmtAge(width)})`, ['received', 'succeeded', 'failed', 'retried'].map(perBucket), (v) => String(Math.round(v * 100) / 100), 'throughput'),
-      lineChart('Runtime percentiles', ['p50', 'p95', 'p99'].map(pct), (v) => (v === 0 ? '0' : fmtRuntime(v)), 'runtime'),
-      lineChart('Queue lengths', queueSeries, (v) => String(Math.round(v)), 'queues'));
+      lineChart(`Throughput (tasks per ${fmtAge(width)})`, ['received', 'succeeded', 'failed', 'retried'].map(perBucket),
+        { fmt: (v) => String(Math.round(v * 100) / 100), id: 'throughput', from, to }),
+      lineChart('Runtime percentiles', ['p50', 'p95', 'p99'].map(pct), { fmt: (v) => (v === 0 ? '0' : fmtRuntime(v)), id: 'runtime', from, to }),
+      lineChart('Queue lengths', queueSeries, { fmt: (v) => String(Math.round(v)), id: 'queues', from, to }));
   }
 
   await draw();

@@ -1,0 +1,254 @@
+// The dashboard in real headless Chromium (Debian's, driven by playwright-core), watching a Celeriac worker and
+// a Python Celery worker (both with -E) on a private Redis: both workers listed, a task turning SUCCESS live,
+// its detail page, revoking an ETA task, retrying a failed task, and the history surviving a dashboard restart
+// (same SQLite file). Screenshots of every page go to docs/dashboard/<page>.png.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { ManagedProcess, REPO_ROOT, startPythonWorker } from '../interop/harness.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import { sleep } from '../helpers/services.js';
+import type { Celeriac } from '../../src/index.js';
+
+const CHROMIUM = process.env.CELERIAC_TEST_CHROMIUM ?? '/usr/bin/chromium';
+const APP_MODULE = 'test/browser/app.ts';
+const SHOTS = path.join(REPO_ROOT, 'docs', 'dashboard');
+const TS_WORKER = 'ts@dashboard';
+const PY_WORKER = 'py@dashboard';
+// Scoped to the task page: the tasks table has [data-field="state"] cells too.
+const DETAIL_STATE = 'main[data-view="task"] [data-field="state"]';
+const DETAIL_NAME = 'main[data-view="task"] [data-field="name"]';
+
+/** Fail (never skip) with how to get Chromium when it is missing. */
+function requireChromium(): void {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`Chromium is not installed at ${CHROMIUM}; install it with: sudo apt-get install -y chromium `
+      + '(scripts/test-setup.sh does this for npm test), or point CELERIAC_TEST_CHROMIUM at a Chromium binary');
+  }
+}
+
+let redis: RedisServer;
+let broker: string;
+let stateDir: string;
+let dbFile: string;
+let port: number;
+let base: string;
+let dashboardProcess: ManagedProcess | undefined;
+let browser: Browser;
+let page: Page;
+let app: Celeriac;
+const processes: ManagedProcess[] = [];
+const pageErrors: string[] = [];
+
+function env(): NodeJS.ProcessEnv {
+  return { ...process.env, CELERIAC_DASH_BROKER: broker, CELERIAC_DASH_STATE_DIR: stateDir };
+}
+
+/** `celeriac -A test/browser/app.ts dashboard`, ready once /healthcheck answers OK. */
+async function startDashboard(): Promise<ManagedProcess> {
+  const p = new ManagedProcess('celeriac dashboard', process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', '-A', APP_MODULE, 'dashboard', '--port', String(port), '--address', '127.0.0.1', '--db', dbFile],
+    { cwd: REPO_ROOT, env: env() });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (!p.running) throw new Error(`celeriac dashboard exited before answering /healthcheck:\n${p.tail()}`);
+    const ok = await fetch(`${base}healthcheck`).then(async (r) => (await r.text()).trim() === 'OK', () => false);
+    if (ok) return p;
+    if (Date.now() > deadline) throw new Error(`celeriac dashboard did not answer /healthcheck within 30 s:\n${p.tail()}`);
+    await sleep(200);
+  }
+}
+
+/** Wait until the element's text is `want` (or matches it); on timeout say what it showed instead. */
+async function waitForText(selector: string, want: string | RegExp, timeoutMs = 30_000): Promise<void> {
+  const pattern = want instanceof RegExp ? want.source : null;
+  try {
+    await page.waitForFunction(([sel, text, re]) => {
+      const got = document.querySelector(sel)?.textContent?.trim();
+      return got !== undefined && (re === null ? got === text : new RegExp(re).test(got));
+    }, [selector, String(want), pattern] as const, { timeout: timeoutMs });
+  } catch {
+    const got = await page.evaluate((sel) => document.querySelector(sel)?.textContent?.trim() ?? '(no such element)', selector);
+    throw new Error(`${selector} did not show ${String(want)} within ${timeoutMs} ms; it shows ${JSON.stringify(got)} `
+      + `(page errors: ${JSON.stringify(pageErrors)})\ndashboard log:\n${dashboardProcess?.tail(30) ?? ''}`);
+  }
+}
+
+async function screenshot(name: string): Promise<void> {
+  await page.evaluate(() => { document.getElementById('notice')!.hidden = true; });
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** Marks the page: still there later means the page was never reloaded. */
+async function markPage(): Promise<void> {
+  await page.evaluate(() => { (window as unknown as { celeriacMark?: string }).celeriacMark = 'not reloaded'; });
+}
+
+async function pageMark(): Promise<string | undefined> {
+  return page.evaluate(() => (window as unknown as { celeriacMark?: string }).celeriacMark);
+}
+
+before(async () => {
+  requireChromium();
+  redis = await startRedisServer();
+  broker = redis.url(0);
+  stateDir = mkdtempSync(path.join(tmpdir(), 'celeriac-dashboard-'));
+  dbFile = path.join(stateDir, 'dashboard.sqlite');
+  port = await freePort();
+  base = `http://127.0.0.1:${port}/`;
+  mkdirSync(SHOTS, { recursive: true });
+
+  dashboardProcess = await startDashboard();
+  const ts = new ManagedProcess('Celeriac worker', process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', '-A', APP_MODULE, 'worker', '-E', '-n', TS_WORKER, '-Q', 'celery', '-c', '2', '-l', 'info'],
+    { cwd: REPO_ROOT, env: env() });
+  processes.push(ts);
+  const py = await startPythonWorker({ broker, queue: 'py', queues: ['py'], name: PY_WORKER, pool: 'solo', heartbeat: true, extraArgs: ['-E'] });
+  processes.push(py);
+  await ts.waitForOutput(/ready/i, 30_000, 'the Celeriac worker to be ready');
+
+  process.env.CELERIAC_DASH_BROKER = broker; // read by app.ts when it loads
+  const mod = (await import('./app.js')) as { app: Celeriac };
+  app = mod.app;
+
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+  page = await browser.newPage({ viewport: { width: 1360, height: 820 } });
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+});
+
+after(async () => {
+  await browser?.close().catch(() => undefined);
+  await dashboardProcess?.stop().catch(() => undefined);
+  for (const p of processes.reverse()) await p.stop().catch(() => undefined);
+  await app?.close().catch(() => undefined);
+  await redis?.destroy().catch(() => undefined);
+  if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+});
+
+test('the workers page lists the Celeriac worker and the Python Celery worker, online', async () => {
+  await page.goto(`${base}#/workers`);
+  for (const name of [TS_WORKER, PY_WORKER]) await waitForText(`tr[data-worker="${name}"] td[data-field="status"]`, 'online');
+  // Registered tasks and queues come from an inspect round after the worker appears.
+  await waitForText(`tr[data-worker="${PY_WORKER}"] td[data-field="registered"] summary`, /^\d+ tasks?$/);
+  await waitForText(`tr[data-worker="${PY_WORKER}"] td[data-field="queues"]`, 'py');
+  await waitForText(`tr[data-worker="${TS_WORKER}"] td[data-field="registered"] summary`, '2 tasks');
+  await waitForText(`tr[data-worker="${TS_WORKER}"] td[data-field="queues"]`, 'celery');
+  assert.match(await page.textContent(`tr[data-worker="${PY_WORKER}"] td[data-field="pid"]`) ?? '', /^\d+$/);
+});
+
+let added = '';
+test('a task sent while the tasks page is open turns SUCCESS without a reload', async () => {
+  await page.goto(`${base}#/tasks`);
+  await page.waitForSelector('#tasks tbody');
+  await markPage();
+  const r = await app.sendTask('dash.add', [2, 3]);
+  added = r.id;
+  const py = await app.sendTask('py.mul', [6, 7], {}, { queue: 'py' });
+  await waitForText(`tr[data-task="${r.id}"] td[data-field="state"]`, 'SUCCESS');
+  await waitForText(`tr[data-task="${py.id}"] td[data-field="state"]`, 'SUCCESS');
+  assert.equal(await page.textContent(`tr[data-task="${r.id}"] td[data-field="outcome"]`), '5');
+  assert.equal(await page.textContent(`tr[data-task="${py.id}"] td[data-field="worker"]`), PY_WORKER);
+  assert.equal(await pageMark(), 'not reloaded', 'the row changed without a page reload');
+});
+
+test('a task row opens its detail page', async () => {
+  await page.click(`tr[data-task="${added}"] td[data-field="uuid"] a`);
+  await page.waitForFunction((id) => location.hash === `#/task/${id}`, added);
+  await waitForText(DETAIL_STATE, 'SUCCESS');
+  await waitForText(DETAIL_NAME, 'dash.add');
+  assert.equal(await page.textContent('dd[data-field="result"]'), '5');
+  assert.equal(await page.textContent('dd[data-field="worker"]'), TS_WORKER);
+  assert.equal(await pageMark(), 'not reloaded', 'hash navigation, not a page load');
+});
+
+test('Revoke on a pending ETA task turns it REVOKED', async () => {
+  const r = await app.sendTask('dash.add', [1, 1], {}, { countdown: 600 });
+  await page.goto(`${base}#/task/${r.id}`);
+  await waitForText(DETAIL_STATE, 'RECEIVED');
+  await markPage();
+  await page.click('button[data-action="revoke"]');
+  await waitForText(DETAIL_STATE, 'REVOKED');
+  assert.equal(await pageMark(), 'not reloaded');
+  assert.ok(await page.isDisabled('button[data-action="revoke"]'), 'a revoked task cannot be revoked again');
+});
+
+test('Retry on a failed task sends it again, and the new run succeeds', async () => {
+  const r = await app.sendTask('dash.flaky', ['first']);
+  await page.goto(`${base}#/task/${r.id}`);
+  await waitForText(DETAIL_STATE, 'FAILURE');
+  await page.waitForSelector('[data-field="traceback"]');
+  assert.match(await page.textContent('[data-field="traceback"]') ?? '', /first run of first fails/);
+  await screenshot('task');
+  await page.click('button[data-action="retry"]');
+  await page.waitForFunction((id) => location.hash.startsWith('#/task/') && location.hash !== `#/task/${id}`, r.id);
+  const retried = decodeURIComponent((await page.evaluate(() => location.hash)).slice('#/task/'.length));
+  assert.notEqual(retried, r.id, 'the retry is a new task');
+  await waitForText(DETAIL_STATE, 'SUCCESS');
+  await waitForText(DETAIL_NAME, 'dash.flaky');
+  assert.equal(await page.textContent('dd[data-field="result"]'), "'first ok'");
+});
+
+test('queues: a dead letter shown raw; a queue left without its consumer (from the workers page) purged after typing its name', async () => {
+  // Not a kombu envelope: the Celeriac worker moves it to celery.dlq as it is.
+  redis.cli('LPUSH', 'celery', 'this is not a kombu envelope');
+  await page.goto(`${base}#/queues`);
+  await page.waitForSelector('tr[data-queue="py"]');
+  await waitForText('tr[data-queue="celery"] td[data-field="dlq"]', '1');
+  await page.click('tr[data-queue="celery"] button[data-action="dlq"]');
+  await waitForText('#queue-detail pre.raw', 'this is not a kombu envelope');
+
+  await page.goto(`${base}#/workers`);
+  await page.waitForSelector(`select[name="worker"] option[value="${TS_WORKER}"]`, { state: 'attached' });
+  await page.selectOption('select[name="worker"]', TS_WORKER);
+  await page.fill('form[data-form="cancel-consumer"] input[name="queue"]', 'celery');
+  await page.click('form[data-form="cancel-consumer"] button[type="submit"]');
+  await waitForText('#notice', new RegExp(`^Cancel consumer on ${TS_WORKER}: `));
+  for (let i = 0; i < 3; i++) await app.sendTask('dash.add', [i, i]);
+
+  await page.goto(`${base}#/queues`);
+  await waitForText('tr[data-queue="celery"] td[data-field="messages"]', '3');
+  await screenshot('queues');
+  await page.click('tr[data-queue="celery"] button[data-action="purge"]');
+  const purge = 'form[data-form="purge"] button[type="submit"]';
+  await page.fill('form[data-form="purge"] input[name="confirm"]', 'celer');
+  assert.ok(await page.isDisabled(purge), 'purge stays disabled until the queue name is typed');
+  await page.fill('form[data-form="purge"] input[name="confirm"]', 'celery');
+  await page.click(purge);
+  await waitForText('#notice', 'Purge celery: 3 messages deleted');
+  await waitForText('tr[data-queue="celery"] td[data-field="messages"]', '0');
+
+  await page.goto(`${base}#/workers`);
+  await page.selectOption('select[name="worker"]', TS_WORKER);
+  await page.fill('form[data-form="add-consumer"] input[name="queue"]', 'celery');
+  await page.click('form[data-form="add-consumer"] button[type="submit"]');
+  await waitForText('#notice', new RegExp(`^Add consumer on ${TS_WORKER}: `));
+  const r = await app.sendTask('dash.add', [20, 22]);
+  assert.equal(await r.get({ timeout: 20_000 }), 42, 'the worker consumes from celery again');
+});
+
+test('the charts page draws throughput, runtime percentiles and queue lengths', async () => {
+  await page.goto(`${base}#/charts?minutes=15`);
+  for (const chart of ['throughput', 'runtime', 'queues']) await page.waitForSelector(`figure[data-chart="${chart}"] svg`, { state: 'attached', timeout: 30_000 });
+  await page.waitForSelector('figure[data-chart="throughput"] path[data-series="succeeded"]', { state: 'attached' });
+  await page.waitForSelector('figure[data-chart="runtime"] circle', { state: 'attached' });
+  await screenshot('charts');
+});
+
+test('after a dashboard restart on the same database file the task history is still there', async () => {
+  await dashboardProcess!.stop();
+  dashboardProcess = await startDashboard();
+  await page.goto(`${base}#/tasks`);
+  await page.reload(); // a fresh page: nothing comes from the old page's memory
+  await waitForText(`tr[data-task="${added}"] td[data-field="state"]`, 'SUCCESS');
+  const states = await page.$$eval('tr[data-task] td[data-field="state"]', (tds) => tds.map((td) => td.textContent?.trim()));
+  for (const s of ['SUCCESS', 'FAILURE', 'REVOKED']) assert.ok(states.includes(s), `a ${s} task is still listed after the restart (got ${states.join(', ')})`);
+  await screenshot('tasks');
+  await page.goto(`${base}#/workers`);
+  for (const name of [TS_WORKER, PY_WORKER]) await waitForText(`tr[data-worker="${name}"] td[data-field="status"]`, 'online');
+  await waitForText(`tr[data-worker="${PY_WORKER}"] td[data-field="registered"] summary`, /^\d+ tasks?$/);
+  await screenshot('workers');
+  assert.deepEqual(pageErrors, [], 'no script error in the page');
+});
