@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { Hono } from 'hono';
 import { basicAuth } from 'hono/basic-auth';
+import { HTTPException } from 'hono/http-exception';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Celeriac } from '../app/celeriac.js';
 import { ClusterView } from './ingest.js';
@@ -67,6 +68,7 @@ export async function startDashboard(celeriac: Celeriac, o: DashboardOptions = {
     const app = new Hono();
     if (opts.auth) app.use('*', basicAuth({ ...opts.auth, realm: 'Celeriac dashboard' }));
     app.onError((err, c) => {
+      if (err instanceof HTTPException) return err.getResponse(); // basic auth's 401, with its challenge
       celeriac.logger.error(`Dashboard: ${c.req.method} ${c.req.path} failed: ${err.stack ?? err.message}`);
       return c.json({ error: err.message }, 500);
     });
