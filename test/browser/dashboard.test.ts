@@ -11,7 +11,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { ManagedProcess, REPO_ROOT, startPythonWorker } from '../interop/harness.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import { sleep } from '../helpers/services.js';
-import type { Celeriac } from '../../src/index.js';
+import { chain, type Celeriac } from '../../src/index.js';
+import type * as TestApp from './app.js';
 
 const CHROMIUM = process.env.CELERIAC_TEST_CHROMIUM ?? '/usr/bin/chromium';
 const APP_MODULE = 'test/browser/app.ts';
@@ -40,6 +41,7 @@ let dashboardProcess: ManagedProcess | undefined;
 let browser: Browser;
 let page: Page;
 let app: Celeriac;
+let add: typeof TestApp.add;
 const processes: ManagedProcess[] = [];
 const pageErrors: string[] = [];
 
@@ -111,8 +113,7 @@ before(async () => {
   await ts.waitForOutput(/ready/i, 30_000, 'the Celeriac worker to be ready');
 
   process.env.CELERIAC_DASH_BROKER = broker; // read by app.ts when it loads
-  const mod = (await import('./app.js')) as { app: Celeriac };
-  app = mod.app;
+  ({ app, add } = await import('./app.js'));
 
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
   page = await browser.newPage({ viewport: { width: 1360, height: 820 } });
@@ -175,8 +176,10 @@ test('Revoke on a pending ETA task turns it REVOKED', async () => {
   assert.ok(await page.isDisabled('button[data-action="revoke"]'), 'a revoked task cannot be revoked again');
 });
 
+let failed = '';
 test('Retry on a failed task sends it again, and the new run succeeds', async () => {
   const r = await app.sendTask('dash.flaky', ['first']);
+  failed = r.id;
   await page.goto(`${base}#/task/${r.id}`);
   await waitForText(DETAIL_STATE, 'FAILURE');
   await page.waitForSelector('[data-field="traceback"]');
@@ -191,6 +194,48 @@ test('Retry on a failed task sends it again, and the new run succeeds', async ()
   assert.equal(await page.textContent('dd[data-field="result"]'), "'first ok'");
 });
 
+/** The tasks page with these filters typed into its form; resolves to the listed rows' [uuid, state, name, worker]. */
+async function filterTasks(fields: Record<string, string>): Promise<string[][]> {
+  await page.goto(`${base}#/tasks`);
+  await page.waitForSelector('main[data-view="tasks"] #task-filters');
+  for (const [name, value] of Object.entries(fields)) {
+    if (name === 'state') await page.selectOption('#task-filters select[name="state"]', value);
+    else await page.fill(`#task-filters input[name="${name}"]`, value);
+  }
+  await page.click('#task-filters button[type="submit"]');
+  await page.waitForFunction((f) => Object.entries(f).every(([k, v]) => new URLSearchParams(location.hash.split('?')[1]).get(k) === v), fields);
+  // The view is rebuilt on every route: any row now comes from the filtered query.
+  await page.waitForSelector('main[data-view="tasks"] #tasks tbody tr');
+  return page.$$eval('#tasks tbody tr[data-task]', (trs) => trs.map((tr) => ['uuid', 'state', 'name', 'worker']
+    .map((f) => (f === 'uuid' ? (tr as HTMLElement).dataset.task! : tr.querySelector(`td[data-field="${f}"]`)?.textContent?.trim() ?? ''))));
+}
+
+test('the tasks page filters by state, name, worker and time, and finds a task by id or by text in its args', async () => {
+  const failures = await filterTasks({ state: 'FAILURE' });
+  assert.ok(failures.some(([id]) => id === failed), 'the failed task is listed');
+  assert.deepEqual([...new Set(failures.map(([, state]) => state))], ['FAILURE']);
+  const py = await filterTasks({ name: 'py.mul', worker: PY_WORKER });
+  assert.ok(py.length >= 1);
+  assert.deepEqual([...new Set(py.map(([, , name, worker]) => `${name} ${worker}`))], [`py.mul ${PY_WORKER}`]);
+  assert.deepEqual((await filterTasks({ search: failed })).map(([id]) => id), [failed], 'search by id');
+  const byArgs = await filterTasks({ search: 'first' });
+  assert.ok(byArgs.length >= 2 && byArgs.every(([, , name]) => name === 'dash.flaky'), `search in args: ${JSON.stringify(byArgs)}`);
+  assert.deepEqual(await filterTasks({ since: '2099-01-01T00:00' }), [], 'nothing received after 2099');
+  assert.ok((await filterTasks({ until: '2099-01-01T00:00' })).some(([id]) => id === added), 'everything received before 2099');
+});
+
+test('a task page links its children and its parent (a chain)', async () => {
+  const last = await chain(add.s(1, 2), add.s(10)).applyAsync();
+  assert.equal(await last.get({ timeout: 20_000 }), 13);
+  const first = last.parent!.id;
+  await page.goto(`${base}#/task/${first}`);
+  await page.waitForSelector(`main[data-view="task"] [data-field="children"] a[href="#/task/${last.id}"]`);
+  await page.click(`[data-field="children"] a[href="#/task/${last.id}"]`);
+  await page.waitForSelector(`main[data-view="task"] dd[data-field="parent"] a[href="#/task/${first}"]`);
+  assert.equal((await page.textContent(DETAIL_STATE))?.trim(), 'SUCCESS');
+  assert.equal(await page.textContent('dd[data-field="result"]'), '13');
+});
+
 test('queues: a dead letter shown raw; a queue left without its consumer (from the workers page) purged after typing its name', async () => {
   // Not a kombu envelope: the Celeriac worker moves it to celery.dlq as it is.
   redis.cli('LPUSH', 'celery', 'this is not a kombu envelope');
@@ -202,6 +247,8 @@ test('queues: a dead letter shown raw; a queue left without its consumer (from t
 
   await page.goto(`${base}#/workers`);
   await page.waitForSelector(`select[name="worker"] option[value="${TS_WORKER}"]`, { state: 'attached' });
+  await page.click(`tr[data-worker="${TS_WORKER}"] button[data-action="grow"]`);
+  await waitForText('#notice', new RegExp(`^Grow ${TS_WORKER}: `));
   await page.selectOption('select[name="worker"]', TS_WORKER);
   await page.fill('form[data-form="cancel-consumer"] input[name="queue"]', 'celery');
   await page.click('form[data-form="cancel-consumer"] button[type="submit"]');
