@@ -238,7 +238,13 @@ function parseHash() {
   const raw = location.hash.replace(/^#\/?/, '');
   const [pathPart, queryPart = ''] = raw.split('?');
   const [name, ...rest] = pathPart.split('/');
-  return { name: name || 'workers', param: rest.length ? decodeURIComponent(rest.join('/')) : undefined, params: new URLSearchParams(queryPart) };
+  let param;
+  try {
+    param = rest.length ? decodeURIComponent(rest.join('/')) : undefined;
+  } catch {
+    param = rest.join('/'); // a malformed %-escape: take it as typed
+  }
+  return { name: name || 'workers', param, params: new URLSearchParams(queryPart) };
 }
 
 const VIEWS = { workers: workersView, tasks: tasksView, task: taskView, queues: queuesView, charts: chartsView };
@@ -432,6 +438,7 @@ async function tasksView(el, ctx, _param, params) {
   const go = (next) => { location.hash = `#/tasks${query(next)}`; };
 
   const input = (name, attrs = {}) => h('input', { name, value: f[name], ...attrs });
+  const paused = h('input', { type: 'checkbox', name: 'paused' });
   const filters = h('form', { class: 'filters', id: 'task-filters', onsubmit: (e) => {
     e.preventDefault();
     go(Object.fromEntries(new FormData(e.target)));
@@ -450,7 +457,8 @@ async function tasksView(el, ctx, _param, params) {
   const counter = h('span', { class: 'muted', id: 'task-count' });
   const pager = h('div', { class: 'pager' });
   append(el, [
-    h('h1', {}, 'Tasks ', counter), filters,
+    h('h1', {}, 'Tasks ', counter, ' ', h('label', { class: 'pause', title: 'New tasks are not added while paused; the rows shown still change state' }, paused, ' pause new rows')),
+    filters,
     h('div', { class: 'scroll' }, h('table', { class: 'grid', id: 'tasks' },
       h('thead', {}, h('tr', {}, ['ID', 'Name', 'State', 'Args', 'Kwargs', 'Result / exception', 'Runtime', 'Worker', 'Retries', 'Received', 'Started', 'Finished']
         .map((c) => h('th', {}, c)))),
@@ -482,7 +490,7 @@ async function tasksView(el, ctx, _param, params) {
       else old.remove();
       return;
     }
-    if (offset !== 0 || !taskMatches(t, f)) return;
+    if (offset !== 0 || paused.checked || !taskMatches(t, f)) return;
     body.querySelector('tr.empty')?.remove();
     body.prepend(taskRow(t));
     total += 1;
