@@ -88,7 +88,7 @@ export function flowerRoutes(r: Hono, d: DashboardContext): void {
     };
     cluster.flush();
     const { tasks } = d.store.tasks({
-      state: all(q.state), name: all(q.taskname), worker: all(q.workername), since: toUnix(q.received_start), until: toUnix(q.received_end),
+      state: all(q.state), name: all(q.taskname), worker: all(q.workername), since: toUnix(q.received_start), until: toUnix(q.received_end), timeField: 'received',
       search: q.search || undefined, limit: limit === undefined || Number.isNaN(limit) ? FLOWER_MAX_TASKS : limit, offset,
     });
     // Flower: { id: task } in the order found.

@@ -63,10 +63,8 @@ export class ClusterView {
 
   constructor(private readonly host: IngestHost, readonly store: HistoryStore, private readonly logger: Logger) {
     this.charts = new MinuteCounters((t) => store.minute(t));
-    for (const { view, lastSeen } of store.workers()) {
-      this.workers.set(view.hostname, { view: { ...view, online: false }, lastHeartbeat: 0, inspect: {} });
-      void lastSeen;
-    }
+    // Workers remembered from the last run: offline until their next heartbeat.
+    for (const { view } of store.workers()) this.workers.set(view.hostname, { view: { ...view, online: false }, lastHeartbeat: 0, inspect: {} });
   }
 
   async start(): Promise<void> {

@@ -52,8 +52,11 @@ export class Queues {
   names(): string[] {
     const names = new Set<string>([this.host.conf.task_default_queue]);
     const configured = this.host.conf.task_queues;
-    if (Array.isArray(configured)) for (const q of configured) if (typeof q === 'string') names.add(q);
-    else if (configured && typeof configured === 'object') for (const q of Object.keys(configured)) names.add(q);
+    if (Array.isArray(configured)) {
+      for (const q of configured) if (typeof q === 'string') names.add(q);
+    } else if (configured && typeof configured === 'object') {
+      for (const q of Object.keys(configured)) names.add(q);
+    }
     for (const q of this.cluster.consumedQueues().keys()) names.add(q);
     for (const q of this.cluster.queuesSeen) names.add(q);
     return [...names].filter((q) => q && !q.endsWith('.pidbox') && !q.startsWith('celeryev.')).sort();

@@ -44,9 +44,10 @@ export interface TaskQuery {
   state?: string;
   name?: string;
   worker?: string;
-  /** Unix seconds: the last change at or after / before. */
+  /** Unix seconds: the last change (or, with timeField 'received', the task-received) at or after / before. */
   since?: number;
   until?: number;
+  timeField?: 'timestamp' | 'received';
   /** A task id, or text found in the name, args or kwargs. */
   search?: string;
   limit: number;
@@ -131,12 +132,13 @@ export class HistoryStore {
       where.push('worker = ?');
       params.push(q.worker);
     }
+    const time = q.timeField === 'received' ? 'received' : 'timestamp';
     if (q.since !== undefined) {
-      where.push('timestamp >= ?');
+      where.push(`${time} >= ?`);
       params.push(q.since);
     }
     if (q.until !== undefined) {
-      where.push('timestamp <= ?');
+      where.push(`${time} <= ?`);
       params.push(q.until);
     }
     if (q.search) {
