@@ -299,3 +299,26 @@ test('after a dashboard restart on the same database file the task history is st
   await screenshot('workers');
   assert.deepEqual(pageErrors, [], 'no script error in the page');
 });
+
+test('after a burst of 3,000 tasks the tasks page shows the server\'s count, every row SUCCESS', async () => {
+  await page.goto(`${base}#/tasks`);
+  await page.waitForSelector('main[data-view="tasks"] #tasks tbody tr');
+  await markPage();
+  const count = async (state = ''): Promise<number> =>
+    ((await (await fetch(`${base}dashboard/api/tasks?state=${state}&limit=1`)).json()) as { total: number }).total;
+  const succeededBefore = await count('SUCCESS');
+  const ids: string[] = [];
+  for (let i = 0; i < 3000; i += 500) ids.push(...(await Promise.all(Array.from({ length: 500 }, (_, j) => app.sendTask('dash.add', [i + j, 0])))).map((r) => r.id));
+  // The stream sends at most the latest changes of each tick under a flood; the page catches up.
+  const deadline = Date.now() + 90_000;
+  while (await count('SUCCESS') < succeededBefore + ids.length) {
+    if (Date.now() > deadline) throw new Error(`the worker did not finish the burst within 90 s (${(await count('SUCCESS')) - succeededBefore} of ${ids.length})`);
+    await sleep(250);
+  }
+  const total = await count();
+  await waitForText('#task-count', `${total} tasks`);
+  await page.waitForFunction(() => [...document.querySelectorAll('#tasks tbody tr[data-task] td[data-field="state"]')].every((td) => td.textContent === 'SUCCESS'), null, { timeout: 30_000 });
+  assert.equal(await page.locator('#tasks tbody tr[data-task]').count(), 100, 'one page of rows');
+  assert.equal(await pageMark(), 'not reloaded');
+  assert.deepEqual(pageErrors, [], 'no script error in the page');
+});

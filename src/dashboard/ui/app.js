@@ -466,11 +466,29 @@ async function tasksView(el, ctx, _param, params) {
     pager,
   ]);
 
-  const { tasks, total: firstTotal } = await api(`${API}/tasks${query({ state: f.state, name: f.name, worker: f.worker, since: toUnix(f.since), until: toUnix(f.until),
-    search: f.search, limit: TASK_PAGE, offset })}`);
+  const listUrl = `${API}/tasks${query({ state: f.state, name: f.name, worker: f.worker, since: toUnix(f.since), until: toUnix(f.until),
+    search: f.search, limit: TASK_PAGE, offset })}`;
+  const first = await api(listUrl);
   if (!ctx.alive) return;
-  let total = Number(firstTotal ?? tasks.length);
-  for (const t of tasks) body.append(taskRow(t));
+  let total = Number(first.total ?? first.tasks.length);
+  for (const t of first.tasks) body.append(taskRow(t));
+
+  // Under a flood the stream sends only the latest changes of each tick, so the count and a row's state
+  // can fall behind: the page is read again now and then, and soon after a burst of new tasks.
+  let fresh = 0;
+  let reloading;
+  async function reload() {
+    reloading = undefined;
+    fresh = 0;
+    const r = await api(listUrl);
+    if (!ctx.alive || paused.checked) return;
+    total = Number(r.total ?? r.tasks.length);
+    replaceChildren(body, r.tasks.map(taskRow));
+    renderCount();
+  }
+  const reloadSoon = () => { reloading ??= setTimeout(() => reload().catch(() => undefined), 2000); };
+  ctx.cleanup.push(() => clearTimeout(reloading));
+  ctx.every(15_000, () => { if (!reloading) reload().catch(() => undefined); });
 
   function renderCount() {
     counter.textContent = `${total} task${total === 1 ? '' : 's'}`;
@@ -494,6 +512,8 @@ async function tasksView(el, ctx, _param, params) {
     body.querySelector('tr.empty')?.remove();
     body.prepend(taskRow(t));
     total += 1;
+    fresh += 1;
+    if (fresh > TASK_PAGE / 2) reloadSoon();
     while (body.children.length > TASK_PAGE) body.lastElementChild.remove();
     renderCount();
   });
