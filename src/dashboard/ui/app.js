@@ -697,6 +697,7 @@ async function queuesView(el, ctx) {
 // ---------------------------------------------------------------- charts
 
 const COLORS = { received: '#4c78a8', succeeded: '#2e9e5b', failed: '#d64545', retried: '#e89b2d', p50: '#4c78a8', p95: '#e89b2d', p99: '#d64545' };
+const DASHED = new Set(['received', 'p95']);
 const PALETTE = ['#4c78a8', '#e45756', '#54a24b', '#f58518', '#b279a2', '#72b7b2', '#9d755d', '#eeca3b', '#ff9da6', '#bab0ac'];
 const SVG = 'http://www.w3.org/2000/svg';
 
@@ -762,7 +763,8 @@ function lineChart(title, series, { fmt = (v) => String(v), id, from, to }) {
       d += `${pen ? 'L' : 'M'}${x(t).toFixed(1)},${y(v).toFixed(1)}`;
       pen = true;
     }
-    if (d) svg.append(s('path', { d, fill: 'none', stroke: se.color, 'stroke-width': 2, 'data-series': se.name }, s('title', {}, se.name)));
+    // Wider dashed lines under solid ones, so a series equal to another (received = succeeded) still shows.
+    if (d) svg.append(s('path', { d, fill: 'none', stroke: se.color, 'stroke-width': se.dashed ? 3.5 : 2, 'stroke-dasharray': se.dashed ? '7 4' : undefined, 'data-series': se.name }, s('title', {}, se.name)));
     const real = se.points.filter(([, v]) => v !== null && v !== undefined && Number.isFinite(v));
     if (real.length <= 60) for (const [t, v] of real) svg.append(s('circle', { cx: x(t), cy: y(v), r: 2.5, fill: se.color }, s('title', {}, `${se.name} ${fmt(v)} at ${fmtTime(t)}`)));
   }
@@ -786,7 +788,7 @@ async function chartsView(el, ctx, _param, params) {
     const buckets = [...(r.buckets ?? [])].sort((a, b) => a.t - b.t);
     const width = r.bucketSeconds ?? (buckets.length > 1 ? Math.min(...buckets.slice(1).map((b, i) => b.t - buckets[i].t)) : 60);
     const to = Date.now() / 1000;
-    const from = to - minutes * 60;
+    const from = Math.floor((to - minutes * 60) / width) * width; // the first bucket's start: the same axis for every chart
     // Every bucket of the window, so a minute without tasks is a 0 (throughput) or a gap (percentiles).
     const byT = new Map(buckets.map((b) => [b.t, b]));
     const times = [];
@@ -794,8 +796,8 @@ async function chartsView(el, ctx, _param, params) {
     const seen = new Set(times);
     for (const b of buckets) if (!seen.has(b.t)) times.push(b.t);
     times.sort((a, b) => a - b);
-    const perBucket = (key) => ({ name: key, color: COLORS[key], points: times.map((t) => [t, byT.get(t)?.[key] ?? 0]) });
-    const pct = (key) => ({ name: key, color: COLORS[key], points: times.map((t) => [t, byT.get(t)?.[key] ?? null]) });
+    const perBucket = (key) => ({ name: key, color: COLORS[key], dashed: DASHED.has(key), points: times.map((t) => [t, byT.get(t)?.[key] ?? 0]) });
+    const pct = (key) => ({ name: key, color: COLORS[key], dashed: DASHED.has(key), points: times.map((t) => [t, byT.get(t)?.[key] ?? null]) });
     const queueSamples = [...(r.queues ?? [])].sort((a, b) => a.t - b.t);
     const names = [...new Set(queueSamples.flatMap((q) => Object.keys(q.lengths ?? {})))].sort();
     const queueSeries = names.map((name, i) => ({ name, color: PALETTE[i % PALETTE.length], points: queueSamples.map((q) => [q.t, q.lengths?.[name] ?? null]) }));
