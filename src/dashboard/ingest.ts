@@ -49,6 +49,8 @@ export class ClusterView {
   readonly metrics = new DashboardMetrics();
   readonly charts: MinuteCounters;
   private readonly cache = new Map<string, TaskView>();
+  /** Events of tasks not in the cache, by uuid, until the next tick. */
+  private readonly unresolved = new Map<string, CeleryEvent[]>();
   private readonly dirtyTasks = new Map<string, TaskView>();
   private readonly dirtyWorkers = new Set<string>();
   private readonly workers = new Map<string, LiveWorker>();
@@ -89,8 +91,20 @@ export class ClusterView {
     const hostname = typeof e.hostname === 'string' ? e.hostname : '';
     if (type.startsWith('worker-')) return this.workerEvent(type.slice(7), hostname, fields);
     if (!type.startsWith('task-') || typeof fields.uuid !== 'string') return;
+    const uuid = fields.uuid;
+    if (!this.cache.has(uuid)) {
+      // Not in memory: new, or older than the cache. Held until the tick looks all of them up at once.
+      const held = this.unresolved.get(uuid);
+      if (held) held.push(e);
+      else this.unresolved.set(uuid, [e]);
+      return;
+    }
+    this.taskEvent(e, type, hostname, fields);
+  }
+
+  private taskEvent(e: CeleryEvent, type: string, hostname: string, fields: Record<string, unknown>): void {
     const subject = type.slice(5);
-    const task = this.taskFor(fields.uuid);
+    const task = this.taskFor(fields.uuid as string);
     foldTaskEvent(task, subject, fields);
     this.dirtyTasks.set(task.uuid, task);
     const name = task.name ?? '';
@@ -111,15 +125,27 @@ export class ClusterView {
     this.touch(w, typeof e.local_received === 'number' ? e.local_received : undefined, false);
   }
 
-  private taskFor(uuid: string): TaskView {
-    let t = this.cache.get(uuid);
-    if (t) {
-      this.cache.delete(uuid); // most recently used last
-    } else {
-      t = this.dirtyTasks.get(uuid) ?? this.store.task(uuid) ?? emptyTask(uuid);
+  /** The held events' tasks read back in one query (a new task has no row), then their events applied in order. */
+  private resolve(): void {
+    if (this.unresolved.size === 0) return;
+    const held = [...this.unresolved];
+    this.unresolved.clear();
+    const rows = this.store.tasksById(held.map(([uuid]) => uuid));
+    for (const [uuid, events] of held) {
+      this.remember(this.dirtyTasks.get(uuid) ?? rows.get(uuid) ?? emptyTask(uuid));
+      for (const e of events) this.taskEvent(e, String(e.type), typeof e.hostname === 'string' ? e.hostname : '', e as unknown as Record<string, unknown>);
     }
-    this.cache.set(uuid, t);
+  }
+
+  private remember(t: TaskView): void {
+    this.cache.set(t.uuid, t);
     if (this.cache.size > CACHE_TASKS) this.cache.delete(this.cache.keys().next().value!);
+  }
+
+  private taskFor(uuid: string): TaskView {
+    const t = this.cache.get(uuid)!;
+    this.cache.delete(uuid); // most recently used last
+    this.cache.set(uuid, t);
     return t;
   }
 
@@ -242,6 +268,7 @@ export class ClusterView {
 
   /** A task by id: the folded view when it is recent, else the stored row. */
   task(uuid: string): TaskView | undefined {
+    if (this.unresolved.has(uuid)) this.resolve();
     return this.dirtyTasks.get(uuid) ?? this.cache.get(uuid) ?? this.store.task(uuid);
   }
 
@@ -250,6 +277,7 @@ export class ClusterView {
    * listeners hear of them at the tick only, so a view changes on the stream at most 4 times a second.
    */
   flush(): void {
+    this.resolve();
     for (const w of this.workers.values()) {
       const online = this.isOnline(w);
       if (online !== w.view.online) {

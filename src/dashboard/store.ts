@@ -63,11 +63,11 @@ export class HistoryStore {
     db.exec(SCHEMA);
     const cols = TASK_COLUMNS.join(', ');
     const updates = TASK_COLUMNS.filter((c) => c !== 'uuid').map((c) => `${c} = excluded.${c}`).join(', ');
-    this.upsertTask = db.prepare(`INSERT INTO tasks (${cols}) VALUES (${TASK_COLUMNS.map((c) => `@${c}`).join(', ')}) ON CONFLICT (uuid) DO UPDATE SET ${updates}`);
+    this.upsertTask = db.prepare(`INSERT INTO tasks (${cols}) VALUES (${TASK_COLUMNS.map(() => '?').join(', ')}) ON CONFLICT (uuid) DO UPDATE SET ${updates}`);
     const upsertWorker = db.prepare('INSERT INTO workers (hostname, view, last_seen) VALUES (?, ?, ?) ON CONFLICT (hostname) DO UPDATE SET view = excluded.view, last_seen = excluded.last_seen');
     const upsertMinute = db.prepare('INSERT INTO minutes (t, succeeded, failed, retried, received, runtimes) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (t) DO UPDATE SET succeeded = excluded.succeeded, failed = excluded.failed, retried = excluded.retried, received = excluded.received, runtimes = excluded.runtimes');
     this.writeAll = db.transaction((batch: { tasks: TaskView[]; workers: WorkerView[]; minutes: MinuteCounts[] }) => {
-      for (const t of batch.tasks) this.upsertTask.run(t);
+      for (const t of batch.tasks) this.upsertTask.run(...TASK_COLUMNS.map((c) => t[c]));
       const now = Date.now() / 1000;
       for (const w of batch.workers) upsertWorker.run(w.hostname, JSON.stringify(w), now);
       for (const m of batch.minutes) upsertMinute.run(m.t, m.succeeded, m.failed, m.retried, m.received, JSON.stringify(m.runtimes));
@@ -106,6 +106,16 @@ export class HistoryStore {
 
   task(uuid: string): TaskView | undefined {
     return this.stmt('SELECT * FROM tasks WHERE uuid = ?').get(uuid) as TaskView | undefined;
+  }
+
+  /** The rows of these tasks (those that have one), by uuid, in one query. */
+  tasksById(uuids: string[]): Map<string, TaskView> {
+    const out = new Map<string, TaskView>();
+    for (let i = 0; i < uuids.length; i += 5000) {
+      const rows = this.stmt('SELECT * FROM tasks WHERE uuid IN (SELECT value FROM json_each(?))').all(JSON.stringify(uuids.slice(i, i + 5000))) as TaskView[];
+      for (const r of rows) out.set(r.uuid, r);
+    }
+    return out;
   }
 
   children(uuid: string): TaskView[] {
