@@ -17,3 +17,9 @@ export const flaky = app.task('dash.flaky', (tag: string) => {
   }
   return `${tag} ok`;
 });
+
+/** Runs for `seconds` (or until the worker aborts it: revoke with terminate). */
+export const nap = app.task('dash.sleep', async (seconds: number) => {
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000).unref());
+  return seconds;
+});

@@ -135,7 +135,7 @@ test('the workers page lists the Celeriac worker and the Python Celery worker, o
   // Registered tasks and queues come from an inspect round after the worker appears.
   await waitForText(`tr[data-worker="${PY_WORKER}"] td[data-field="registered"] summary`, /^\d+ tasks?$/);
   await waitForText(`tr[data-worker="${PY_WORKER}"] td[data-field="queues"]`, 'py');
-  await waitForText(`tr[data-worker="${TS_WORKER}"] td[data-field="registered"] summary`, '2 tasks');
+  await waitForText(`tr[data-worker="${TS_WORKER}"] td[data-field="registered"] summary`, '3 tasks');
   await waitForText(`tr[data-worker="${TS_WORKER}"] td[data-field="queues"]`, 'celery');
   assert.match(await page.textContent(`tr[data-worker="${PY_WORKER}"] td[data-field="pid"]`) ?? '', /^\d+$/);
 });
@@ -174,6 +174,21 @@ test('Revoke on a pending ETA task turns it REVOKED', async () => {
   await waitForText(DETAIL_STATE, 'REVOKED');
   assert.equal(await pageMark(), 'not reloaded');
   assert.ok(await page.isDisabled('button[data-action="revoke"]'), 'a revoked task cannot be revoked again');
+});
+
+test('Revoke with terminate (after a confirm) stops a running task', async () => {
+  const r = await app.sendTask('dash.sleep', [120]);
+  await page.goto(`${base}#/task/${r.id}`);
+  await waitForText(DETAIL_STATE, 'STARTED');
+  const asked: string[] = [];
+  page.once('dialog', (d) => {
+    asked.push(d.message());
+    void d.accept();
+  });
+  await page.check('main[data-view="task"] input[name="terminate"]');
+  await page.click('button[data-action="revoke"]');
+  await waitForText(DETAIL_STATE, 'REVOKED');
+  assert.match(asked[0] ?? '', new RegExp(`Revoke ${r.id} and terminate it with SIGTERM`));
 });
 
 let failed = '';
