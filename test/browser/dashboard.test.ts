@@ -229,6 +229,17 @@ test('the tasks page filters by state, name, worker and time, and finds a task b
   const failures = await filterTasks({ state: 'FAILURE' });
   assert.ok(failures.some(([id]) => id === failed), 'the failed task is listed');
   assert.deepEqual([...new Set(failures.map(([, state]) => state))], ['FAILURE']);
+  // Live rows follow the filter too: a new failure comes in, a success does not.
+  await markPage();
+  const ok = await app.sendTask('dash.add', [7, 7]);
+  const bad = await app.sendTask('dash.flaky', ['second']);
+  await waitForText(`tr[data-task="${bad.id}"] td[data-field="state"]`, 'FAILURE');
+  assert.equal(await ok.get({ timeout: 20_000 }), 14);
+  await sleep(500); // a stream tick and the page's batch
+  assert.equal(await page.locator(`tr[data-task="${ok.id}"]`).count(), 0, 'a SUCCESS task is not added under state=FAILURE');
+  assert.equal(await pageMark(), 'not reloaded');
+  const names = await page.$$eval('datalist#task-names option', (os) => os.map((o) => (o as HTMLOptionElement).value));
+  assert.ok(names.includes('dash.flaky') && names.includes('py.mul'), `the name field offers the task names seen (${names.join(', ')})`);
   const py = await filterTasks({ name: 'py.mul', worker: PY_WORKER });
   assert.ok(py.length >= 1);
   assert.deepEqual([...new Set(py.map(([, , name, worker]) => `${name} ${worker}`))], [`py.mul ${PY_WORKER}`]);

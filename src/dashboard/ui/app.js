@@ -400,15 +400,15 @@ function toUnix(local) {
   return Number.isNaN(ms) ? undefined : Math.floor(ms / 1000);
 }
 
+/** The server's filters, for rows the stream brings: name and worker exact, time on the last change. */
 function taskMatches(t, f) {
   const has = (hay, needle) => String(hay ?? '').toLowerCase().includes(needle.toLowerCase());
   if (f.state && t.state !== f.state) return false;
-  if (f.name && !has(t.name, f.name)) return false;
-  if (f.worker && !has(t.worker, f.worker)) return false;
-  const when = t.received ?? t.timestamp;
-  if (f.since && toUnix(f.since) > when) return false;
-  if (f.until && toUnix(f.until) < when) return false;
-  if (f.search && !(has(t.uuid, f.search) || has(t.args, f.search) || has(t.kwargs, f.search))) return false;
+  if (f.name && t.name !== f.name) return false;
+  if (f.worker && t.worker !== f.worker) return false;
+  if (f.since && toUnix(f.since) > t.timestamp) return false;
+  if (f.until && toUnix(f.until) < t.timestamp) return false;
+  if (f.search && !(t.uuid.startsWith(f.search) || has(t.name, f.search) || has(t.args, f.search) || has(t.kwargs, f.search))) return false;
   return true;
 }
 
@@ -445,8 +445,9 @@ async function tasksView(el, ctx, _param, params) {
   } },
   h('label', {}, 'State ', h('select', { name: 'state', onchange: (e) => e.target.form.requestSubmit() },
     h('option', { value: '' }, 'any'), STATES.map((s) => h('option', { value: s, selected: s === f.state }, s)))),
-  h('label', {}, 'Name ', input('name', { placeholder: 'task name', size: 16 })),
-  h('label', {}, 'Worker ', input('worker', { placeholder: 'hostname', size: 14 })),
+  h('label', {}, 'Name ', input('name', { placeholder: 'task name', size: 16, list: 'task-names' })),
+  h('label', {}, 'Worker ', input('worker', { placeholder: 'hostname', size: 14, list: 'worker-names' })),
+  h('datalist', { id: 'task-names' }), h('datalist', { id: 'worker-names' }),
   h('label', {}, 'From ', input('since', { type: 'datetime-local', step: 1 })),
   h('label', {}, 'To ', input('until', { type: 'datetime-local', step: 1 })),
   h('label', {}, 'Search ', input('search', { type: 'search', placeholder: 'id or text in args/kwargs', size: 24 })),
@@ -500,6 +501,7 @@ async function tasksView(el, ctx, _param, params) {
     if (!body.children.length) body.append(h('tr', { class: 'empty' }, h('td', { colspan: 12, class: 'muted' }, 'No task matches. Tasks appear here as workers with events on (-E) receive them.')));
   }
   renderCount();
+  fillNames(filters).catch(() => undefined);
 
   ctx.onTask((t) => {
     const old = body.querySelector(`tr[data-task="${CSS.escape(t.uuid)}"]`);
@@ -517,6 +519,14 @@ async function tasksView(el, ctx, _param, params) {
     while (body.children.length > TASK_PAGE) body.lastElementChild.remove();
     renderCount();
   });
+}
+
+/** The name and worker fields offer the names seen so far (Flower's task types, the workers). */
+async function fillNames(form) {
+  const [types, { workers }] = await Promise.all([api('api/task/types'), api(`${API}/workers`)]);
+  const fill = (id, names) => replaceChildren(form.querySelector(`datalist#${id}`), names.map((n) => h('option', { value: n })));
+  fill('task-names', types['task-types'] ?? []);
+  fill('worker-names', (workers ?? []).map((w) => w.hostname));
 }
 
 // ---------------------------------------------------------------- one task
