@@ -7,10 +7,10 @@
 //     100,000 a minute): the drain with and without it, and how much of the burst it stored.
 // The dashboard runs from dist/ (`npm run build` first), as a user runs it; the worker and producer
 // from the sources.
-//   node --import tsx bench/dashboard.ts [--port 6411] [--n 50000] [--runs 3] [--seconds 60] [--json out.json]
+//   node --import tsx bench/dashboard.ts [--port 6411] [--n 50000] [--runs 3] [--stress-runs 3] [--seconds 60] [--json out.json]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -116,6 +116,8 @@ async function parent(): Promise<void> {
   const n = arg('n', 50_000);
   const runs = arg('runs', 3);
   const seconds = arg('seconds', 60);
+  const stressRuns = arg('stress-runs', runs);
+  const load1 = [loadavg()[0]!];
   const redisProc = start('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
   await waitFor(redisProc, /Ready to accept connections/, 'redis-server');
   const broker = `redis://127.0.0.1:${port}/0`;
@@ -184,7 +186,7 @@ async function parent(): Promise<void> {
         }
         const rate = await drainOnce(QUEUE, false);
         rates[mode].push(rate);
-        process.stdout.write(`drain run ${run + 1} ${mode.padEnd(7)} ${Math.round(rate).toLocaleString('en')} tasks/s\n`);
+        process.stdout.write(`drain run ${run + 1} ${mode.padEnd(7)} ${Math.round(rate).toLocaleString('en')} tasks/s (load average ${loadavg()[0]!.toFixed(1)})\n`);
       }
     }
     // The watch: the last attached dashboard runs on for `seconds` under the load alone.
@@ -192,6 +194,7 @@ async function parent(): Promise<void> {
       dashNow = await startDashboard();
       attached = true;
     }
+    const storedAtWatch = await stored(dashNow!.url);
     const watchStart = Date.now();
     const sentAtWatch = sent;
     const samplesAtWatch = samples.length;
@@ -202,21 +205,28 @@ async function parent(): Promise<void> {
     const elapsed = (Date.now() - loadT0) / 1000;
     const eventsPerMinute = Math.round(((sent - sentAtWatch) * EVENTS_PER_TASK) / ((Date.now() - watchStart) / 60_000));
     clearInterval(sampler);
-    // Its history has every task it saw finish (the ones sent since it started); give it 30 s.
-    const storedAtEnd = await stored(dashNow!.url);
+    // Every task sent during the watch is in its history: how long after the load stopped (at most 30 s)?
+    const sentInWatch = sent - sentAtWatch;
+    const stopAt = Date.now();
+    let storedInWatch = 0;
+    while (Date.now() - stopAt < 30_000 && (storedInWatch = (await stored(dashNow!.url)) - storedAtWatch) < sentInWatch) await sleep(50);
+    const catchUpSeconds = (Date.now() - stopAt) / 1000;
     const metrics = await (await fetch(`${dashNow!.url}metrics`)).text();
     const succeededEvents = [...metrics.matchAll(/^flower_events_total\{[^}]*type="task-succeeded"[^}]*\} (\d+)/gm)].reduce((a, m) => a + Number(m[1]), 0);
     const mem = rss(dashNow!.child.pid!);
     await stop(dashNow!);
     await stop(loadWorker);
     const ratio = median(rates.with) / median(rates.without);
+    // Each run's pair ran back to back: its ratio cancels slow drifts of the machine's load.
+    const paired = rates.with.map((w, i) => w / rates.without[i]!);
 
     // 2. The stress case: the drain itself with -E, so the dashboard takes the drain's own events
     //    (three per task, at the drain's rate: far above 100,000 a minute).
     const stress: Record<'without' | 'with', number[]> = { without: [], with: [] };
     const kept: number[] = [];
     const stressRss: number[] = [];
-    for (let run = 0; run < runs; run++) {
+    load1.push(loadavg()[0]!);
+    for (let run = 0; run < stressRuns; run++) {
       for (const mode of run % 2 === 0 ? (['without', 'with'] as const) : (['with', 'without'] as const)) {
         const d = mode === 'with' ? await startDashboard() : undefined;
         if (d) await sleep(1000);
@@ -237,18 +247,21 @@ async function parent(): Promise<void> {
       }
     }
 
+    load1.push(loadavg()[0]!);
     const result = {
       date: new Date().toISOString(),
-      drain: { tasks: n, concurrency: 100, runs, without: rates.without, with: rates.with, ratio },
+      machine: { cpus: availableParallelism(), loadAverage1m: load1 },
+      drain: { tasks: n, concurrency: 100, runs, without: rates.without, with: rates.with, ratio, pairedRatios: paired, medianPairedRatio: median(paired) },
       watch: {
-        eventsPerMinute, loadSeconds: elapsed, tasksSent: sent, storedTasks: storedAtEnd, succeededEvents,
+        eventsPerMinute, loadSeconds: elapsed, tasksSentInWatch: sentInWatch, storedInWatch, catchUpSeconds, succeededEvents,
         rssMb: { medianDuringDrains: samples.length ? median(samples) : null, medianWatch: median(watchSamples), last: mem.now, peak: mem.peak },
       },
-      stress: { without: stress.without, with: stress.with, ratio: median(stress.with) / median(stress.without), storedFraction: kept, rssPeakMb: stressRss },
+      stress: stressRuns ? { without: stress.without, with: stress.with, ratio: median(stress.with) / median(stress.without), storedFraction: kept, rssPeakMb: stressRss } : null,
     };
-    process.stdout.write(`\ndrain (S3: n=${n}, c=100) beside a dashboard watching ${eventsPerMinute.toLocaleString('en')} events/min: without ${Math.round(median(rates.without)).toLocaleString('en')} tasks/s, with ${Math.round(median(rates.with)).toLocaleString('en')} tasks/s: ratio ${ratio.toFixed(3)}\n`);
-    process.stdout.write(`dashboard RSS: median ${result.watch.rssMb.medianWatch.toFixed(0)} MB, peak ${mem.peak.toFixed(0)} MB; task-succeeded events counted ${succeededEvents.toLocaleString('en')}\n`);
-    process.stdout.write(`stress (the drain with -E, its events to the dashboard): without ${Math.round(median(stress.without)).toLocaleString('en')} tasks/s, with ${Math.round(median(stress.with)).toLocaleString('en')}: ratio ${result.stress.ratio.toFixed(3)}\n`);
+    process.stdout.write(`\ndrain (S3: n=${n}, c=100) beside a dashboard watching ${eventsPerMinute.toLocaleString('en')} events/min: without ${Math.round(median(rates.without)).toLocaleString('en')} tasks/s, with ${Math.round(median(rates.with)).toLocaleString('en')} tasks/s: ratio ${ratio.toFixed(3)} (median of the runs' paired ratios ${median(paired).toFixed(3)})\n`);
+    process.stdout.write(`dashboard RSS: median ${result.watch.rssMb.medianWatch.toFixed(0)} MB, peak ${mem.peak.toFixed(0)} MB; stored ${storedInWatch.toLocaleString('en')} of the ${sentInWatch.toLocaleString('en')} tasks sent in the last ${seconds} s, ${catchUpSeconds.toFixed(2)} s after the load stopped\n`);
+    if (result.stress) process.stdout.write(`stress (the drain with -E, its events to the dashboard): without ${Math.round(median(stress.without)).toLocaleString('en')} tasks/s, with ${Math.round(median(stress.with)).toLocaleString('en')}: ratio ${result.stress.ratio.toFixed(3)}\n`);
+    process.stdout.write(`load average (1 min) along the way: ${load1.map((l) => l.toFixed(1)).join(', ')} on ${availableParallelism()} CPUs\n`);
     const out = argText('json');
     if (out) writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
   } finally {
