@@ -238,6 +238,11 @@ test('the tasks page filters by state, name, worker and time, and finds a task b
   await sleep(500); // a stream tick and the page's batch
   assert.equal(await page.locator(`tr[data-task="${ok.id}"]`).count(), 0, 'a SUCCESS task is not added under state=FAILURE');
   assert.equal(await pageMark(), 'not reloaded');
+  // …and leave it: under state=STARTED a running task shows, then goes when it finishes.
+  await filterTasks({ state: 'STARTED' });
+  const running = await app.sendTask('dash.sleep', [2]);
+  await waitForText(`tr[data-task="${running.id}"] td[data-field="state"]`, 'STARTED');
+  await page.waitForSelector(`tr[data-task="${running.id}"]`, { state: 'detached', timeout: 20_000 });
   const names = await page.$$eval('datalist#task-names option', (os) => os.map((o) => (o as HTMLOptionElement).value));
   assert.ok(names.includes('dash.flaky') && names.includes('py.mul'), `the name field offers the task names seen (${names.join(', ')})`);
   const py = await filterTasks({ name: 'py.mul', worker: PY_WORKER });

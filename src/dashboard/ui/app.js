@@ -506,8 +506,13 @@ async function tasksView(el, ctx, _param, params) {
   ctx.onTask((t) => {
     const old = body.querySelector(`tr[data-task="${CSS.escape(t.uuid)}"]`);
     if (old) {
-      if (taskMatches(t, f)) old.replaceWith(taskRow(t));
-      else old.remove();
+      if (taskMatches(t, f)) {
+        old.replaceWith(taskRow(t));
+      } else {
+        old.remove(); // it left the filter (a STARTED task finished, say)
+        total = Math.max(0, total - 1);
+        renderCount();
+      }
       return;
     }
     if (offset !== 0 || paused.checked || !taskMatches(t, f)) return;
@@ -812,7 +817,7 @@ async function chartsView(el, ctx, _param, params) {
     const names = [...new Set(queueSamples.flatMap((q) => Object.keys(q.lengths ?? {})))].sort();
     const queueSeries = names.map((name, i) => ({ name, color: PALETTE[i % PALETTE.length], points: queueSamples.map((q) => [q.t, q.lengths?.[name] ?? null]) }));
     replaceChildren(charts,
-      lineChart(`Throughput (tasks per ${fmtAge(width)})`, ['received', 'succeeded', 'failed', 'retried'].map(perBucket),
+      lineChart(`Throughput (tasks per ${width === 60 ? 'minute' : fmtAge(width)})`, ['received', 'succeeded', 'failed', 'retried'].map(perBucket),
         { fmt: (v) => String(Math.round(v * 100) / 100), id: 'throughput', from, to }),
       lineChart('Runtime percentiles', ['p50', 'p95', 'p99'].map(pct), { fmt: (v) => (v === 0 ? '0' : fmtRuntime(v)), id: 'runtime', from, to }),
       lineChart('Queue lengths', queueSeries, { fmt: (v) => String(Math.round(v)), id: 'queues', from, to }));
