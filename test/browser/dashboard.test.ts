@@ -267,7 +267,7 @@ test('a task page links its children and its parent (a chain)', async () => {
   assert.equal(await page.textContent('dd[data-field="result"]'), '13');
 });
 
-test('queues: a dead letter shown raw; a queue left without its consumer (from the workers page) purged after typing its name', async () => {
+test('worker actions from the page (pool grow, rate and time limits, a refused autoscale, cancel and add consumer); queues: a dead letter shown raw, a purge after typing the name', async () => {
   // Not a kombu envelope: the Celeriac worker moves it to celery.dlq as it is.
   redis.cli('LPUSH', 'celery', 'this is not a kombu envelope');
   await page.goto(`${base}#/queues`);
@@ -280,6 +280,22 @@ test('queues: a dead letter shown raw; a queue left without its consumer (from t
   await page.waitForSelector(`select[name="worker"] option[value="${TS_WORKER}"]`, { state: 'attached' });
   await page.click(`tr[data-worker="${TS_WORKER}"] button[data-action="grow"]`);
   await waitForText('#notice', new RegExp(`^Grow ${TS_WORKER}: `));
+  await page.selectOption('select[name="worker"]', TS_WORKER);
+  await page.fill('form[data-form="rate-limit"] input[name="task"]', 'dash.add');
+  await page.fill('form[data-form="rate-limit"] input[name="rate"]', '6000/m');
+  await page.click('form[data-form="rate-limit"] button[type="submit"]');
+  await waitForText('#notice', new RegExp(`^Rate limit on ${TS_WORKER}: `));
+  await page.fill('form[data-form="time-limit"] input[name="task"]', 'dash.sleep');
+  await page.fill('form[data-form="time-limit"] input[name="soft"]', '30');
+  await page.fill('form[data-form="time-limit"] input[name="hard"]', '60');
+  await page.click('form[data-form="time-limit"] button[type="submit"]');
+  await waitForText('#notice', new RegExp(`^Time limit on ${TS_WORKER}: `));
+  await page.fill('form[data-form="autoscale"] input[name="min"]', '1');
+  await page.fill('form[data-form="autoscale"] input[name="max"]', '4');
+  await page.click('form[data-form="autoscale"] button[type="submit"]');
+  // The worker runs without --autoscale: its refusal is what the page shows, as an error.
+  await waitForText('#notice', new RegExp(`^Autoscale on ${TS_WORKER} failed: 403 .*Autoscale not enabled`));
+  assert.equal(await page.getAttribute('#notice', 'class'), 'error');
   await page.selectOption('select[name="worker"]', TS_WORKER);
   await page.fill('form[data-form="cancel-consumer"] input[name="queue"]', 'celery');
   await page.click('form[data-form="cancel-consumer"] button[type="submit"]');
