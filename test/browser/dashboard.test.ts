@@ -163,6 +163,11 @@ test('a task row opens its detail page', async () => {
   assert.equal(await page.textContent('dd[data-field="result"]'), '5');
   assert.equal(await page.textContent('dd[data-field="worker"]'), TS_WORKER);
   assert.equal(await pageMark(), 'not reloaded', 'hash navigation, not a page load');
+  // Its worker links to that worker's tasks.
+  await page.click('dd[data-field="worker"] a');
+  await page.waitForSelector(`main[data-view="tasks"] tr[data-task="${added}"]`);
+  const workers = await page.$$eval('#tasks tr[data-task] td[data-field="worker"]', (tds) => [...new Set(tds.map((td) => td.textContent))]);
+  assert.deepEqual(workers, [TS_WORKER]);
 });
 
 test('Revoke on a pending ETA task turns it REVOKED', async () => {
@@ -321,6 +326,20 @@ test('worker actions from the page (pool grow, rate and time limits, a refused a
   await waitForText('#notice', new RegExp(`^Add consumer on ${TS_WORKER}: `));
   const r = await app.sendTask('dash.add', [20, 22]);
   assert.equal(await r.get({ timeout: 20_000 }), 42, 'the worker consumes from celery again');
+});
+
+test('an open page follows the dashboard through a restart: it reconnects and keeps updating', async () => {
+  await page.goto(`${base}#/tasks`);
+  await page.waitForSelector('main[data-view="tasks"] #tasks tbody tr');
+  await markPage();
+  await waitForText('#live', 'live');
+  await dashboardProcess!.stop();
+  await page.waitForSelector('#live[data-live="down"]');
+  dashboardProcess = await startDashboard();
+  await page.waitForSelector('#live[data-live="live"]', { timeout: 30_000 });
+  const r = await app.sendTask('dash.add', [100, 1]);
+  await waitForText(`tr[data-task="${r.id}"] td[data-field="state"]`, 'SUCCESS');
+  assert.equal(await pageMark(), 'not reloaded');
 });
 
 test('after a dashboard restart on the same database file the task history is still there', async () => {

@@ -296,7 +296,8 @@ async function workersView(el, ctx) {
     const registered = v.registered ?? [];
     return h('tr', { 'data-worker': name, class: v.online ? 'online' : 'offline' },
       h('td', { 'data-field': 'status' }, h('span', { class: `badge ${v.online ? 'ok' : 'off'}` }, v.online ? 'online' : 'offline')),
-      h('td', { class: 'mono', 'data-field': 'hostname', title: [v.sw_ident, v.sw_ver].filter(Boolean).join(' ') || undefined }, name),
+      h('td', { class: 'mono', 'data-field': 'hostname', title: [v.sw_ident, v.sw_ver].filter(Boolean).join(' ') || undefined },
+        h('a', { href: `#/tasks${query({ worker: name })}` }, name)),
       h('td', { 'data-field': 'pid' }, v.pid ?? ''),
       h('td', { 'data-field': 'pool' }, pool),
       h('td', { class: 'num', 'data-field': 'active' }, v.active ?? 0),
@@ -578,7 +579,8 @@ async function taskView(el, ctx, id) {
       list.map((c) => h('li', {}, stateBadge(c.state), ' ', taskLink(c.uuid), ' ', h('span', { class: 'mono' }, c.name ?? ''))))] : null);
 
     replaceChildren(el,
-      h('h1', {}, h('span', { class: 'mono', 'data-field': 'name' }, t.name ?? '(unknown task)'), ' ', stateBadge(t.state, { 'data-field': 'state' })),
+      h('h1', {}, h('span', { class: 'mono', 'data-field': 'name' }, t.name ? h('a', { href: `#/tasks${query({ name: t.name })}`, title: 'Tasks of this name' }, t.name) : '(unknown task)'),
+        ' ', stateBadge(t.state, { 'data-field': 'state' })),
       h('div', { class: 'task-actions' },
         h('button', { type: 'button', 'data-action': 'revoke', disabled: READY.has(t.state), onclick: async () => {
           const how = terminate.checked ? ` and terminate it with ${signal.value}` : '';
@@ -597,7 +599,7 @@ async function taskView(el, ctx, id) {
         } }, 'Retry')),
       h('dl', { class: 'fields' },
         field('ID', 'uuid', t.uuid, { class: 'mono' }),
-        field('Worker', 'worker', t.worker, { class: 'mono' }),
+        field('Worker', 'worker', t.worker ? h('a', { href: `#/tasks${query({ worker: t.worker })}`, title: 'Tasks of this worker' }, t.worker) : undefined, { class: 'mono' }),
         field('Sent by', 'client', t.client, { class: 'mono' }),
         field('Queue', 'routing_key', t.routing_key ? [t.routing_key, t.exchange ? ` (exchange ${t.exchange})` : ''] : undefined, { class: 'mono' }),
         field('Args', 'args', text(t.args), { class: 'mono' }),
