@@ -18,9 +18,11 @@ export const TICK_MS = 250;
 /** Tasks kept in memory for folding the next events (older ones are read back from the file). */
 const CACHE_TASKS = 20_000;
 /** Seconds between inspect rounds (pool, registered tasks, queues, and Flower's /api/workers). */
-const INSPECT_EVERY_S = 30;
+const INSPECT_EVERY_S = 60;
 /** The inspect commands Flower's /api/workers reports, in its order. */
 export const FLOWER_INSPECT = ['stats', 'active_queues', 'registered', 'scheduled', 'active', 'reserved', 'revoked', 'conf'] as const;
+/** What a worker coming online is asked at once: what the workers page shows. */
+const ONLINE_INSPECT = ['stats', 'active_queues', 'registered'] as const;
 
 interface LiveWorker {
   view: WorkerView;
@@ -185,7 +187,8 @@ export class ClusterView {
     }
     const wasOnline = this.isOnline(w);
     this.touch(w, typeof e.local_received === 'number' ? e.local_received : Date.now() / 1000, true);
-    if (!known || subject === 'online' || !wasOnline) void this.refreshWorkers([hostname]);
+    // What the workers page shows; the rest of Flower's set (active, reserved, …) waits for the next round.
+    if (!known || subject === 'online' || !wasOnline) void this.refreshWorkers([hostname], ONLINE_INSPECT);
   }
 
   private isOnline(w: LiveWorker): boolean {
@@ -221,13 +224,13 @@ export class ClusterView {
     return out;
   }
 
-  /** Ask the workers (or these) for stats, queues, registered tasks and the rest of Flower's set. */
-  refreshWorkers(destination?: string[], timeout = 1): Promise<void> {
+  /** Ask the workers (or these) for stats, queues, registered tasks and the rest of Flower's set (or these commands). */
+  refreshWorkers(destination?: string[], methods: readonly (typeof FLOWER_INSPECT)[number][] = FLOWER_INSPECT, timeout = 1): Promise<void> {
     if (this.inspecting && !destination) return this.inspecting;
     const run = (async () => {
-      const replies = await Promise.all(FLOWER_INSPECT.map((m) => ownControl(this.host).inspect({ destination, timeout, onDuplicate: () => undefined }).request(m, m === 'active' ? { safe: null } : m === 'conf' ? { with_defaults: false } : m === 'registered' ? { taskinfoitems: [] } : {}).catch(() => ({}))));
+      const replies = await Promise.all(methods.map((m) => ownControl(this.host).inspect({ destination, timeout, onDuplicate: () => undefined }).request(m, m === 'active' ? { safe: null } : m === 'conf' ? { with_defaults: false } : m === 'registered' ? { taskinfoitems: [] } : {}).catch(() => ({}))));
       const now = Date.now() / 1000;
-      FLOWER_INSPECT.forEach((method, i) => {
+      methods.forEach((method, i) => {
         for (const [node, reply] of Object.entries(replies[i] as Record<string, unknown>)) {
           const w = this.liveWorker(node);
           w.inspect[method] = reply;
