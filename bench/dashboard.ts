@@ -98,6 +98,12 @@ async function stop(p: Proc): Promise<void> {
   if (p.child.exitCode === null) p.child.kill('SIGKILL');
 }
 
+/** CPU seconds (user + system) a process has used. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 /** Resident set of a process now and its peak (VmHWM), in MB. */
 function rss(pid: number): { now: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -195,10 +201,12 @@ async function parent(): Promise<void> {
       attached = true;
     }
     const storedAtWatch = await stored(dashNow!.url);
+    const cpuAtWatch = cpuSeconds(dashNow!.child.pid!);
     const watchStart = Date.now();
     const sentAtWatch = sent;
     const samplesAtWatch = samples.length;
     await sleep(seconds * 1000);
+    const cpuShare = (cpuSeconds(dashNow!.child.pid!) - cpuAtWatch) / ((Date.now() - watchStart) / 1000);
     const watchSamples = samples.slice(samplesAtWatch);
     loading = false;
     await load;
@@ -253,12 +261,13 @@ async function parent(): Promise<void> {
       machine: { cpus: availableParallelism(), loadAverage1m: load1 },
       drain: { tasks: n, concurrency: 100, runs, without: rates.without, with: rates.with, ratio, pairedRatios: paired, medianPairedRatio: median(paired) },
       watch: {
-        eventsPerMinute, loadSeconds: elapsed, tasksSentInWatch: sentInWatch, storedInWatch, catchUpSeconds, succeededEvents,
+        eventsPerMinute, cpuShareOfOneCpu: cpuShare, loadSeconds: elapsed, tasksSentInWatch: sentInWatch, storedInWatch, catchUpSeconds, succeededEvents,
         rssMb: { medianDuringDrains: samples.length ? median(samples) : null, medianWatch: median(watchSamples), last: mem.now, peak: mem.peak },
       },
       stress: stressRuns ? { without: stress.without, with: stress.with, ratio: median(stress.with) / median(stress.without), storedFraction: kept, rssPeakMb: stressRss } : null,
     };
     process.stdout.write(`\ndrain (S3: n=${n}, c=100) beside a dashboard watching ${eventsPerMinute.toLocaleString('en')} events/min: without ${Math.round(median(rates.without)).toLocaleString('en')} tasks/s, with ${Math.round(median(rates.with)).toLocaleString('en')} tasks/s: ratio ${ratio.toFixed(3)} (median of the runs' paired ratios ${median(paired).toFixed(3)})\n`);
+    process.stdout.write(`dashboard CPU while watching: ${(cpuShare * 100).toFixed(1)} % of one CPU\n`);
     process.stdout.write(`dashboard RSS: median ${result.watch.rssMb.medianWatch.toFixed(0)} MB, peak ${mem.peak.toFixed(0)} MB; stored ${storedInWatch.toLocaleString('en')} of the ${sentInWatch.toLocaleString('en')} tasks sent in the last ${seconds} s, ${catchUpSeconds.toFixed(2)} s after the load stopped\n`);
     if (result.stress) process.stdout.write(`stress (the drain with -E, its events to the dashboard): without ${Math.round(median(stress.without)).toLocaleString('en')} tasks/s, with ${Math.round(median(stress.with)).toLocaleString('en')}: ratio ${result.stress.ratio.toFixed(3)}\n`);
     process.stdout.write(`load average (1 min) along the way: ${load1.map((l) => l.toFixed(1)).join(', ')} on ${availableParallelism()} CPUs\n`);
