@@ -30,6 +30,8 @@ interface LiveWorker {
   lastHeartbeat: number;
   /** Flower's inspector record: each FLOWER_INSPECT reply and `timestamp`. */
   inspect: Record<string, unknown>;
+  /** When it was last asked for ONLINE_INSPECT (ms). */
+  askedAt?: number;
 }
 
 export interface Changes {
@@ -188,7 +190,13 @@ export class ClusterView {
     const wasOnline = this.isOnline(w);
     this.touch(w, typeof e.local_received === 'number' ? e.local_received : Date.now() / 1000, true);
     // What the workers page shows; the rest of Flower's set (active, reserved, …) waits for the next round.
-    if (!known || subject === 'online' || !wasOnline) void this.refreshWorkers([hostname], ONLINE_INSPECT);
+    // Asked again (at most every 10 s) while a worker has not answered: a busy worker's reply can miss the wait.
+    const now = Date.now();
+    const unanswered = v.registered === undefined && now - (w.askedAt ?? 0) > 10_000;
+    if (!known || subject === 'online' || !wasOnline || unanswered) {
+      w.askedAt = now;
+      void this.refreshWorkers([hostname], ONLINE_INSPECT, 5);
+    }
   }
 
   private isOnline(w: LiveWorker): boolean {

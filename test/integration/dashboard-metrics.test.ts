@@ -97,7 +97,7 @@ test('counters move when tasks run: events by type and task, the runtime histogr
   assert.equal(succeededBefore, 0);
 
   // Two tasks held running while /metrics is read: the executing-tasks gauge follows the heartbeats.
-  const slow = [await app.sendTask('m.sleep', [2500], {}, { queue: 'work' }), await app.sendTask('m.sleep', [2500], {}, { queue: 'work' })];
+  const slow = [await app.sendTask('m.sleep', [2600], {}, { queue: 'work' }), await app.sendTask('m.sleep', [2600], {}, { queue: 'work' })];
   await eventually(async () => value((await scrape()).families.get('flower_worker_number_of_currently_executing_tasks'), { worker: HOST }) === 2, 'two executing tasks', 10_000, 100);
   for (const r of slow) await r.get({ timeout: 10_000 });
   const fast = await Promise.all([10, 20, 30].map((ms) => app.sendTask('m.sleep', [ms], {}, { queue: 'work' })));
@@ -121,11 +121,11 @@ test('counters move when tasks run: events by type and task, the runtime histogr
   assert.equal(h.buckets['+Inf'], 5);
   assert.equal(h.buckets['0.005'], 0, 'every run slept at least 10 ms');
   assert.equal(h.buckets['1'], 3, 'the 10, 20 and 30 ms runs (with room for a busy machine)');
-  assert.equal(h.buckets['2.5'], 3, 'the 2.5 s runs take a little longer than 2.5 s');
+  assert.equal(h.buckets['2.5'], 3, 'the 2.6 s runs are above the 2.5 s bound');
   const cumulative = Object.entries(h.buckets).sort(([a], [b]) => Number(a.replace('+Inf', 'Infinity')) - Number(b.replace('+Inf', 'Infinity'))).map(([, v]) => v);
   assert.equal(cumulative.length, 15, "Flower's 14 buckets and +Inf");
   assert.ok(cumulative.every((v, i) => i === 0 || v >= cumulative[i - 1]!), 'cumulative buckets');
-  assert.ok(h.sum > 5.06 && h.sum < 30, `sum of runtimes ${h.sum}`);
+  assert.ok(h.sum > 5.26 && h.sum < 30, `sum of runtimes ${h.sum}`);
 
   const prefetch = value(families.get('flower_task_prefetch_time_seconds'), { worker: HOST, task: 'm.sleep' });
   assert.ok(prefetch !== undefined && prefetch >= 0 && prefetch < 5, `prefetch time ${prefetch}`);
