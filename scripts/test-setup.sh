@@ -30,6 +30,8 @@ command -v redis-sentinel >/dev/null 2>&1 || pkgs+=(redis-sentinel)
 command -v redis-cli >/dev/null 2>&1 || pkgs+=(redis-tools)
 command -v rabbitmq-server >/dev/null 2>&1 || pkgs+=(rabbitmq-server)
 command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
+# Debian's Chromium for test/browser (playwright-core drives it; it downloads no browser of its own)
+[ -x "${CELERIAC_TEST_CHROMIUM:-/usr/bin/chromium}" ] || pkgs+=(chromium)
 for mod in celery redis amqp msgpack; do
   "$SYSTEM_PYTHON" -c "import $mod" >/dev/null 2>&1 || pkgs+=("python3-$mod")
 done

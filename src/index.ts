@@ -30,3 +30,4 @@ export { Float, Decimal, UUID, CeleryDate, CeleryTime, CeleryDateTime } from './
 export { EncodeError, DecodeError, ContentDisallowed } from './protocol/errors.js';
 export { SerializerNotInstalled } from './protocol/serializers.js';
 export * as protocol from './protocol/index.js';
+export { dashboard, type Dashboard, type DashboardOptions, type TaskView, type WorkerView } from './dashboard/index.js';

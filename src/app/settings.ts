@@ -119,6 +119,8 @@ export interface CelerySettings {
   redis_retry_on_timeout: boolean;
   /** Celeriac only: unknown setting names fail the start instead of a warning (also CELERIAC_STRICT_SETTINGS=1). */
   strict_settings: boolean;
+  /** Celeriac only: the dashboard's task history (an SQLite file; see docs/dashboard.md). */
+  dashboard_db: string;
 }
 
 export type Settings = CelerySettings & Record<string, unknown>;
@@ -201,6 +203,7 @@ export function defaultSettings(): CelerySettings {
     redis_backend_health_check_interval: 0,
     redis_retry_on_timeout: false,
     strict_settings: false,
+    dashboard_db: '.celeriac/dashboard.sqlite',
   };
 }
 

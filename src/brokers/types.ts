@@ -85,6 +85,12 @@ export interface Broker {
   purge(queue: string): Promise<number>;
   /** Messages waiting in the queue (all priorities). */
   queueLength(queue: string): Promise<number>;
+  /**
+   * Optional: the first `limit` waiting messages of a queue as stored, without taking them (a monitor
+   * reading `<queue>.dlq`). Redis: LRANGE of the list; SQLite: the rows' payloads; memory: the entries;
+   * AMQP: basic.get of each, then every one requeued.
+   */
+  peek?(queue: string, limit: number): Promise<string[]>;
   close(): Promise<void>;
   /**
    * Optional fanout primitives (Celery's celery.pidbox remote control). Redis: PUBLISH/PSUBSCRIBE on

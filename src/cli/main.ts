@@ -11,6 +11,7 @@ import { CommandFailed, controlCommand, inspectCommand, remoteOptions, statusCom
 import { eventsCommand } from './events.js';
 import { jsonArg } from './args.js';
 import { registerBeatCommand, startBeat } from './beat.js';
+import { registerDashboardCommand } from './dashboard.js';
 
 interface GlobalOpts {
   app?: string;
@@ -158,6 +159,7 @@ export function buildProgram(): Command {
     });
 
   registerBeatCommand(program, setup);
+  registerDashboardCommand(program, setup);
 
   program
     .command('call <task>')

@@ -1,5 +1,5 @@
 // The RabbitMQ broker: Celery's topology, publisher confirms on every publish, and a consumer per worker.
-import type { ConfirmChannel } from 'amqplib';
+import type { ConfirmChannel, GetMessage } from 'amqplib';
 import type { Broker, BrokerContext, Consumer, ConsumeOptions, DeliveryHandler, PublishItem, PublishTarget } from '../types.js';
 import type { Message } from '../../protocol/message.js';
 import type { RetryPolicy } from '../../app/settings.js';
@@ -242,6 +242,22 @@ export class AmqpBroker implements Broker {
 
   async queueLength(queue: string): Promise<number> {
     return this.withChannel(async (ch) => (await ch.checkQueue(queue)).messageCount, 0);
+  }
+
+  async peek(queue: string, limit: number): Promise<string[]> {
+    return this.withChannel(async (ch) => {
+      const out: string[] = [];
+      // basic.get without ack, then one nack of them all with requeue: each goes back to the queue's head.
+      let last: GetMessage | false = false;
+      while (out.length < limit) {
+        const m = await ch.get(queue, { noAck: false });
+        if (!m) break;
+        last = m;
+        out.push(m.content.toString('utf8'));
+      }
+      if (last) ch.nack(last, true, true);
+      return out;
+    }, []);
   }
 
   async close(): Promise<void> {

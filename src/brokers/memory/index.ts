@@ -46,6 +46,13 @@ class MemoryQueue {
     return undefined;
   }
 
+  /** The next `limit` entries in fetch order, left in place. */
+  peek(limit: number): Entry[] {
+    const out: Entry[] = [];
+    for (const p of this.priorities) for (const e of this.buckets.get(p)!) if (out.length < limit) out.push(e);
+    return out;
+  }
+
   clear(): number {
     const n = this.size;
     this.buckets.clear();
@@ -247,6 +254,10 @@ export class MemoryBroker implements Broker {
 
   async queueLength(queue: string): Promise<number> {
     return this.t.queues.get(queue)?.size ?? 0;
+  }
+
+  async peek(queue: string, limit: number): Promise<string[]> {
+    return (this.t.queues.get(queue)?.peek(limit) ?? []).map((e) => e.payload);
   }
 
   /** Fire-and-forget to every current subscriber of the exchange, each with its own copy. */

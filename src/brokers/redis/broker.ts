@@ -278,6 +278,17 @@ export class RedisBroker implements Broker {
     return lens.reduce((a, b) => a + b, 0);
   }
 
+  async peek(queue: string, limit: number): Promise<string[]> {
+    const { client } = await this.ready();
+    const out: string[] = [];
+    // kombu pops from the right end of a list: the next message out is the last element.
+    for (const k of this.keys.queueKeys(queue)) {
+      if (out.length >= limit) break;
+      out.push(...(await client.lrange(k, -(limit - out.length), -1)).reverse());
+    }
+    return out;
+  }
+
   /** A remote-control reply: a publish to the reply exchange, routed to the client's bound reply queue. */
   sendReply(to: PublishTarget, message: Message): Promise<void> {
     return this.publish(message, to);

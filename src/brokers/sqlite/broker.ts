@@ -8,7 +8,7 @@ import { broadcast, BROADCAST_SCHEMA, subscribe } from './fanout.js';
 import { openDatabase, type SqliteDatabase } from './database.js';
 import { sqliteBuckets } from './rate-limits.js';
 import { replyChannel } from '../reply-channel.js';
-import { countVisible, insertMessage, MESSAGES_SCHEMA, purgeVisible } from './messages.js';
+import { countVisible, insertMessage, MESSAGES_SCHEMA, peekVisible, purgeVisible } from './messages.js';
 import { SqliteConsumer } from './consumer.js';
 import type { RetrySettings } from '../connection-retry.js';
 import { parseSqliteUrl, type SqliteLocation } from './url.js';
@@ -101,6 +101,10 @@ export class SqliteBroker implements Broker {
 
   async queueLength(queue: string): Promise<number> {
     return this.database.read((d) => countVisible(d, queue, Date.now()));
+  }
+
+  async peek(queue: string, limit: number): Promise<string[]> {
+    return this.database.read((d) => peekVisible(d, queue, Date.now(), limit));
   }
 
   /** Remote control fanout (celery.pidbox) between the processes sharing the file. */

@@ -66,6 +66,11 @@ export function countVisible(db: Db, queue: string, now: number): number {
   return (stmt(db, 'SELECT count(*) AS n FROM celeriac_messages WHERE queue = ? AND lease_expires <= ?').get(queue, now) as { n: number }).n;
 }
 
+/** The payloads of the next `limit` waiting messages, in fetch order, left in place. */
+export function peekVisible(db: Db, queue: string, now: number, limit: number): string[] {
+  return (stmt(db, 'SELECT payload FROM celeriac_messages WHERE queue = ? AND lease_expires <= ? ORDER BY priority DESC, id LIMIT ?').all(queue, now, limit) as { payload: string }[]).map((r) => r.payload);
+}
+
 /** Delete the waiting messages; held ones stay with their holders, as with kombu's purge. */
 export function purgeVisible(db: Db, queue: string, now: number): number {
   return stmt(db, 'DELETE FROM celeriac_messages WHERE queue = ? AND lease_expires <= ?').run(queue, now).changes;

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createBroker } from '../../../src/brokers/registry.js';
 import type { Broker, Consumer, Delivery } from '../../../src/brokers/types.js';
 import type { Message } from '../../../src/protocol/message.js';
+import { decodeEnvelope } from '../../../src/protocol/envelope.js';
 import { Celeriac } from '../../../src/index.js';
 import { eventually, sleep, uniqueName } from '../../helpers/services.js';
 import { allTransports, type Transport } from '../../helpers/transports.js';
@@ -136,6 +137,26 @@ for (const t of TRANSPORTS) {
     await eventually(async () => (await b.queueLength(queue)) === 3, 'back again');
     assert.equal(await b.purge(queue), 3);
     assert.equal(await b.queueLength(queue), 0);
+  });
+
+  test(`[${t.name}] peek: the next waiting messages as stored, in fetch order, left in place`, async () => {
+    const b = await open(t);
+    assert.ok(b.peek, `${t.name} has peek`);
+    const queue = uniqueName('conf-peek');
+    for (const id of ['k1', 'k2', 'k3']) await publish(b, queue, id);
+    await eventually(async () => (await b.queueLength(queue)) === 3, 'three waiting');
+    const raws = await b.peek(queue, 2);
+    assert.equal(raws.length, 2);
+    // A virtual transport stores kombu's envelope; RabbitMQ keeps the body (headers are AMQP properties).
+    const ids = raws.map((raw) => String(t.name === 'amqp' ? (JSON.parse(raw) as [string[]])[0][0] : decodeEnvelope(raw).message.headers.id));
+    assert.deepEqual(ids, ['k1', 'k2']);
+    assert.equal((await b.peek(queue, 10)).length, 3);
+    await eventually(async () => (await b.queueLength(queue)) === 3, 'all three still waiting');
+    const { got } = await collect(b, queue, 5);
+    await eventually(() => got.length === 3, 'all three delivered after the peeks');
+    assert.deepEqual(got.map(idOf), ['k1', 'k2', 'k3'], 'in their order');
+    for (const d of got) await d.ack();
+    assert.deepEqual(await b.peek(uniqueName('conf-peek-none'), 5), [], 'a queue that does not exist has none');
   });
 
   test(`[${t.name}] broadcast reaches every subscriber; replies reach only the client they are for`, async () => {
