@@ -1,6 +1,7 @@
 // app.control: broadcast remote-control commands to every worker (Python or TypeScript) on the broker,
 // and collect their replies through the transport's reply channel (Celery's Control and kombu's Mailbox).
-import type { Broker } from '../brokers/types.js';
+import type { BroadcastSubscription, Broker } from '../brokers/types.js';
+import type { Message } from '../protocol/message.js';
 import { loads } from '../protocol/json.js';
 import { encodeControlRequest, PIDBOX_EXCHANGE, REPLY_EXCHANGE } from './pidbox.js';
 import { Inspect, type InspectOptions } from './inspect.js';
@@ -45,6 +46,11 @@ export interface BroadcastOptions {
 export type ReplyOptions = BroadcastOptions & { reply: true };
 
 export class Control {
+  /** The reply subscription shared by the requests in flight, and each one's handler by ticket. */
+  private replyRoute: { opened: Promise<BroadcastSubscription>; tickets: Map<string, (m: Message) => void> } | undefined;
+  /** The last reply subscription's close: a new one waits for it (the same queue or channel). */
+  private replyClosing: Promise<void> = Promise.resolve();
+
   constructor(private readonly host: ControlHost) {}
 
   /** A client for the inspect commands (Celery's app.control.inspect()). */
@@ -79,8 +85,8 @@ export class Control {
     });
     let done!: () => void;
     const enough = new Promise<void>((r) => (done = r));
-    const sub = await broker.subscribeReplies(REPLY_EXCHANGE, this.host.oid, (m) => {
-      if (m.headers.ticket !== ticket || replies.length >= limit) return; // a late reply to an earlier request
+    const stopListening = await this.listen(broker, ticket!, (m) => {
+      if (replies.length >= limit) return;
       let body: unknown;
       try {
         body = loads(m.body.toString('utf8'));
@@ -105,9 +111,44 @@ export class Control {
     } finally {
       clearTimeout(timer);
       opts.abort?.removeEventListener('abort', aborted);
-      await sub.close().catch(() => undefined);
+      await stopListening();
     }
     return replies;
+  }
+
+  /**
+   * Route the replies of one request (by its ticket) off this client's one reply subscription, made
+   * when a request starts with none open and closed when the last one ends. Calls in flight together
+   * share it: on RabbitMQ two consumers of one reply queue would split its messages between them, and
+   * the auto-delete queue would vanish under the other when the first closed.
+   */
+  private async listen(broker: Broker, ticket: string, handler: (m: Message) => void): Promise<() => Promise<void>> {
+    let route = this.replyRoute;
+    if (!route) {
+      const tickets = new Map<string, (m: Message) => void>();
+      const opened = this.replyClosing.then(() =>
+        broker.subscribeReplies!(REPLY_EXCHANGE, this.host.oid, (m) => tickets.get(String(m.headers.ticket))?.(m)), // a late reply to an ended request finds none
+      );
+      const made = { opened, tickets };
+      route = this.replyRoute = made;
+      opened.catch(() => {
+        if (this.replyRoute === made) this.replyRoute = undefined;
+      });
+    }
+    const r = route;
+    r.tickets.set(ticket, handler);
+    try {
+      await r.opened;
+    } catch (err) {
+      r.tickets.delete(ticket);
+      throw err;
+    }
+    return async () => {
+      r.tickets.delete(ticket);
+      if (r.tickets.size > 0 || this.replyRoute !== r) return;
+      this.replyRoute = undefined;
+      await (this.replyClosing = r.opened.then((sub) => sub.close()).catch(() => undefined));
+    };
   }
 
   /** Ping workers: one { hostname: { ok: 'pong' } } per worker that answered within `timeout` seconds. */

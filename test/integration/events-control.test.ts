@@ -31,6 +31,25 @@ function setup(t: Transport, queue: string, settings: Record<string, unknown> = 
 }
 
 for (const t of TRANSPORTS) {
+  test(`[${t.name}] requests in flight together from one client each get their own replies, and the client stays up`, async () => {
+    await t.check();
+    const queue = uniqueName(`together-${t.name}`);
+    const hostname = `${queue}@together`;
+    const app = setup(t, queue);
+    const worker = app.worker({ hostname, concurrency: 1, logger: createLogger('critical'), mingle: false });
+    await worker.start();
+    cleanup.push(() => worker.close());
+    const inspect = app.control.inspect({ destination: [hostname], timeout: 10 });
+    for (let round = 0; round < 3; round++) {
+      // Started together, ended one after another: each closes its listening while the others still wait.
+      const [ping, registered, stats, revoked] = await Promise.all([inspect.ping(), inspect.registered(), inspect.stats(), inspect.revoked()]);
+      assert.deepEqual(ping, { [hostname]: { ok: 'pong' } });
+      assert.deepEqual(registered[hostname], ['t.add', 't.fail']);
+      assert.equal(typeof stats[hostname]?.pid, 'number');
+      assert.deepEqual(revoked[hostname], []);
+    }
+  });
+
   test(`[${t.name}] a -E worker's task and worker events reach a receiver, with Celery's fields, and leave it in State`, async () => {
     await t.check();
     const queue = uniqueName(`ev-${t.name}`);
