@@ -108,6 +108,13 @@ export interface Broker {
    */
   publishEvent?(exchange: string, routingKey: string, message: Message): Promise<void>;
   /**
+   * Optional: publishEvent for a message whose body is JSON text, given as a JSON string literal of it
+   * (JSON.stringify(text), quotes included), sent by `hostname` (headers {hostname}, delivery_mode 1,
+   * as the event dispatcher's messages): a transport that writes text (Redis) skips the Buffer and
+   * the escaping. The dispatcher uses it where a broker has it.
+   */
+  publishEventJson?(exchange: string, routingKey: string, bodyLiteral: string, hostname: string): Promise<void>;
+  /**
    * Receive the events whose routing key matches `bindingKey` (topic syntax: '#' is every event) on the
    * subscriber's own queue `queueName` (AMQP: auto-delete, event_queue_ttl and event_queue_expires).
    */

@@ -258,6 +258,11 @@ export class RedisBroker implements Broker {
     return this.fanout.broadcast(exchange, message, routingKey);
   }
 
+  /** publishEvent given the body's JSON text: see RedisFanout.publishEventJson. */
+  publishEventJson(exchange: string, routingKey: string, bodyLiteral: string, hostname: string): Promise<void> {
+    return this.fanout.publishEventJson(exchange, routingKey, bodyLiteral, hostname);
+  }
+
   subscribeEvents(exchange: string, _queueName: string, bindingKey: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {
     return this.fanout.subscribe(exchange, handler, bindingKey);
   }

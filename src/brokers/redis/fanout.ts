@@ -3,7 +3,8 @@
 // control (no routing key) and the celeryev event stream (routing key = event type). Wired into RedisBroker.
 import type { Redis } from 'ioredis';
 import type { Message } from '../../protocol/message.js';
-import { decodeEnvelope, encodeEnvelope } from '../../protocol/envelope.js';
+import { decodeEnvelope, encodeEnvelope, encodeEventEnvelope } from '../../protocol/envelope.js';
+import { writeTogether } from './connection.js';
 import type { TransportOptions } from '../../app/settings.js';
 import type { Logger } from '../../app/log.js';
 import type { BroadcastSubscription } from '../types.js';
@@ -43,6 +44,17 @@ export class RedisFanout {
   async broadcast(exchange: string, message: Message, routingKey = ''): Promise<void> {
     const client = await this.deps.commandClient();
     await client.publish(this.topic(exchange, routingKey), encodeEnvelope(message, { exchange, routing_key: routingKey }));
+  }
+
+  /**
+   * A Celery event whose body is given as a JSON string literal (EventDispatcher's batches): its
+   * envelope is written directly (encodeEventEnvelope: the body as text, no base64), and the publishes
+   * of one turn leave the socket in one write.
+   */
+  async publishEventJson(exchange: string, routingKey: string, bodyLiteral: string, hostname: string): Promise<void> {
+    const client = await this.deps.commandClient();
+    writeTogether(client);
+    await client.publish(this.topic(exchange, routingKey), encodeEventEnvelope(bodyLiteral, hostname, { exchange, routing_key: routingKey }));
   }
 
   /** `bindingKey` as kombu binds a fanout queue: '#' becomes the pub/sub wildcard '*'. */
