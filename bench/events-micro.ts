@@ -72,7 +72,12 @@ const redisInfo = async (): Promise<number> => {
   return Number(/total_net_input_bytes:(\d+)/.exec(info)?.[1] ?? 0);
 };
 
+const { PerformanceObserver } = await import('node:perf_hooks');
+const v8 = await import('node:v8');
+let scavenges = 0;
+new PerformanceObserver((l) => { for (const e of l.getEntries()) if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === 1) scavenges++; }).observe({ entryTypes: ['gc'] });
 await round(); // warm-up
+const sc0 = scavenges;
 const rows: number[] = [];
 const sys: number[] = [];
 const base: number[] = [];
@@ -84,6 +89,8 @@ for (let r = 0; r < ROUNDS; r++) {
   sys.push(sysUs);
 }
 const in1 = await redisInfo();
+const newSpace = v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')!;
+console.log(`scavenges: ${scavenges - sc0} over ${ROUNDS} rounds (events and loop alone); new space ${(newSpace.space_size / 1e6).toFixed(1)} MB → ~${Math.round(((scavenges - sc0) * newSpace.space_size) / 2 / (TASKS * ROUNDS))} B allocated per task at most`);
 const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
 console.log(`events of ${TASKS} tasks × ${ROUNDS} rounds, ${PER_TICK} tasks per tick: ${med(rows).toFixed(2)} µs CPU per task (min ${Math.min(...rows).toFixed(2)}, max ${Math.max(...rows).toFixed(2)}; system ${med(sys).toFixed(2)}); loop alone ${med(base).toFixed(2)} µs; ~${Math.round((in1 - in0) / (TASKS * ROUNDS))} B/task into Redis`);
 await d.close();

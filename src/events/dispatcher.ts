@@ -2,26 +2,19 @@
 // exchange. Task events are buffered and sent in batches (a list body, routing key task.multi), at
 // most BUFFER_LIMIT per message and at least once per event-loop turn; whatever cannot be published
 // (the broker is away) is kept and sent again when it is back (Celery's buffer_while_offline).
-// Task events are kept in quoted form (the text as it stands inside a JSON string: see quoteJson), so a
-// batch is the envelope's body as it is; the three events a -E worker sends for every task (received,
-// started, succeeded) have their own methods that write that form directly. A broker that takes the
-// body as text (Redis: publishEventJson) gets it without a Buffer or a base64 pass. See docs/events.md,
-// "What -E costs".
+// Events are kept in quoted form (the text as it stands inside a JSON string: see quoteJson), so a
+// broker that writes text (Redis: publishEventJson) puts them into the envelope's body as they are,
+// without a Buffer, an escaping pass or base64; the three events a -E worker sends for every task
+// (received, started, succeeded) have their own methods that write that form directly. See
+// docs/events.md, "What -E costs".
 import type { Logger } from '../app/log.js';
 import type { Message } from '../protocol/message.js';
+import type { Broker, QuotedEvents } from '../brokers/types.js';
 import { clock } from './clock.js';
-import { flatten } from '../protocol/json.js';
 import { eventHead, eventJson, groupFrom, quoteJson, quotedTaskEvent, routingKeyOf, utcoffset, type EventFields, type EventMap } from './event.js';
 
 /** Where events go: the broker's event capability (Broker.publishEvent, and publishEventJson where it has it). */
-export interface EventSink {
-  publishEvent(exchange: string, routingKey: string, message: Message): Promise<void>;
-  /**
-   * The same publish given the body as a JSON string literal of its JSON text (JSON.stringify(json),
-   * quotes included) and the sender (the `hostname` header): no Buffer is made for it.
-   */
-  publishEventJson?(exchange: string, routingKey: string, bodyLiteral: string, hostname: string): Promise<void>;
-}
+export type EventSink = Required<Pick<Broker, 'publishEvent'>> & Pick<Broker, 'publishEventJson'>;
 
 /** Celery's buffer_limit: most task events in one task.multi message. */
 export const BUFFER_LIMIT = 24;
@@ -42,8 +35,8 @@ export interface DispatcherOptions {
 
 interface Outgoing {
   routingKey: string;
-  /** The body's JSON text (one event, or a batch's list) as a JSON string literal: JSON.stringify(text). */
-  body: string;
+  /** The events in quoted form, and whether the body is their list (task.multi) or the one event. */
+  body: QuotedEvents;
   events: number;
 }
 
@@ -53,9 +46,8 @@ export class EventDispatcher {
   readonly hostname: string;
   readonly exchange: string;
   private groups: Set<string> | null;
-  /** Task events of the current batch in quoted form, joined by ','. */
-  private taskBatch = '';
-  private taskCount = 0;
+  /** Task events of the current batch, in quoted form. */
+  private taskBatch: string[] = [];
   /** eventHead() for the utcoffset it was made with, and its quoted form. */
   private head = '';
   private qhead = '';
@@ -118,7 +110,7 @@ export class EventDispatcher {
       this.bufferTaskEvent(quoteJson(event));
       return;
     }
-    this.queue({ routingKey: routingKeyOf(type), body: JSON.stringify(event), events: 1 });
+    this.queue({ routingKey: routingKeyOf(type), body: { events: [quoteJson(event)], list: false, hostname: this.hostname }, events: 1 });
     this.schedule();
   }
 
@@ -168,8 +160,7 @@ export class EventDispatcher {
   }
 
   private bufferTaskEvent(quoted: string): void {
-    this.taskBatch = this.taskCount === 0 ? quoted : this.taskBatch + ',' + quoted;
-    if (++this.taskCount >= BUFFER_LIMIT) this.cutTaskBatch();
+    if (this.taskBatch.push(quoted) >= BUFFER_LIMIT) this.cutTaskBatch();
     this.schedule();
   }
 
@@ -187,13 +178,10 @@ export class EventDispatcher {
   };
 
   private cutTaskBatch(): void {
-    if (this.taskCount === 0) return;
-    // Flat: the batch waits for the end of the turn, and one string survives a scavenge cheaper than the pieces of 24 events.
-    const body = flatten('"[' + this.taskBatch + ']"');
-    const events = this.taskCount;
-    this.taskBatch = '';
-    this.taskCount = 0;
-    this.queue({ routingKey: 'task.multi', body, events });
+    const events = this.taskBatch;
+    if (events.length === 0) return;
+    this.taskBatch = [];
+    this.queue({ routingKey: 'task.multi', body: { events, list: true, hostname: this.hostname }, events: events.length });
   }
 
   private queue(o: Outgoing): void {
@@ -245,11 +233,12 @@ export class EventDispatcher {
 
   private publish(o: Outgoing): Promise<void> {
     try {
-      if (this.sink.publishEventJson) return this.sink.publishEventJson(this.exchange, o.routingKey, o.body, this.hostname);
+      if (this.sink.publishEventJson) return this.sink.publishEventJson(this.exchange, o.routingKey, o.body);
+      const quoted = o.body.list ? `[${o.body.events.join(',')}]` : o.body.events[0]!;
       const message: Message = {
         headers: { hostname: this.hostname },
         properties: { delivery_mode: 1, priority: 0 },
-        body: Buffer.from(JSON.parse(o.body) as string, 'utf8'),
+        body: Buffer.from(JSON.parse(`"${quoted}"`) as string, 'utf8'),
         contentType: 'application/json',
         contentEncoding: 'utf-8',
       };
@@ -281,7 +270,7 @@ export class EventDispatcher {
 
   /** Events sent but not yet published (buffered, or kept while the broker is away). */
   get pending(): number {
-    return this.taskCount + this.outgoingEvents;
+    return this.taskBatch.length + this.outgoingEvents;
   }
 
   /** Publish what is left (waiting at most `timeoutMs`), then send nothing more. */

@@ -173,18 +173,14 @@ export function quoteJson(text: string): string {
   return JSON.stringify(text).slice(1, -1);
 }
 
-/** A string value in quoted form: the quoted form of JSON.stringify(s). */
-function qString(s: string): string {
-  return !NEEDS_ESCAPE.test(s) ? '\\"' + s + '\\"' : quoteJson(JSON.stringify(s));
-}
-
-function qNullable(s: string | null | undefined): string {
-  return s == null ? 'null' : qString(s);
+/** A string value in quoted form without its quotes: `s` itself unless something in it needs escaping. */
+function inner(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? quoteJson(JSON.stringify(s)).slice(2, -2) : s;
 }
 
 /** An integer count (retries); anything else as JSON.stringify writes a number. */
-function qNumber(n: number): string {
-  return Number.isFinite(n) ? String(n) : 'null';
+function qNumber(n: number): string | number {
+  return Number.isInteger(n) ? n : Number.isFinite(n) ? String(n) : 'null';
 }
 
 /**
@@ -192,10 +188,38 @@ function qNumber(n: number): string {
  * the cost of printing the float's shortest form.
  */
 export function jsonSeconds(seconds: number): string {
-  if (!(seconds >= 0 && seconds < 1e9)) return qNumber(seconds);
+  if (!(seconds >= 0 && seconds < 1e9)) return String(qNumber(seconds));
   const us = Math.round(seconds * 1e6);
   const whole = Math.floor(us / 1e6);
   return whole + '.' + String(us - whole * 1e6 + 1e6).slice(1);
+}
+
+const Q = '\\"';
+// The pieces of each per-task event, filled in place and joined: one flat string per event, without
+// the dozens of intermediate strings a template or `+` chain makes (they were most of a -E worker's
+// garbage). Slots that hold values are set before each join; nullable strings take their quotes
+// from the slots beside them ('' when the value is null).
+const RECEIVED: (string | number)[] = [
+  '', 0, `,${Q}uuid${Q}:${Q}`, '', `${Q},${Q}name${Q}:${Q}`, '', `${Q},${Q}args${Q}:${Q}`, '', `${Q},${Q}kwargs${Q}:${Q}`, '',
+  `${Q},${Q}root_id${Q}:`, '', '', '', `,${Q}parent_id${Q}:`, '', '', '', `,${Q}retries${Q}:`, 0,
+  `,${Q}eta${Q}:`, '', '', '', `,${Q}expires${Q}:`, '', '', '', `,${Q}timestamp${Q}:`, '', `,${Q}type${Q}:${Q}task-received${Q}}`,
+];
+const STARTED: (string | number)[] = ['', 0, `,${Q}uuid${Q}:${Q}`, '', `${Q},${Q}timestamp${Q}:`, '', `,${Q}type${Q}:${Q}task-started${Q}}`];
+const SUCCEEDED: (string | number)[] = [
+  '', 0, `,${Q}uuid${Q}:${Q}`, '', `${Q},${Q}result${Q}:${Q}`, '', `${Q},${Q}runtime${Q}:`, '', `,${Q}timestamp${Q}:`, '', `,${Q}type${Q}:${Q}task-succeeded${Q}}`,
+];
+
+/** A nullable string into slots i (opening quote), i + 1 (value) and i + 2 (closing quote). */
+function setNullable(parts: (string | number)[], i: number, s: string | null | undefined): void {
+  if (s == null) {
+    parts[i] = '';
+    parts[i + 1] = 'null';
+    parts[i + 2] = '';
+  } else {
+    parts[i] = Q;
+    parts[i + 1] = inner(s);
+    parts[i + 2] = Q;
+  }
 }
 
 /**
@@ -205,18 +229,45 @@ export function jsonSeconds(seconds: number): string {
  */
 export const quotedTaskEvent = {
   received(qhead: string, clockValue: number, f: EventFields<'task-received'>, ts: string): string {
-    const uuid = qString(f.uuid);
-    return (
-      `${qhead}${clockValue},\\"uuid\\":${uuid},\\"name\\":${qString(f.name)},\\"args\\":${qString(f.args)},\\"kwargs\\":${qString(f.kwargs)}` +
-      `,\\"root_id\\":${f.root_id === f.uuid ? uuid : qNullable(f.root_id)},\\"parent_id\\":${qNullable(f.parent_id)},\\"retries\\":${qNumber(f.retries)}` +
-      `,\\"eta\\":${qNullable(f.eta)},\\"expires\\":${qNullable(f.expires)},\\"timestamp\\":${ts},\\"type\\":\\"task-received\\"}`
-    );
+    const p = RECEIVED;
+    const uuid = inner(f.uuid);
+    p[0] = qhead;
+    p[1] = clockValue;
+    p[3] = uuid;
+    p[5] = inner(f.name);
+    p[7] = inner(f.args);
+    p[9] = inner(f.kwargs);
+    if (f.root_id === f.uuid) {
+      p[11] = Q;
+      p[12] = uuid;
+      p[13] = Q;
+    } else {
+      setNullable(p, 11, f.root_id);
+    }
+    setNullable(p, 15, f.parent_id);
+    p[19] = qNumber(f.retries);
+    setNullable(p, 21, f.eta);
+    setNullable(p, 25, f.expires);
+    p[29] = ts;
+    return p.join('');
   },
   started(qhead: string, clockValue: number, uuid: string, ts: string): string {
-    return `${qhead}${clockValue},\\"uuid\\":${qString(uuid)},\\"timestamp\\":${ts},\\"type\\":\\"task-started\\"}`;
+    const p = STARTED;
+    p[0] = qhead;
+    p[1] = clockValue;
+    p[3] = inner(uuid);
+    p[5] = ts;
+    return p.join('');
   },
   succeeded(qhead: string, clockValue: number, uuid: string, result: string, runtime: number, ts: string): string {
-    return `${qhead}${clockValue},\\"uuid\\":${qString(uuid)},\\"result\\":${qString(result)},\\"runtime\\":${jsonSeconds(runtime)},\\"timestamp\\":${ts},\\"type\\":\\"task-succeeded\\"}`;
+    const p = SUCCEEDED;
+    p[0] = qhead;
+    p[1] = clockValue;
+    p[3] = inner(uuid);
+    p[5] = inner(result);
+    p[7] = jsonSeconds(runtime);
+    p[9] = ts;
+    return p.join('');
   },
 };
 

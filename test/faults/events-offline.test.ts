@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Celeriac } from '../../src/index.js';
 import { createLogger } from '../../src/app/log.js';
+import type { QuotedEvents } from '../../src/brokers/types.js';
 import { startRedisServer } from '../helpers/redis-server.js';
 import { eventually, sleep } from '../helpers/services.js';
 
@@ -15,13 +16,12 @@ test('events made while Redis is down are published after it comes back: none lo
   await worker.start();
   // Watch what Redis accepted: each event the broker's publish confirmed.
   const broker = await app.broker();
-  // (Redis takes events as text: the dispatcher calls publishEventJson with the body as a JSON string literal.)
+  // (Redis takes events as text: the dispatcher calls publishEventJson with the events in quoted form.)
   const publish = broker.publishEventJson!.bind(broker);
   const published: { clock: number; timestamp: number; type: string }[] = [];
-  broker.publishEventJson = async (exchange: string, routingKey: string, bodyLiteral: string, hostname: string) => {
-    await publish(exchange, routingKey, bodyLiteral, hostname);
-    const body = JSON.parse(JSON.parse(bodyLiteral) as string) as typeof published[number] | typeof published;
-    published.push(...(Array.isArray(body) ? body : [body]));
+  broker.publishEventJson = async (exchange: string, routingKey: string, body: QuotedEvents) => {
+    await publish(exchange, routingKey, body);
+    for (const e of body.events) published.push(JSON.parse(JSON.parse(`"${e}"`) as string) as typeof published[number]);
   };
   try {
     await eventually(() => published.length >= 2, 'heartbeats while Redis is up', 10_000);

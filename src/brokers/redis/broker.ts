@@ -13,7 +13,7 @@ import { resolveQueues } from './restore.js';
 import { RedisFanout } from './fanout.js';
 import { subscribeReplies } from './replies.js';
 import { redisBuckets } from './rate-limit-buckets.js';
-import type { BroadcastSubscription } from '../types.js';
+import type { BroadcastSubscription, QuotedEvents } from '../types.js';
 
 /** A bulk publish sends what it has encoded every this many messages. */
 export const SEND_EVERY = 250;
@@ -258,9 +258,9 @@ export class RedisBroker implements Broker {
     return this.fanout.broadcast(exchange, message, routingKey);
   }
 
-  /** publishEvent given the body's JSON text: see RedisFanout.publishEventJson. */
-  publishEventJson(exchange: string, routingKey: string, bodyLiteral: string, hostname: string): Promise<void> {
-    return this.fanout.publishEventJson(exchange, routingKey, bodyLiteral, hostname);
+  /** publishEvent for events given as text: see RedisFanout.publishEventJson. */
+  publishEventJson(exchange: string, routingKey: string, body: QuotedEvents): Promise<void> {
+    return this.fanout.publishEventJson(exchange, routingKey, body);
   }
 
   subscribeEvents(exchange: string, _queueName: string, bindingKey: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {

@@ -7,7 +7,7 @@ import { decodeEnvelope, encodeEnvelope, encodeEventEnvelope } from '../../proto
 import { writeTogether } from './connection.js';
 import type { TransportOptions } from '../../app/settings.js';
 import type { Logger } from '../../app/log.js';
-import type { BroadcastSubscription } from '../types.js';
+import type { BroadcastSubscription, QuotedEvents } from '../types.js';
 
 export interface FanoutDeps {
   commandClient: () => Promise<Redis>;
@@ -47,14 +47,14 @@ export class RedisFanout {
   }
 
   /**
-   * A Celery event whose body is given as a JSON string literal (EventDispatcher's batches): its
-   * envelope is written directly (encodeEventEnvelope: the body as text, no base64), and the publishes
-   * of one turn leave the socket in one write.
+   * Celery events given as text (the event dispatcher's messages): the envelope is written around them
+   * directly (encodeEventEnvelope: the body as text, no base64), and the publishes of one turn leave
+   * the socket in one write.
    */
-  async publishEventJson(exchange: string, routingKey: string, bodyLiteral: string, hostname: string): Promise<void> {
+  async publishEventJson(exchange: string, routingKey: string, body: QuotedEvents): Promise<void> {
     const client = await this.deps.commandClient();
     writeTogether(client);
-    await client.publish(this.topic(exchange, routingKey), encodeEventEnvelope(bodyLiteral, hostname, { exchange, routing_key: routingKey }));
+    await client.publish(this.topic(exchange, routingKey), encodeEventEnvelope(body.events, body.list, body.hostname, { exchange, routing_key: routingKey }));
   }
 
   /** `bindingKey` as kombu binds a fanout queue: '#' becomes the pub/sub wildcard '*'. */

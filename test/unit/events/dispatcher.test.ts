@@ -7,6 +7,7 @@ import { clock } from '../../../src/events/clock.js';
 import { createLogger } from '../../../src/app/log.js';
 import type { Message } from '../../../src/protocol/message.js';
 import { decodeEnvelope, encodeEventEnvelope } from '../../../src/protocol/envelope.js';
+import type { QuotedEvents } from '../../../src/brokers/types.js';
 import { eventually } from '../../helpers/services.js';
 
 interface Published {
@@ -148,10 +149,10 @@ test('a sink that throws synchronously is treated as offline, not as a crash', a
 /** A sink that takes events as text, as the Redis broker does (publishEventJson); records the envelopes it would write. */
 class TextSink extends RecordingSink {
   readonly envelopes: string[] = [];
-  async publishEventJson(exchange: string, routingKey: string, bodyLiteral: string, hostname: string): Promise<void> {
+  async publishEventJson(exchange: string, routingKey: string, body: QuotedEvents): Promise<void> {
     this.attempts++;
     if (this.down) throw new Error('Connection is closed.');
-    this.envelopes.push(encodeEventEnvelope(bodyLiteral, hostname, { exchange, routing_key: routingKey }));
+    this.envelopes.push(encodeEventEnvelope(body.events, body.list, body.hostname, { exchange, routing_key: routingKey }));
     const message = decodeEnvelope(this.envelopes.at(-1)!).message;
     this.published.push({ exchange, routingKey, message, body: JSON.parse(message.body.toString('utf8')) });
   }
