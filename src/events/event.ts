@@ -153,8 +153,9 @@ export function adjustTimestamp(timestamp: number, offset: number, here = utcoff
 
 /**
  * The JSON text of an event (celery.events.event.Event), fields in Celery's order: hostname, utcoffset,
- * pid, clock, its own, timestamp, type. Written directly, without an intermediate object (a -E worker
- * makes three events per task); `head` is the cached start for this sender, from eventHead().
+ * pid, clock, its own, timestamp, type; `head` is the cached start for this sender, from eventHead().
+ * Worker events and the rarer task events go this way; the three a -E worker sends for every task are
+ * written by quotedTaskEvent below.
  */
 export function eventJson(head: string, type: string, clockValue: number, fields: object, now: number): string {
   const own = JSON.stringify(fields);
