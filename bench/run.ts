@@ -100,6 +100,7 @@ async function main(): Promise<number> {
     smoke: opts.smoke, scenarios: opts.scenarios, systems: opts.systems,
     redisBroker: redis.url(opts.brokerDb), redisBackend: redis.url(opts.resultsDb), amqpBroker: rabbit ? rabbit.url() : null,
     events: opts.events,
+    concurrencies: opts.concurrencies,
   });
   if (cases.length === 0) throw new Error('nothing to run: check --only and --systems');
 

@@ -22,6 +22,8 @@ export interface BenchOptions {
   fromJson: string | null;
   /** S3 and S4 also run with task events on (-E). */
   events: boolean;
+  /** S3 and S4 only at these concurrencies (default 1, 10, 100). */
+  concurrencies: number[] | null;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -39,13 +41,14 @@ export const USAGE = `usage: npm run bench -- [options]
   --profile            run Celeriac's timed children with --cpu-prof (profiles under the OS temp dir)
   --tsx                run Node children through tsx instead of compiling them to JavaScript first
   --from-json PATH     run nothing: print the table of a saved run (--json output) and write the docs from it
-  -E, --events         S3 and S4 also run with task events on (Celeriac taskEvents, Python -E), rows suffixed ' -E'`;
+  -E, --events         S3 and S4 also run with task events on (Celeriac taskEvents, Python -E), rows suffixed ' -E'
+  --concurrency 100    S3 and S4 only at these concurrencies (comma-separated; default 1,10,100)`;
 
 export function parseArgs(argv: string[]): BenchOptions {
   const o: BenchOptions = {
     smoke: false, runs: 5, scenarios: ALL_SCENARIOS, systems: ALL_SYSTEMS, redisUrl: 'redis://127.0.0.1:6379',
     brokerDb: 14, resultsDb: 15, ownRedisPort: null, amqpUrl: 'amqp://guest:guest@127.0.0.1:5672', vhost: 'celeriac-bench',
-    writeDocs: true, jsonOut: null, profile: false, tsx: false, fromJson: null, events: false,
+    writeDocs: true, jsonOut: null, profile: false, tsx: false, fromJson: null, events: false, concurrencies: null,
   };
   let runsGiven = false;
   let onlyGiven = false;
@@ -89,6 +92,12 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--tsx': o.tsx = true; break;
       case '--from-json': o.fromJson = value(i++, a); break;
       case '--events': case '-E': o.events = true; break;
+      case '--concurrency': {
+        const list = value(i++, a).split(',').map(Number);
+        if (list.some((c) => !Number.isInteger(c) || c < 1)) throw new Error('--concurrency wants whole numbers ≥ 1, e.g. 100 or 10,100');
+        o.concurrencies = list;
+        break;
+      }
       case '--help': case '-h': console.log(USAGE); process.exit(0); break;
       default: throw new Error(`unknown option ${a}\n${USAGE}`);
     }

@@ -47,6 +47,8 @@ export interface PlanOptions {
   amqpBroker: string | null;
   /** S3 and S4 also run with task events on (-E), as variants suffixed ' -E'. */
   events?: boolean;
+  /** S3 and S4 only at these concurrencies (default: 1, 10, 100; smoke: 100). */
+  concurrencies?: number[] | null;
 }
 
 const SYSTEM_LABEL: Record<SystemId, string> = { celeriac: 'Celeriac', bullmq: 'BullMQ', celery: 'Celery', 'celery-node': 'celery-node' };
@@ -111,7 +113,7 @@ export function buildPlan(o: PlanOptions): Case[] {
       case 'S2': publishing('S2', 'publish-bulk'); break;
       case 'S3':
       case 'S4': {
-        const cs = o.smoke ? [100] : [1, 10, 100];
+        const cs = o.concurrencies ?? (o.smoke ? [100] : [1, 10, 100]);
         drains(sc, 'redis', cs, sc === 'S4', 'noop', N.drain, N.pyDrain);
         // The same drains with task events on, in the same sitting: the cost of -E, for each system.
         if (o.events) drains(sc, 'redis', cs, sc === 'S4', 'noop', N.drain, N.pyDrain, 'throughput', ' -E', true);

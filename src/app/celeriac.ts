@@ -172,7 +172,7 @@ export class Celeriac implements CanvasHost {
           if (this.startupAbort === stop) this.startupAbort = undefined;
         }
       }
-      return holdDuringCalls(b, ['publish', 'publishMany', 'purge', 'queueLength', 'broadcast', 'subscribeBroadcast', 'sendReply', 'subscribeReplies', 'publishEvent', 'subscribeEvents']);
+      return holdDuringCalls(b, ['publish', 'publishMany', 'purge', 'queueLength', 'broadcast', 'subscribeBroadcast', 'sendReply', 'subscribeReplies', 'publishEvent', 'publishEventJson', 'subscribeEvents']);
     })()).catch((err) => {
       this.brokerPromise = undefined;
       throw err;

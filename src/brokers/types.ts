@@ -114,12 +114,28 @@ export interface Broker {
    */
   publishEvent?(exchange: string, routingKey: string, message: Message): Promise<void>;
   /**
+   * Optional: publishEvent for the event dispatcher's messages given as text (headers {hostname},
+   * delivery_mode 1): a transport that writes text (Redis) puts the quoted events into its envelope as
+   * they are, without a Buffer or another escaping pass. The dispatcher uses it where a broker has it.
+   */
+  publishEventJson?(exchange: string, routingKey: string, body: QuotedEvents): Promise<void>;
+  /**
    * Receive the events whose routing key matches `bindingKey` (topic syntax: '#' is every event) on the
    * subscriber's own queue `queueName` (AMQP: auto-delete, event_queue_ttl and event_queue_expires).
    */
   subscribeEvents?(exchange: string, queueName: string, bindingKey: string, handler: (message: Message) => void): Promise<BroadcastSubscription>;
   /** Optional store of rate-limit buckets every worker on this broker shares (global_rate_limit). */
   sharedBuckets?(): Promise<SharedBuckets>;
+}
+
+/** Celery event messages as the event dispatcher hands them to a transport that writes text (Broker.publishEventJson). */
+export interface QuotedEvents {
+  /** Each event's JSON text in quoted form: JSON.stringify(text) without its outer quotes. */
+  events: readonly string[];
+  /** True: the body is the list of the events (task.multi); false: the body is the one event. */
+  list: boolean;
+  /** The sender: the message's `hostname` header. */
+  hostname: string;
 }
 
 /** Token buckets every worker shares, one per name (global_rate_limit). */

@@ -2,15 +2,19 @@
 // exchange. Task events are buffered and sent in batches (a list body, routing key task.multi), at
 // most BUFFER_LIMIT per message and at least once per event-loop turn; whatever cannot be published
 // (the broker is away) is kept and sent again when it is back (Celery's buffer_while_offline).
+// Events are kept in quoted form (the text as it stands inside a JSON string: see quoteJson), so a
+// broker that writes text (Redis: publishEventJson) puts them into the envelope's body as they are,
+// without a Buffer, an escaping pass or base64; the three events a -E worker sends for every task
+// (received, started, succeeded) have their own methods that write that form directly. See
+// docs/events.md, "What -E costs".
 import type { Logger } from '../app/log.js';
 import type { Message } from '../protocol/message.js';
+import type { Broker, QuotedEvents } from '../brokers/types.js';
 import { clock } from './clock.js';
-import { eventHead, eventJson, groupFrom, routingKeyOf, utcoffset, type EventFields, type EventMap } from './event.js';
+import { eventHead, eventJson, groupFrom, quoteJson, quotedTaskEvent, routingKeyOf, utcoffset, type EventFields, type EventMap } from './event.js';
 
-/** Where events go: the broker's event capability (Broker.publishEvent). */
-export interface EventSink {
-  publishEvent(exchange: string, routingKey: string, message: Message): Promise<void>;
-}
+/** Where events go: the broker's event capability (Broker.publishEvent, and publishEventJson where it has it). */
+export type EventSink = Required<Pick<Broker, 'publishEvent'>> & Pick<Broker, 'publishEventJson'>;
 
 /** Celery's buffer_limit: most task events in one task.multi message. */
 export const BUFFER_LIMIT = 24;
@@ -31,8 +35,8 @@ export interface DispatcherOptions {
 
 interface Outgoing {
   routingKey: string;
-  /** One event's JSON text, or a batch's (a list body). */
-  body: string | string[];
+  /** The events in quoted form, and whether the body is their list (task.multi) or the one event. */
+  body: QuotedEvents;
   events: number;
 }
 
@@ -42,10 +46,15 @@ export class EventDispatcher {
   readonly hostname: string;
   readonly exchange: string;
   private groups: Set<string> | null;
-  private taskBuffer: string[] = [];
-  /** eventHead() for the utcoffset it was made with. */
+  /** Task events of the current batch, in quoted form. */
+  private taskBatch: string[] = [];
+  /** eventHead() for the utcoffset it was made with, and its quoted form. */
   private head = '';
+  private qhead = '';
   private headOffset = NaN;
+  /** The timestamp's text for the millisecond `tsAt` (events of one millisecond share it). */
+  private tsAt = NaN;
+  private tsText = '';
   private outgoing: Outgoing[] = [];
   private outgoingEvents = 0;
   private flushing: Promise<void> | null = null;
@@ -95,18 +104,67 @@ export class EventDispatcher {
     const group = type.startsWith('task-') ? 'task' : groupFrom(type);
     if (this.groups !== null && !this.groups.has(group)) return;
     const now = Date.now();
+    this.headAt(now);
+    const event = eventJson(this.head, type, clock.forward(), fields, now);
+    if (group === 'task') {
+      this.bufferTaskEvent(quoteJson(event));
+      return;
+    }
+    this.queue({ routingKey: routingKeyOf(type), body: { events: [quoteJson(event)], list: false, hostname: this.hostname }, events: 1 });
+    this.schedule();
+  }
+
+  /** task-received (the fields of receivedFields()): as send('task-received', f), written directly. */
+  taskReceived(f: EventFields<'task-received'>): void {
+    if (!this.sendsTasks()) return;
+    const now = Date.now();
+    this.bufferTaskEvent(quotedTaskEvent.received(this.headAt(now), clock.forward(), f, this.timestamp(now)));
+  }
+
+  /** task-started: as send('task-started', { uuid }), written directly. */
+  taskStarted(uuid: string): void {
+    if (!this.sendsTasks()) return;
+    const now = Date.now();
+    this.bufferTaskEvent(quotedTaskEvent.started(this.headAt(now), clock.forward(), uuid, this.timestamp(now)));
+  }
+
+  /** task-succeeded: as send('task-succeeded', { uuid, result, runtime }), written directly (runtime to the microsecond). */
+  taskSucceeded(uuid: string, result: string, runtime: number): void {
+    if (!this.sendsTasks()) return;
+    const now = Date.now();
+    this.bufferTaskEvent(quotedTaskEvent.succeeded(this.headAt(now), clock.forward(), uuid, result, runtime, this.timestamp(now)));
+  }
+
+  private sendsTasks(): boolean {
+    return this.enabled && (this.groups === null || this.groups.has('task'));
+  }
+
+  /** The quoted event head for the utcoffset at `now` (made again only when the offset changes); sets this.head too. */
+  private headAt(now: number): string {
     const offset = utcoffset(now);
     if (offset !== this.headOffset) {
       this.head = eventHead(this.hostname, offset);
+      this.qhead = quoteJson(this.head);
       this.headOffset = offset;
     }
-    const event = eventJson(this.head, type, clock.forward(), fields, now);
-    if (group === 'task') {
-      this.taskBuffer.push(event);
-      if (this.taskBuffer.length >= BUFFER_LIMIT) this.cutTaskBatch();
-    } else {
-      this.queue({ routingKey: routingKeyOf(type), body: event, events: 1 });
+    return this.qhead;
+  }
+
+  /** Unix seconds as JSON for the millisecond `now` (printing a float costs more than the rest of an event's numbers). */
+  private timestamp(now: number): string {
+    if (now !== this.tsAt) {
+      this.tsAt = now;
+      this.tsText = String(now / 1000);
     }
+    return this.tsText;
+  }
+
+  private bufferTaskEvent(quoted: string): void {
+    if (this.taskBatch.push(quoted) >= BUFFER_LIMIT) this.cutTaskBatch();
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.onTick);
@@ -120,10 +178,10 @@ export class EventDispatcher {
   };
 
   private cutTaskBatch(): void {
-    if (this.taskBuffer.length === 0) return;
-    const batch = this.taskBuffer;
-    this.taskBuffer = [];
-    this.queue({ routingKey: 'task.multi', body: batch, events: batch.length });
+    const events = this.taskBatch;
+    if (events.length === 0) return;
+    this.taskBatch = [];
+    this.queue({ routingKey: 'task.multi', body: { events, list: true, hostname: this.hostname }, events: events.length });
   }
 
   private queue(o: Outgoing): void {
@@ -174,14 +232,16 @@ export class EventDispatcher {
   }
 
   private publish(o: Outgoing): Promise<void> {
-    const message: Message = {
-      headers: { hostname: this.hostname },
-      properties: { delivery_mode: 1, priority: 0 },
-      body: Buffer.from(typeof o.body === 'string' ? o.body : `[${o.body.join(',')}]`, 'utf8'),
-      contentType: 'application/json',
-      contentEncoding: 'utf-8',
-    };
     try {
+      if (this.sink.publishEventJson) return this.sink.publishEventJson(this.exchange, o.routingKey, o.body);
+      const quoted = o.body.list ? `[${o.body.events.join(',')}]` : o.body.events[0]!;
+      const message: Message = {
+        headers: { hostname: this.hostname },
+        properties: { delivery_mode: 1, priority: 0 },
+        body: Buffer.from(JSON.parse(`"${quoted}"`) as string, 'utf8'),
+        contentType: 'application/json',
+        contentEncoding: 'utf-8',
+      };
       return this.sink.publishEvent(this.exchange, o.routingKey, message);
     } catch (err) {
       return Promise.reject(err);
@@ -210,7 +270,7 @@ export class EventDispatcher {
 
   /** Events sent but not yet published (buffered, or kept while the broker is away). */
   get pending(): number {
-    return this.taskBuffer.length + this.outgoingEvents;
+    return this.taskBatch.length + this.outgoingEvents;
   }
 
   /** Publish what is left (waiting at most `timeoutMs`), then send nothing more. */

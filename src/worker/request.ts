@@ -152,7 +152,7 @@ export class Request implements Job, JobHooks {
     this.timeStart = Date.now();
     w.running.add(this);
     if (w.events.listenerCount('taskPrerun') > 0) w.events.emit('taskPrerun', { id: this.fields.id, name: this.fields.task, request: this.fields } satisfies TaskEvent);
-    w.taskEvents?.send('task-started', { uuid: this.fields.id });
+    w.taskEvents?.taskStarted(this.fields.id);
     this.started = performance.now();
     const limits = limitsFor(this.fields, w.timeLimits.get(this.task.name), this.opts);
     if (limits.hard || limits.soft || !w.executor.runInline) {
@@ -198,7 +198,7 @@ export class Request implements Job, JobHooks {
     if (!info && !taskEvents && events.listenerCount('taskSuccess') === 0 && events.listenerCount('taskPostrun') === 0) return null;
     const f = this.fields;
     return () => {
-      taskEvents?.send('task-succeeded', { uuid: f.id, result: resultRepr(value), runtime });
+      taskEvents?.taskSucceeded(f.id, resultRepr(value), runtime);
       if (info) logger.info(`Task ${f.task}[${f.id}] succeeded in ${runtime.toFixed(6)}s: ${truncate(repr(value))}`);
       this.emit('taskSuccess', 'SUCCESS', runtime, { result: value });
       this.emit('taskPostrun', 'SUCCESS', runtime, { result: value });

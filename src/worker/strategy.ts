@@ -59,7 +59,7 @@ export class Strategy {
       return;
     }
     if (w.logger.isEnabled('info')) w.logger.info(`Task ${f.task}[${f.id}] received`);
-    w.taskEvents?.send('task-received', receivedFields(f));
+    w.taskEvents?.taskReceived(receivedFields(f));
     // Event objects are built only for listeners: most workers have none on the per-task events.
     if (w.events.listenerCount('taskReceived') > 0) w.events.emit('taskReceived', { id: f.id, name: f.task, request: f } satisfies TaskEvent);
     const delay = f.eta ? f.eta.getTime() - Date.now() : 0;

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Celeriac } from '../../src/index.js';
 import { createLogger } from '../../src/app/log.js';
-import type { Message } from '../../src/protocol/message.js';
+import type { QuotedEvents } from '../../src/brokers/types.js';
 import { startRedisServer } from '../helpers/redis-server.js';
 import { eventually, sleep } from '../helpers/services.js';
 
@@ -16,12 +16,12 @@ test('events made while Redis is down are published after it comes back: none lo
   await worker.start();
   // Watch what Redis accepted: each event the broker's publish confirmed.
   const broker = await app.broker();
-  const publish = broker.publishEvent!.bind(broker);
+  // (Redis takes events as text: the dispatcher calls publishEventJson with the events in quoted form.)
+  const publish = broker.publishEventJson!.bind(broker);
   const published: { clock: number; timestamp: number; type: string }[] = [];
-  broker.publishEvent = async (exchange: string, routingKey: string, message: Message) => {
-    await publish(exchange, routingKey, message);
-    const body = JSON.parse(message.body.toString('utf8')) as typeof published[number] | typeof published;
-    published.push(...(Array.isArray(body) ? body : [body]));
+  broker.publishEventJson = async (exchange: string, routingKey: string, body: QuotedEvents) => {
+    await publish(exchange, routingKey, body);
+    for (const e of body.events) published.push(JSON.parse(JSON.parse(`"${e}"`) as string) as typeof published[number]);
   };
   try {
     await eventually(() => published.length >= 2, 'heartbeats while Redis is up', 10_000);

@@ -18,3 +18,13 @@ test('bench -E adds S3/S4 rows with events on for Celeriac and Celery; the other
   assert.ok(without.every((c) => c.spec.events === undefined), 'events off: nothing asks for them');
   assert.equal(without.length, buildPlan({ smoke: false, scenarios: ['S3', 'S4'], systems: ['celeriac', 'celery', 'celery-node'], redisBroker: 'redis://x/14', redisBackend: 'redis://x/15', amqpBroker: null }).length);
 });
+
+test('bench --concurrency limits S3 and S4 to the concurrencies given', () => {
+  assert.deepEqual(parseArgs(['--concurrency', '100']).concurrencies, [100]);
+  assert.deepEqual(parseArgs(['--concurrency', '10,100']).concurrencies, [10, 100]);
+  assert.equal(parseArgs([]).concurrencies, null);
+  assert.throws(() => parseArgs(['--concurrency', 'x']), /whole numbers/);
+  const plan = buildPlan({ smoke: false, scenarios: ['S3', 'S4'], systems: ['celeriac', 'celery'], redisBroker: 'redis://x/14', redisBackend: 'redis://x/15', amqpBroker: null, events: true, concurrencies: [100] });
+  assert.deepEqual([...new Set(plan.map((c) => `${c.scenario} ${c.variant}`))].sort(), ['S3 c=100', 'S3 c=100 -E', 'S4 c=100', 'S4 c=100 -E']);
+  assert.ok(plan.every((c) => c.spec.concurrency === 100));
+});

@@ -13,7 +13,7 @@ import { resolveQueues } from './restore.js';
 import { RedisFanout } from './fanout.js';
 import { subscribeReplies } from './replies.js';
 import { redisBuckets } from './rate-limit-buckets.js';
-import type { BroadcastSubscription } from '../types.js';
+import type { BroadcastSubscription, QuotedEvents } from '../types.js';
 
 /** A bulk publish sends what it has encoded every this many messages. */
 export const SEND_EVERY = 250;
@@ -256,6 +256,11 @@ export class RedisBroker implements Broker {
   /** Celery events: PUBLISH on '/{db}.celeryev/<routing key>', as kombu's fanout exchange on Redis. */
   publishEvent(exchange: string, routingKey: string, message: Message): Promise<void> {
     return this.fanout.broadcast(exchange, message, routingKey);
+  }
+
+  /** publishEvent for events given as text: see RedisFanout.publishEventJson. */
+  publishEventJson(exchange: string, routingKey: string, body: QuotedEvents): Promise<void> {
+    return this.fanout.publishEventJson(exchange, routingKey, body);
   }
 
   subscribeEvents(exchange: string, _queueName: string, bindingKey: string, handler: (message: Message) => void): Promise<BroadcastSubscription> {

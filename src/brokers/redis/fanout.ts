@@ -3,10 +3,11 @@
 // control (no routing key) and the celeryev event stream (routing key = event type). Wired into RedisBroker.
 import type { Redis } from 'ioredis';
 import type { Message } from '../../protocol/message.js';
-import { decodeEnvelope, encodeEnvelope } from '../../protocol/envelope.js';
+import { decodeEnvelope, encodeEnvelope, encodeEventEnvelope } from '../../protocol/envelope.js';
+import { writeTogether } from './connection.js';
 import type { TransportOptions } from '../../app/settings.js';
 import type { Logger } from '../../app/log.js';
-import type { BroadcastSubscription } from '../types.js';
+import type { BroadcastSubscription, QuotedEvents } from '../types.js';
 
 export interface FanoutDeps {
   commandClient: () => Promise<Redis>;
@@ -43,6 +44,17 @@ export class RedisFanout {
   async broadcast(exchange: string, message: Message, routingKey = ''): Promise<void> {
     const client = await this.deps.commandClient();
     await client.publish(this.topic(exchange, routingKey), encodeEnvelope(message, { exchange, routing_key: routingKey }));
+  }
+
+  /**
+   * Celery events given as text (the event dispatcher's messages): the envelope is written around them
+   * directly (encodeEventEnvelope: the body as text, no base64), and the publishes of one turn leave
+   * the socket in one write.
+   */
+  async publishEventJson(exchange: string, routingKey: string, body: QuotedEvents): Promise<void> {
+    const client = await this.deps.commandClient();
+    writeTogether(client);
+    await client.publish(this.topic(exchange, routingKey), encodeEventEnvelope(body.events, body.list, body.hostname, { exchange, routing_key: routingKey }));
   }
 
   /** `bindingKey` as kombu binds a fanout queue: '#' becomes the pub/sub wildcard '*'. */

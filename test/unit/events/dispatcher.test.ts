@@ -6,6 +6,8 @@ import { EventDispatcher, BUFFER_LIMIT, type EventSink } from '../../../src/even
 import { clock } from '../../../src/events/clock.js';
 import { createLogger } from '../../../src/app/log.js';
 import type { Message } from '../../../src/protocol/message.js';
+import { decodeEnvelope, encodeEventEnvelope } from '../../../src/protocol/envelope.js';
+import type { QuotedEvents } from '../../../src/brokers/types.js';
 import { eventually } from '../../helpers/services.js';
 
 interface Published {
@@ -142,4 +144,95 @@ test('a sink that throws synchronously is treated as offline, not as a crash', a
   await d.flush();
   assert.equal(d.pending, 1);
   await d.close(10);
+});
+
+/** A sink that takes events as text, as the Redis broker does (publishEventJson); records the envelopes it would write. */
+class TextSink extends RecordingSink {
+  readonly envelopes: string[] = [];
+  async publishEventJson(exchange: string, routingKey: string, body: QuotedEvents): Promise<void> {
+    this.attempts++;
+    if (this.down) throw new Error('Connection is closed.');
+    this.envelopes.push(encodeEventEnvelope(body.events, body.list, body.hostname, { exchange, routing_key: routingKey }));
+    const message = decodeEnvelope(this.envelopes.at(-1)!).message;
+    this.published.push({ exchange, routingKey, message, body: JSON.parse(message.body.toString('utf8')) });
+  }
+}
+
+// Quotes, backslashes, controls, non-ASCII, an astral character and a lone surrogate.
+const AWKWARD = ['it\'s "q" \\ x', 'a\nb\tc\u0001', 'café', '🎉 中文', 'lone \ud800 surrogate', ''];
+
+test('taskReceived / taskStarted / taskSucceeded write the events send() writes, field for field and in order, awkward strings included', async () => {
+  for (const Sink of [RecordingSink, TextSink]) {
+    const typed = new Sink();
+    const generic = new RecordingSink();
+    const a = new EventDispatcher(typed, { hostname: 'w"1@h\u00e9', logger: quiet() });
+    const b = new EventDispatcher(generic, { hostname: 'w"1@h\u00e9', logger: quiet() });
+    for (const s of AWKWARD) {
+      const fields = { uuid: `id-${s}`, name: `n.${s}`, args: `(${s},)`, kwargs: `{'k': ${s}}`, root_id: s === '' ? `id-${s}` : `root-${s}`, parent_id: s === 'café' ? null : `p-${s}`, retries: 3, eta: s === '' ? null : `2026-01-01T00:00:00+00:00${s}`, expires: null };
+      a.taskReceived(fields);
+      b.send('task-received', fields);
+      a.taskStarted(`id-${s}`);
+      b.send('task-started', { uuid: `id-${s}` });
+      a.taskSucceeded(`id-${s}`, `'${s}'`, 0.25);
+      b.send('task-succeeded', { uuid: `id-${s}`, result: `'${s}'`, runtime: 0.25 });
+    }
+    await a.flush();
+    await b.flush();
+    const strip = (e: Record<string, unknown>) => {
+      const { clock, timestamp, ...rest } = e;
+      assert.equal(typeof clock, 'number');
+      assert.ok(Math.abs((timestamp as number) - Date.now() / 1000) < 5, `timestamp in seconds: ${timestamp}`);
+      return rest;
+    };
+    assert.deepEqual(typed.events().map((e) => Object.keys(e)), generic.events().map((e) => Object.keys(e)), `${Sink.name}: the same keys in the same order`);
+    assert.deepEqual(typed.events().map(strip), generic.events().map(strip), `${Sink.name}: the same values`);
+    assert.deepEqual(typed.published.map((p) => p.routingKey), generic.published.map((p) => p.routingKey));
+    await a.close();
+    await b.close();
+  }
+});
+
+test('a runtime is written to the microsecond; clocks of a batch only go forward', async () => {
+  const sink = new TextSink();
+  const d = new EventDispatcher(sink, { hostname: 'w1@h', logger: quiet() });
+  for (const runtime of [0, 0.0000004, 0.0000125, 1.5, 12345.000001]) d.taskSucceeded('u', 'None', runtime);
+  await d.flush();
+  assert.deepEqual(sink.events().map((e) => e.runtime), [0, 0, 0.000013, 1.5, 12345.000001]);
+  const clocks = sink.events().map((e) => e.clock as number);
+  for (let i = 1; i < clocks.length; i++) assert.equal(clocks[i], clocks[i - 1]! + 1);
+  await d.close();
+});
+
+test('a text sink gets task.multi as kombu envelopes with the body as text (body_encoding null), headers and properties as Celery sends them', async () => {
+  const sink = new TextSink();
+  const d = new EventDispatcher(sink, { hostname: 'w1@h', logger: quiet() });
+  for (let i = 0; i < 30; i++) d.taskStarted(`t${i}`);
+  d.send('task-failed', { uuid: 't0', exception: "TypeError('x')", traceback: 'Traceback ...\n' });
+  d.send('worker-heartbeat', { freq: 2, active: 0, processed: 0, loadavg: [0, 0, 0], sw_ident: 'celeriac', sw_ver: '0', sw_sys: 'Linux' });
+  await d.flush();
+  assert.deepEqual(sink.published.map((p) => [p.routingKey, Array.isArray(p.body) ? (p.body as unknown[]).length : 1]), [['task.multi', 24], ['worker.heartbeat', 1], ['task.multi', 7]]);
+  const raw = JSON.parse(sink.envelopes[0]!) as { body: unknown; headers: unknown; properties: Record<string, unknown>; 'content-type': string; 'content-encoding': string };
+  assert.equal(typeof raw.body, 'string', 'the body is the JSON text itself, no base64');
+  assert.equal((JSON.parse(raw.body as string) as unknown[]).length, 24);
+  assert.deepEqual(raw.headers, { hostname: 'w1@h' });
+  assert.equal(raw['content-type'], 'application/json');
+  assert.equal(raw['content-encoding'], 'utf-8');
+  assert.deepEqual(Object.keys(raw.properties), ['delivery_mode', 'delivery_info', 'priority', 'body_encoding', 'delivery_tag']);
+  assert.deepEqual([raw.properties.delivery_mode, raw.properties.delivery_info, raw.properties.priority, raw.properties.body_encoding], [1, { exchange: 'celeryev', routing_key: 'task.multi' }, 0, null]);
+  const failed = sink.events().find((e) => e.type === 'task-failed')!;
+  assert.equal(failed.traceback, 'Traceback ...\n');
+  await d.close();
+});
+
+test('a text sink that is away keeps the batches and publishes them once it is back (buffer_while_offline)', async () => {
+  const sink = new TextSink();
+  const d = new EventDispatcher(sink, { hostname: 'w1@h', logger: quiet(), retryMs: 20 });
+  sink.down = true;
+  for (let i = 0; i < 50; i++) d.taskReceived({ uuid: `r${i}`, name: 'n', args: '()', kwargs: '{}', root_id: `r${i}`, parent_id: null, retries: 0, eta: null, expires: null });
+  await eventually(() => sink.attempts > 0, 'a first attempt');
+  assert.equal(d.pending, 50);
+  sink.down = false;
+  await eventually(() => sink.events().length === 50, 'every event once the sink is back', 5000);
+  assert.deepEqual(sink.events().map((e) => e.uuid), Array.from({ length: 50 }, (_, i) => `r${i}`));
+  await d.close();
 });
