@@ -77,8 +77,10 @@ async function waitForText(selector: string, want: string | RegExp, timeoutMs = 
     }, [selector, String(want), pattern] as const, { timeout: timeoutMs });
   } catch {
     const got = await page.evaluate((sel) => document.querySelector(sel)?.textContent?.trim() ?? '(no such element)', selector);
+    const notice = await page.evaluate(() => document.getElementById('notice')?.textContent?.trim() ?? '');
     throw new Error(`${selector} did not show ${String(want)} within ${timeoutMs} ms; it shows ${JSON.stringify(got)} `
-      + `(page errors: ${JSON.stringify(pageErrors)})\ndashboard log:\n${dashboardProcess?.tail(30) ?? ''}`);
+      + `(page errors: ${JSON.stringify(pageErrors)}; page notice: ${JSON.stringify(notice)})\ndashboard log:\n${dashboardProcess?.tail(30) ?? ''}`
+      + `\nworker logs:\n${processes.map((p) => p.tail(20)).join('\n')}`);
   }
 }
 
