@@ -198,6 +198,9 @@ test('Revoke with terminate (after a confirm) stops a running task', async () =>
     void d.accept();
   });
   await page.check('main[data-view="task"] input[name="terminate"]');
+  // The page re-renders on its own (live updates, a reload after the STARTED event): the box stays ticked.
+  await sleep(1000);
+  assert.ok(await page.isChecked('main[data-view="task"] input[name="terminate"]'), 'the terminate box is still ticked after the page updated');
   await page.click('button[data-action="revoke"]');
   await waitForText(DETAIL_STATE, 'REVOKED');
   assert.match(asked[0] ?? '', new RegExp(`Revoke ${r.id} and terminate it with SIGTERM`));

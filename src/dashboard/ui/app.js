@@ -544,6 +544,8 @@ async function taskView(el, ctx, id) {
   }
   let task;
   let refetching;
+  // What the user set in the revoke form: a live update re-renders the page and must not undo it.
+  const form = { terminate: false, signal: 'SIGTERM' };
 
   async function load() {
     try {
@@ -573,8 +575,10 @@ async function taskView(el, ctx, id) {
     const t = task;
     const field = (label, key, value, attrs = {}) => (value === undefined || value === null || value === '' ? null
       : [h('dt', {}, label), h('dd', { 'data-field': key, ...attrs }, value)]);
-    const terminate = h('input', { type: 'checkbox', name: 'terminate' });
-    const signal = h('select', { name: 'signal' }, ['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGUSR1'].map((s) => h('option', { value: s }, s)));
+    const terminate = h('input', { type: 'checkbox', name: 'terminate', onchange: () => { form.terminate = terminate.checked; } });
+    terminate.checked = form.terminate;
+    const signal = h('select', { name: 'signal', onchange: () => { form.signal = signal.value; } }, ['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGUSR1'].map((s) => h('option', { value: s }, s)));
+    signal.value = form.signal;
     const related = (label, list) => (list && list.length ? [h('h2', {}, `${label} (${list.length})`), h('ul', { class: 'plain', 'data-field': label.toLowerCase() },
       list.map((c) => h('li', {}, stateBadge(c.state), ' ', taskLink(c.uuid), ' ', h('span', { class: 'mono' }, c.name ?? ''))))] : null);
 
