@@ -4,9 +4,9 @@
 // (the broker is away) is kept and sent again when it is back (Celery's buffer_while_offline).
 // Events are kept in quoted form (the text as it stands inside a JSON string: see quoteJson), so a
 // broker that writes text (Redis: publishEventJson) puts them into the envelope's body as they are,
-// without a Buffer, an escaping pass or base64; the three events a -E worker sends for every task
-// (received, started, succeeded) have their own methods that write that form directly. See
-// docs/events.md, "What -E costs".
+// without an escaping pass or base64 (Redis copies them once, into the RESP bytes of its PUBLISH);
+// the three events a -E worker sends for every task (received, started, succeeded) have their own
+// methods that write that form directly. See docs/events.md, "What -E costs".
 import type { Logger } from '../app/log.js';
 import type { Message } from '../protocol/message.js';
 import type { Broker, QuotedEvents } from '../brokers/types.js';

@@ -52,17 +52,29 @@ export function encodeEnvelope(message: Message, deliveryInfo: DeliveryInfo, del
  */
 export function encodeEventEnvelope(quoted: readonly string[], list: boolean, hostname: string, deliveryInfo: DeliveryInfo, deliveryTag: string = randomUUID()): string {
   const n = list ? quoted.length : 1;
+  const [head, tail] = eventEnvelopeEnds(list, hostname, deliveryInfo, deliveryTag);
   const parts = new Array<string>(2 * n + 1);
-  parts[0] = list ? '{"body": "[' : '{"body": "';
+  parts[0] = head;
   for (let i = 0; i < n; i++) {
     parts[2 * i + 1] = quoted[i]!;
     parts[2 * i + 2] = ',';
   }
-  parts[2 * n] =
-    (list ? ']"' : '"') + ', "content-encoding": "utf-8", "content-type": "application/json", "headers": {"hostname": ' + quote(hostname) +
-    '}, "properties": {"delivery_mode": 1, "delivery_info": {"exchange": ' + quote(deliveryInfo.exchange) + ', "routing_key": ' + quote(deliveryInfo.routing_key) +
-    '}, "priority": 0, "body_encoding": null, "delivery_tag": ' + quote(deliveryTag) + '}}';
+  parts[2 * n] = tail;
   return parts.join('');
+}
+
+/**
+ * The text of encodeEventEnvelope() before and after its events: the envelope is `head`, the events
+ * (list: separated by commas; else quoted[0] alone), then `tail`. For a transport that writes the
+ * pieces where they go itself (Redis: one RESP buffer) instead of joining them into a string.
+ */
+export function eventEnvelopeEnds(list: boolean, hostname: string, deliveryInfo: DeliveryInfo, deliveryTag: string = randomUUID()): [head: string, tail: string] {
+  return [
+    list ? '{"body": "[' : '{"body": "',
+    (list ? ']"' : '"') + ', "content-encoding": "utf-8", "content-type": "application/json", "headers": {"hostname": ' + quote(hostname) +
+      '}, "properties": {"delivery_mode": 1, "delivery_info": {"exchange": ' + quote(deliveryInfo.exchange) + ', "routing_key": ' + quote(deliveryInfo.routing_key) +
+      '}, "priority": 0, "body_encoding": null, "delivery_tag": ' + quote(deliveryTag) + '}}',
+  ];
 }
 
 const BASE64 = /^[A-Za-z0-9+/=\s_-]*$/;

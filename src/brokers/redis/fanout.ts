@@ -3,7 +3,8 @@
 // control (no routing key) and the celeryev event stream (routing key = event type). Wired into RedisBroker.
 import type { Redis } from 'ioredis';
 import type { Message } from '../../protocol/message.js';
-import { decodeEnvelope, encodeEnvelope, encodeEventEnvelope } from '../../protocol/envelope.js';
+import { decodeEnvelope, encodeEnvelope, eventEnvelopeEnds } from '../../protocol/envelope.js';
+import { publishWire, sendPublishWire } from './resp.js';
 import { writeTogether } from './connection.js';
 import type { TransportOptions } from '../../app/settings.js';
 import type { Logger } from '../../app/log.js';
@@ -48,13 +49,16 @@ export class RedisFanout {
 
   /**
    * Celery events given as text (the event dispatcher's messages): the envelope is written around them
-   * directly (encodeEventEnvelope: the body as text, no base64), and the publishes of one turn leave
+   * directly (encodeEventEnvelope's text: the body as text, no base64), straight into the RESP bytes of
+   * the PUBLISH (publishWire: no joined string, no copy by ioredis), and the publishes of one turn leave
    * the socket in one write.
    */
   async publishEventJson(exchange: string, routingKey: string, body: QuotedEvents): Promise<void> {
     const client = await this.deps.commandClient();
+    const [head, tail] = eventEnvelopeEnds(body.list, body.hostname, { exchange, routing_key: routingKey });
+    const wire = publishWire(this.topic(exchange, routingKey), head, body.events, body.list ? body.events.length : 1, ',', tail);
     writeTogether(client);
-    await client.publish(this.topic(exchange, routingKey), encodeEventEnvelope(body.events, body.list, body.hostname, { exchange, routing_key: routingKey }));
+    await sendPublishWire(client, wire);
   }
 
   /** `bindingKey` as kombu binds a fanout queue: '#' becomes the pub/sub wildcard '*'. */
