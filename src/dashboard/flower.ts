@@ -3,7 +3,6 @@
 // actions (shutdown, pool grow/shrink/autoscale, add/cancel consumer) and per-task rate and time limits.
 import type { Context, Hono } from 'hono';
 import type { ControlReply } from '../control/replies.js';
-import { ownControl } from './ingest.js';
 import { boolParam, jsonResult, numberParam, type DashboardContext } from './context.js';
 import type { TaskView } from './views.js';
 
@@ -151,7 +150,7 @@ export function flowerRoutes(r: Hono, d: DashboardContext): void {
     const id = c.req.param('id');
     const terminate = boolParam(c.req.query('terminate'));
     const signal = c.req.query('signal') || 'SIGTERM';
-    await ownControl(app).revoke(id, { terminate, signal });
+    await app.control.revoke(id, { terminate, signal });
     return c.json({ message: `Revoked '${id}'` });
   });
 
@@ -180,44 +179,44 @@ export function flowerRoutes(r: Hono, d: DashboardContext): void {
     const name = c.req.param('name');
     const unknown = known(c, name);
     if (unknown) return unknown;
-    await ownControl(app).shutdown({ destination: [name] });
+    await app.control.shutdown({ destination: [name] });
     return c.json({ message: 'Shutting down!' });
   });
   r.post('/api/worker/pool/grow/:name', (c) => {
     const name = c.req.param('name');
     const n = intParam(c.req.query('n'), 1);
-    return control(c, name, () => ownControl(app).poolGrow(n, opts(name)), () => `Growing '${name}' worker's pool by ${n}`, `Failed to grow '${name}' worker's pool`);
+    return control(c, name, () => app.control.poolGrow(n, opts(name)), () => `Growing '${name}' worker's pool by ${n}`, `Failed to grow '${name}' worker's pool`);
   });
   r.post('/api/worker/pool/shrink/:name', (c) => {
     const name = c.req.param('name');
     const n = intParam(c.req.query('n'), 1);
-    return control(c, name, () => ownControl(app).poolShrink(n, opts(name)), () => `Shrinking '${name}' worker's pool by ${n}`, `Failed to shrink '${name}' worker's pool`);
+    return control(c, name, () => app.control.poolShrink(n, opts(name)), () => `Shrinking '${name}' worker's pool by ${n}`, `Failed to shrink '${name}' worker's pool`);
   });
   r.post('/api/worker/pool/autoscale/:name', (c) => {
     const name = c.req.param('name');
     const min = numberParam(c.req.query('min'));
     const max = numberParam(c.req.query('max'));
     if (min === undefined || max === undefined || Number.isNaN(min) || Number.isNaN(max)) return fail(c, 400, 'autoscale takes min and max, e.g. ?min=2&max=8');
-    return control(c, name, () => ownControl(app).autoscale(max, min, opts(name)), () => `Autoscaling '${name}' worker (min=${min}, max=${max})`, `Failed to autoscale '${name}' worker`);
+    return control(c, name, () => app.control.autoscale(max, min, opts(name)), () => `Autoscaling '${name}' worker (min=${min}, max=${max})`, `Failed to autoscale '${name}' worker`);
   });
   r.post('/api/worker/queue/add-consumer/:name', (c) => {
     const name = c.req.param('name');
     const queue = c.req.query('queue');
     if (!queue) return fail(c, 400, 'add-consumer takes ?queue=<name>');
-    return control(c, name, () => ownControl(app).addConsumer(queue, opts(name)), (ok) => ok, `Failed to add '${queue}' consumer to '${name}' worker`);
+    return control(c, name, () => app.control.addConsumer(queue, opts(name)), (ok) => ok, `Failed to add '${queue}' consumer to '${name}' worker`);
   });
   r.post('/api/worker/queue/cancel-consumer/:name', (c) => {
     const name = c.req.param('name');
     const queue = c.req.query('queue');
     if (!queue) return fail(c, 400, 'cancel-consumer takes ?queue=<name>');
-    return control(c, name, () => ownControl(app).cancelConsumer(queue, opts(name)), (ok) => ok, `Failed to cancel '${queue}' consumer from '${name}' worker`);
+    return control(c, name, () => app.control.cancelConsumer(queue, opts(name)), (ok) => ok, `Failed to cancel '${queue}' consumer from '${name}' worker`);
   });
   r.post('/api/task/rate-limit/:taskname', (c) => {
     const task = c.req.param('taskname');
     const name = c.req.query('workername');
     const limit = c.req.query('ratelimit');
     if (!name || limit === undefined) return fail(c, 400, 'rate-limit takes ?workername=<node>&ratelimit=<e.g. 10/m>');
-    return control(c, name, () => ownControl(app).rateLimit(task, limit, opts(name)), (ok) => ok, 'Failed to set rate limit');
+    return control(c, name, () => app.control.rateLimit(task, limit, opts(name)), (ok) => ok, 'Failed to set rate limit');
   });
   r.post('/api/task/timeout/:taskname', (c) => {
     const task = c.req.param('taskname');
@@ -225,6 +224,6 @@ export function flowerRoutes(r: Hono, d: DashboardContext): void {
     if (!name) return fail(c, 400, 'timeout takes ?workername=<node>&soft=<s>&hard=<s>');
     const soft = numberParam(c.req.query('soft')) ?? null;
     const hard = numberParam(c.req.query('hard')) ?? null;
-    return control(c, name, () => ownControl(app).timeLimit(task, { soft, hard }, opts(name)), (ok) => ok, 'Failed to set timeouts');
+    return control(c, name, () => app.control.timeLimit(task, { soft, hard }, opts(name)), (ok) => ok, 'Failed to set timeouts');
   });
 }

@@ -5,8 +5,7 @@
 import type { CeleryEvent } from '../events/event.js';
 import { EventReceiver, type EventsHost } from '../events/receiver.js';
 import { HEARTBEAT_EXPIRE_WINDOW } from '../events/state.js';
-import { randomUUID } from 'node:crypto';
-import { Control } from '../control/control.js';
+import type { Control } from '../control/control.js';
 import type { Logger } from '../app/log.js';
 import { foldTaskEvent } from './fold.js';
 import { MinuteCounters } from './charts.js';
@@ -39,15 +38,8 @@ export interface Changes {
   workers: WorkerView[];
 }
 
-export type IngestHost = EventsHost;
-
-/**
- * A Control of its own (its own reply routing key): replies to one client id are taken off one reply
- * queue, so two calls in flight under the same id would take each other's replies.
- */
-export function ownControl(host: EventsHost): Control {
-  return new Control({ broker: () => host.broker(), oid: randomUUID() });
-}
+/** What the dashboard uses of the app: its events, and its `control`, whose requests in flight together share one reply subscription. */
+export type IngestHost = EventsHost & { readonly control: Control };
 
 export class ClusterView {
   readonly metrics = new DashboardMetrics();
@@ -236,7 +228,7 @@ export class ClusterView {
   refreshWorkers(destination?: string[], methods: readonly (typeof FLOWER_INSPECT)[number][] = FLOWER_INSPECT, timeout = 1): Promise<void> {
     if (this.inspecting && !destination) return this.inspecting;
     const run = (async () => {
-      const replies = await Promise.all(methods.map((m) => ownControl(this.host).inspect({ destination, timeout, onDuplicate: () => undefined }).request(m, m === 'active' ? { safe: null } : m === 'conf' ? { with_defaults: false } : m === 'registered' ? { taskinfoitems: [] } : {}).catch(() => ({}))));
+      const replies = await Promise.all(methods.map((m) => this.host.control.inspect({ destination, timeout, onDuplicate: () => undefined }).request(m, m === 'active' ? { safe: null } : m === 'conf' ? { with_defaults: false } : m === 'registered' ? { taskinfoitems: [] } : {}).catch(() => ({}))));
       const now = Date.now() / 1000;
       methods.forEach((method, i) => {
         for (const [node, reply] of Object.entries(replies[i] as Record<string, unknown>)) {
