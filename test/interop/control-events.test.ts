@@ -136,7 +136,12 @@ print(json.dumps(out, default=str))
     const py = await startPythonWorker({ broker: b.url, backend: BACKEND, queues: [queue], name: pyHost, concurrency: 1, mingle: true });
     cleanup.push(() => py.stop());
     assert.match(py.logs, /mingle: sync with [1-9]\d* nodes/, 'Python synced with at least the TS worker');
-    const pyRevoked = (await app.control.inspect({ destination: [pyHost], timeout: 10 }).revoked())[pyHost];
+    // Asked again until it answers: a broadcast published before the worker's pidbox subscription is up is not seen.
+    let pyRevoked: string[] | undefined;
+    await eventually(async () => {
+      pyRevoked = (await app.control.inspect({ destination: [pyHost], timeout: 2 }).revoked())[pyHost];
+      return pyRevoked !== undefined;
+    }, 'the Python worker answering inspect revoked', 20_000).catch(() => undefined);
     assert.ok(pyRevoked?.includes(fromTs), `the Python worker took the TS worker's revoked id: ${JSON.stringify(pyRevoked)}`);
     const fromPy = randomUUID();
     await app.control.revoke(fromPy, { destination: [pyHost], reply: true, timeout: 10 });
