@@ -101,6 +101,7 @@ async function main(): Promise<number> {
     redisBroker: redis.url(opts.brokerDb), redisBackend: redis.url(opts.resultsDb), amqpBroker: rabbit ? rabbit.url() : null,
     events: opts.events,
     concurrencies: opts.concurrencies,
+    drainTasks: opts.drainTasks,
   });
   if (cases.length === 0) throw new Error('nothing to run: check --only and --systems');
 

@@ -24,6 +24,8 @@ export interface BenchOptions {
   events: boolean;
   /** S3 and S4 only at these concurrencies (default 1, 10, 100). */
   concurrencies: number[] | null;
+  /** Tasks a Node system drains in S3 and S4 above c=1 (default 50,000): longer drains read the steady state. */
+  drainTasks: number | null;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -42,13 +44,14 @@ export const USAGE = `usage: npm run bench -- [options]
   --tsx                run Node children through tsx instead of compiling them to JavaScript first
   --from-json PATH     run nothing: print the table of a saved run (--json output) and write the docs from it
   -E, --events         S3 and S4 also run with task events on (Celeriac taskEvents, Python -E), rows suffixed ' -E'
-  --concurrency 100    S3 and S4 only at these concurrencies (comma-separated; default 1,10,100)`;
+  --concurrency 100    S3 and S4 only at these concurrencies (comma-separated; default 1,10,100)
+  --drain-tasks N      tasks a Node system drains in S3 and S4 above c=1 (default 50000; more reads the steady state)`;
 
 export function parseArgs(argv: string[]): BenchOptions {
   const o: BenchOptions = {
     smoke: false, runs: 5, scenarios: ALL_SCENARIOS, systems: ALL_SYSTEMS, redisUrl: 'redis://127.0.0.1:6379',
     brokerDb: 14, resultsDb: 15, ownRedisPort: null, amqpUrl: 'amqp://guest:guest@127.0.0.1:5672', vhost: 'celeriac-bench',
-    writeDocs: true, jsonOut: null, profile: false, tsx: false, fromJson: null, events: false, concurrencies: null,
+    writeDocs: true, jsonOut: null, profile: false, tsx: false, fromJson: null, events: false, concurrencies: null, drainTasks: null,
   };
   let runsGiven = false;
   let onlyGiven = false;
@@ -96,6 +99,12 @@ export function parseArgs(argv: string[]): BenchOptions {
         const list = value(i++, a).split(',').map(Number);
         if (list.some((c) => !Number.isInteger(c) || c < 1)) throw new Error('--concurrency wants whole numbers ≥ 1, e.g. 100 or 10,100');
         o.concurrencies = list;
+        break;
+      }
+      case '--drain-tasks': {
+        const n = Number(value(i++, a));
+        if (!Number.isInteger(n) || n < 100) throw new Error('--drain-tasks wants a whole number ≥ 100, e.g. 300000');
+        o.drainTasks = n;
         break;
       }
       case '--help': case '-h': console.log(USAGE); process.exit(0); break;

@@ -49,6 +49,8 @@ export interface PlanOptions {
   events?: boolean;
   /** S3 and S4 only at these concurrencies (default: 1, 10, 100; smoke: 100). */
   concurrencies?: number[] | null;
+  /** Tasks a Node system drains in S3 and S4 above c=1 (default: the plan's). */
+  drainTasks?: number | null;
 }
 
 const SYSTEM_LABEL: Record<SystemId, string> = { celeriac: 'Celeriac', bullmq: 'BullMQ', celery: 'Celery', 'celery-node': 'celery-node' };
@@ -114,9 +116,10 @@ export function buildPlan(o: PlanOptions): Case[] {
       case 'S3':
       case 'S4': {
         const cs = o.concurrencies ?? (o.smoke ? [100] : [1, 10, 100]);
-        drains(sc, 'redis', cs, sc === 'S4', 'noop', N.drain, N.pyDrain);
+        const drain = o.drainTasks ?? N.drain;
+        drains(sc, 'redis', cs, sc === 'S4', 'noop', drain, N.pyDrain);
         // The same drains with task events on, in the same sitting: the cost of -E, for each system.
-        if (o.events) drains(sc, 'redis', cs, sc === 'S4', 'noop', N.drain, N.pyDrain, 'throughput', ' -E', true);
+        if (o.events) drains(sc, 'redis', cs, sc === 'S4', 'noop', drain, N.pyDrain, 'throughput', ' -E', true);
         break;
       }
       case 'S5': drains('S5', 'redis', [100], false, 'io', N.io, N.pyIo); break;
