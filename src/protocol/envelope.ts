@@ -42,31 +42,14 @@ export function encodeEnvelope(message: Message, deliveryInfo: DeliveryInfo, del
 }
 
 /**
- * A Celery event message for a virtual transport (Redis pub/sub), written as text: the body is the
- * event's (or the task.multi list's) JSON as a string, with body_encoding null — what kombu's virtual
- * transport writes with transport option body_encoding=None, and reads back as it is (no base64 step
- * on either side). `quoted` are the events' JSON texts in quoted form (JSON.stringify(text) without its
- * outer quotes); `list` makes the body their list, else it is quoted[0]. Headers {hostname},
- * delivery_mode 1 and priority 0, as Celery's EventDispatcher publishes; the keys and their order of
- * encodeEnvelope(). Made with one join: one flat string, no intermediate copies of the events.
- */
-export function encodeEventEnvelope(quoted: readonly string[], list: boolean, hostname: string, deliveryInfo: DeliveryInfo, deliveryTag: string = randomUUID()): string {
-  const n = list ? quoted.length : 1;
-  const [head, tail] = eventEnvelopeEnds(list, hostname, deliveryInfo, deliveryTag);
-  const parts = new Array<string>(2 * n + 1);
-  parts[0] = head;
-  for (let i = 0; i < n; i++) {
-    parts[2 * i + 1] = quoted[i]!;
-    parts[2 * i + 2] = ',';
-  }
-  parts[2 * n] = tail;
-  return parts.join('');
-}
-
-/**
- * The text of encodeEventEnvelope() before and after its events: the envelope is `head`, the events
- * (list: separated by commas; else quoted[0] alone), then `tail`. For a transport that writes the
- * pieces where they go itself (Redis: one RESP buffer) instead of joining them into a string.
+ * A Celery event message for a virtual transport (Redis pub/sub), written as text, as the text before
+ * and after its events: the envelope is `head`, then the events (a list: separated by commas; else the
+ * one event), then `tail`. The body is the event's (or the task.multi list's) JSON as a string, with
+ * body_encoding null — what kombu's virtual transport writes with transport option body_encoding=None,
+ * and reads back as it is (no base64 step on either side); the events go in in quoted form
+ * (JSON.stringify(text) without its outer quotes). Headers {hostname}, delivery_mode 1 and priority 0,
+ * as Celery's EventDispatcher publishes; the keys and their order of encodeEnvelope(). A transport
+ * writes the pieces where they go itself (Redis: one RESP buffer) instead of joining them.
  */
 export function eventEnvelopeEnds(list: boolean, hostname: string, deliveryInfo: DeliveryInfo, deliveryTag: string = randomUUID()): [head: string, tail: string] {
   return [

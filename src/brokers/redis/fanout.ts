@@ -49,14 +49,14 @@ export class RedisFanout {
 
   /**
    * Celery events given as text (the event dispatcher's messages): the envelope is written around them
-   * directly (encodeEventEnvelope's text: the body as text, no base64), straight into the RESP bytes of
+   * directly (eventEnvelopeEnds: the body as text, no base64), straight into the RESP bytes of
    * the PUBLISH (publishWire: no joined string, no copy by ioredis), and the publishes of one turn leave
    * the socket in one write.
    */
   async publishEventJson(exchange: string, routingKey: string, body: QuotedEvents): Promise<void> {
     const client = await this.deps.commandClient();
     const [head, tail] = eventEnvelopeEnds(body.list, body.hostname, { exchange, routing_key: routingKey });
-    const wire = publishWire(this.topic(exchange, routingKey), head, body.events, body.list ? body.events.length : 1, ',', tail);
+    const wire = publishWire(this.topic(exchange, routingKey), head, body.events, tail);
     writeTogether(client);
     await sendPublishWire(client, wire);
   }

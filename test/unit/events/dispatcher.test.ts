@@ -6,7 +6,8 @@ import { EventDispatcher, BUFFER_LIMIT, type EventSink } from '../../../src/even
 import { clock } from '../../../src/events/clock.js';
 import { createLogger } from '../../../src/app/log.js';
 import type { Message } from '../../../src/protocol/message.js';
-import { decodeEnvelope, encodeEventEnvelope } from '../../../src/protocol/envelope.js';
+import { decodeEnvelope } from '../../../src/protocol/envelope.js';
+import { encodeEventEnvelope } from '../../helpers/event-envelope.js';
 import type { QuotedEvents } from '../../../src/brokers/types.js';
 import { eventually } from '../../helpers/services.js';
 
