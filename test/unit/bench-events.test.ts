@@ -35,7 +35,7 @@ test('bench --drain-tasks sets how many tasks the Node systems drain in S3 and S
   assert.throws(() => parseArgs(['--drain-tasks', '12.5']), /whole number/);
   const plan = buildPlan({ smoke: false, scenarios: ['S3', 'S4'], systems: ['celeriac', 'celery'], redisBroker: 'redis://x/14', redisBackend: 'redis://x/15', amqpBroker: null, events: true, drainTasks: 300000 });
   const node = plan.filter((c) => c.system === 'celeriac' && c.spec.concurrency > 1);
-  assert.ok(node.length > 0 && node.every((c) => c.spec.n === 300000 && c.prefill.n === 300000));
+  assert.ok(node.length > 0 && node.every((c) => c.spec.n === 300000 && c.prefill?.n === 300000));
   assert.ok(plan.filter((c) => c.system === 'celery').every((c) => c.spec.n === 3000), 'Python Celery drains its own count');
   assert.ok(plan.filter((c) => c.system === 'celeriac' && c.spec.concurrency === 1).every((c) => c.spec.n === 10000), 'c=1 keeps 10,000');
   const plain = buildPlan({ smoke: false, scenarios: ['S3'], systems: ['celeriac'], redisBroker: 'redis://x/14', redisBackend: 'redis://x/15', amqpBroker: null });
