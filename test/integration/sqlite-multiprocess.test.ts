@@ -73,22 +73,26 @@ test('a fenced ack after the lease expired and another process ran the message i
   const b = createBroker(url, ctx({ visibility_timeout: 1 }, {}, log)) as SqliteBroker;
   await b.connect();
   const ledger = path.join(dir, 'other.txt');
-  const other = spawnChild(['consume', url, 'q', '4', ledger], { CELERIAC_TEST_LEASE_S: '1' });
-  await other.waitFor('ready');
   const held: Delivery[] = [];
   const c = (await b.consume(['q'], (d) => held.push(d), { prefetch: 1 })) as SqliteConsumer;
-  // The consumer is idle-polling; the in-process publish wakes it first, before the child polls again.
   await b.publish(testMessage('victim'), { exchange: '', routingKey: 'q' });
   await eventually(() => held.length === 1, 'we hold it', 5000, 5);
-  assert.deepEqual(readLedger(ledger), []);
-  // Block this event loop past the lease: renewal cannot run, as with a task that never yields.
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2500);
-  await eventually(() => readLedger(ledger).includes('victim'), 'the other process takes the expired message', 5000);
-  await held[0]!.ack();
-  assert.equal(c.stats.fencedFailures, 1);
-  assert.equal(c.stats.acked, 0);
-  assert.ok(log.lines.some((l) => l.includes('possible_duplicate') && l.includes(held[0]!.deliveryTag)), log.lines.join(''));
-  await stopChild(other);
-  assert.equal(await b.queueLength('q'), 0, 'the other process acked it');
-  await b.close();
+  // The other process starts consuming only now: while our lease is renewed it cannot take the message.
+  const other = spawnChild(['consume', url, 'q', '4', ledger], { CELERIAC_TEST_LEASE_S: '1' });
+  try {
+    await other.waitFor('ready');
+    assert.deepEqual(readLedger(ledger), []);
+    // Block this event loop past the lease: renewal cannot run, as with a task that never yields.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2500);
+    await eventually(() => readLedger(ledger).includes('victim'), 'the other process takes the expired message', 5000);
+    await held[0]!.ack();
+    assert.equal(c.stats.fencedFailures, 1);
+    assert.equal(c.stats.acked, 0);
+    assert.ok(log.lines.some((l) => l.includes('possible_duplicate') && l.includes(held[0]!.deliveryTag)), log.lines.join(''));
+    await stopChild(other);
+    assert.equal(await b.queueLength('q'), 0, 'the other process acked it');
+  } finally {
+    other.proc.kill('SIGKILL');
+    await b.close();
+  }
 });
