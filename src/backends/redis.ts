@@ -258,7 +258,8 @@ export class RedisBackend implements ResultBackend {
         }
         waiter.reject(err);
       };
-      const onAbort = () => drop(new Error('aborted'));
+      const onAbort = () => drop(opts.signal?.reason instanceof Error ? opts.signal.reason : new Error('The wait was aborted'));
+      if (opts.signal?.aborted) return onAbort();
       if (opts.timeout !== undefined) {
         timer = setTimeout(() => drop(new TimeoutError(`The operation timed out after ${opts.timeout} ms waiting for task ${taskId}.`)), opts.timeout);
       }

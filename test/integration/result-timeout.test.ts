@@ -1,5 +1,6 @@
 // get() that times out says the same on every result backend: which task, its state, and (PENDING) that
-// no worker may be consuming its queue; on the embedded default, which database file the app uses.
+// no worker may be consuming its queue; on the embedded default, which database file the app uses. A
+// get() the caller aborts rejects with the caller's reason on every backend.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -31,6 +32,12 @@ for (const b of BACKENDS) {
         return true;
       });
       await assert.rejects(app.AsyncResult(r.id).get({ timeout: 200 }), /^TimeoutError: The result of task [0-9a-f-]{36} was not ready within 0\.2 s \(state PENDING\)\. No worker may be consuming the task's queue/);
+      // A caller's abort ends the wait with the caller's reason, whether it comes before or during it.
+      const stop = new AbortController();
+      const waiting = r.get({ signal: stop.signal });
+      setTimeout(() => stop.abort(new Error('the caller gave up')), 100);
+      await assert.rejects(waiting, /^Error: the caller gave up$/);
+      await assert.rejects(r.get({ signal: stop.signal }), /^Error: the caller gave up$/);
     } finally {
       await app.close();
     }
