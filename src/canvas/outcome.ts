@@ -38,6 +38,8 @@ export interface FailureOptions {
   /** The task stores its results (not ignore_result): the rest of its chain is marked failed too. */
   storeResult: boolean;
   callErrbacks: boolean;
+  /** The rest of the chain was stored failed already, beside the task's own state (storeChainFailure). */
+  chainStored?: boolean;
 }
 
 export class CanvasOutcomes {
@@ -132,16 +134,10 @@ export class CanvasOutcomes {
    */
   async onFailure(r: CanvasRequest, info: ExceptionInfo, traceback: string | null, o: FailureOptions): Promise<void> {
     if (r.embed.chord) await this.chordPart(r, o.state, info);
+    if (!o.chainStored) await this.storeChainFailure(r, info, traceback, o);
     for (const elem of r.embed.chain ?? []) {
       const opts = (elem.options ?? {}) as Record<string, unknown>;
       const tid = opts.task_id as string | undefined;
-      if (o.storeResult && PROPAGATE_STATES.has(o.state) && tid) {
-        const meta: ResultMeta = { status: o.state, result: info, traceback, children: [], date_done: isoformat(new Date()), task_id: tid };
-        if (opts.group_id) meta.group_id = opts.group_id as string;
-        if (opts.parent_id) meta.parent_id = opts.parent_id as string;
-        meta.task_id = tid; // last, in Celery's field order
-        await this.store(r, meta, opts.reply_to as string | undefined);
-      }
       if ('chord' in opts && tid) {
         const elemRequest: CanvasRequest = {
           ...r, id: tid, group: (opts.group_id as string | undefined) ?? null, groupIndex: (opts.group_index as number | undefined) ?? null,
@@ -151,6 +147,30 @@ export class CanvasOutcomes {
       }
     }
     if (o.callErrbacks && r.embed.errbacks?.length) await this.callErrbacks(r, info, traceback);
+  }
+
+  /**
+   * Every later step of the chain stored with the failure (Celery's mark_as_failure), so the chain's
+   * last result fails. The stores are all begun before this returns: begun in the same turn as the
+   * failed task's own store, they go to the backend in the same write (one script call on Redis), and
+   * no client sees the failed step's FAILURE while the chain's last result is still PENDING. (Celery's
+   * get() on a chain raises a failed parent's error; a second AsyncResult of the last id read right
+   * after in that window waits forever, as the first one stays registered for the id.)
+   */
+  storeChainFailure(r: CanvasRequest, info: ExceptionInfo, traceback: string | null, o: FailureOptions): Promise<void> {
+    if (!o.storeResult || !PROPAGATE_STATES.has(o.state)) return Promise.resolve();
+    const stores: Promise<void>[] = [];
+    for (const elem of r.embed.chain ?? []) {
+      const opts = (elem.options ?? {}) as Record<string, unknown>;
+      const tid = opts.task_id as string | undefined;
+      if (!tid) continue;
+      const meta: ResultMeta = { status: o.state, result: info, traceback, children: [], date_done: isoformat(new Date()), task_id: tid };
+      if (opts.group_id) meta.group_id = opts.group_id as string;
+      if (opts.parent_id) meta.parent_id = opts.parent_id as string;
+      meta.task_id = tid; // last, in Celery's field order
+      stores.push(this.store(r, meta, opts.reply_to as string | undefined));
+    }
+    return Promise.all(stores).then(() => undefined);
   }
 
   /**

@@ -60,9 +60,19 @@ export class WorkerCanvas {
       .catch((err: unknown) => this.logger.error(`Task ${f.task}[${f.id}] could not join chord ${f.group}: ${(err as Error).message}`));
   }
 
-  /** Celery's mark_as_failure after the store: the chord joins, the rest of the chain fails too, the errbacks run. */
+  /**
+   * The rest of the chain stored failed. Called in the same turn as the task's own FAILURE store (right
+   * after it), so both go to the backend in one write; failures are logged.
+   */
+  failChain(f: TaskRequest, info: ExceptionInfo, traceback: string | null): Promise<void> {
+    if (!f.embed.chain?.length) return Promise.resolve();
+    return this.outcomes.storeChainFailure(canvasRequest(f), info, traceback, { state: 'FAILURE', storeResult: true, callErrbacks: true })
+      .catch((err: unknown) => this.logger.error(`Task ${f.task}[${f.id}] failed, and the rest of its chain could not be stored failed: ${(err as Error).message}`));
+  }
+
+  /** Celery's mark_as_failure after the stores (failChain did the chain's): the chord joins, the errbacks run. */
   async afterFailure(f: TaskRequest, job: RunningJob, info: ExceptionInfo, traceback: string | null, storeResult: boolean): Promise<void> {
-    await this.outcomes.onFailure(canvasRequest(f, job), info, traceback, { state: 'FAILURE', storeResult, callErrbacks: true })
+    await this.outcomes.onFailure(canvasRequest(f, job), info, traceback, { state: 'FAILURE', storeResult, callErrbacks: true, chainStored: true })
       .catch((err: unknown) => this.logger.error(`Task ${f.task}[${f.id}] failed, and its canvas could not be told: ${(err as Error).message}`));
   }
 }

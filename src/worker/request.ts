@@ -327,8 +327,16 @@ export class Request implements Job, JobHooks {
     const info = encodeException(error);
     const tb = error instanceof TaskError && error.traceback ? error.traceback : formatTraceback(error);
     const storeResult = !this.ignoreResult || this.opts.storeErrors;
-    if (storeResult) await this.store('FAILURE', info, tb);
-    if (hasFailureCanvas(f)) await this.w.canvas.afterFailure(f, this, info, tb, storeResult);
+    const canvas = hasFailureCanvas(f);
+    if (storeResult) {
+      // The rest of the chain is stored failed in the same turn, so in the same backend write: nobody
+      // sees this step failed while the chain's last result is still pending.
+      const stored = this.store('FAILURE', info, tb);
+      const chain = canvas ? this.w.canvas.failChain(f, info, tb) : undefined;
+      await stored;
+      await chain;
+    }
+    if (canvas) await this.w.canvas.afterFailure(f, this, info, tb, storeResult);
     // A lost worker with reject_on_worker_lost false is acked, as Celery does.
     const ack = this.opts.acksOnFailureOrTimeout || (error instanceof WorkerLostError && !timeout);
     await this.settle(ack ? 'ack' : 'reject');

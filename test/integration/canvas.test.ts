@@ -169,6 +169,28 @@ test('redis: the join is Celery\'s: .s written before the header is published, a
   }
 });
 
+test('redis: a failed chain step and the rest of its chain are stored in one write: whoever sees the step\'s FAILURE finds the chain\'s last result failed too', async () => {
+  await requireRedis();
+  const s = await setup(redisDb(15));
+  const [sub, reader] = [new Redis(redisDb(15)), new Redis(redisDb(15))];
+  try {
+    const [failId, lastId] = [uniqueName('failed-step'), uniqueName('last-step')];
+    // Celery's get() on a chain raises a failed parent's error as soon as it reads it; a second
+    // AsyncResult of the last id read then must find it stored (the first one stays registered).
+    const seen = new Promise<string>((resolve) => sub.on('message', () => void reader.get(`celery-task-meta-${lastId}`).then((raw) => resolve(raw ? JSON.parse(raw).status : 'PENDING'))));
+    await sub.subscribe(`celery-task-meta-${failId}`);
+    const broken = await chain(s.add.s(1, 2), s.fail.s().set({ task_id: failId }), s.add.s(1).set({ task_id: lastId })).applyAsync();
+    assert.equal(broken.id, lastId);
+    assert.equal(broken.parent!.id, failId);
+    assert.equal(await seen, 'FAILURE', 'the last result, read when the failed step\'s state was published');
+    assert.equal((await error(broken))?.name, 'RangeError');
+  } finally {
+    sub.disconnect();
+    reader.disconnect();
+    await s.close();
+  }
+});
+
 test('a chord without a result backend is refused before anything is sent, with Celery\'s words', async () => {
   const url = `memory://${uniqueName('nobackend')}`;
   const app = new Celeriac('nb', { broker: url, logger: createLogger('critical') });
