@@ -83,7 +83,7 @@ export function canvasInteropSuite(t: Transport): void {
       await assertSameInTs(app, o, what);
     }
     assert.equal(out[0]!.parents.length, 2, 'the chain result has the two earlier steps as parents');
-    assert.equal(await app.AsyncResult(out[0]!.parents[0]!).get({ timeout: 5000 }), 13, 'the middle step is stored too');
+    assert.equal(await app.AsyncResult(out[0]!.parents[0]!).get({ timeout: 30_000 }), 13, 'the middle step is stored too');
     assert.deepEqual(out[1]!.state, 'FAILURE', 'a failed step fails the chain\'s last result');
     assert.equal(out[5]!.by_id?.error?.type, 'ChordError');
     assert.match(out[5]!.by_id!.error!.args[0] as string, DEPENDENCY);
@@ -92,7 +92,7 @@ export function canvasInteropSuite(t: Transport): void {
     assert.equal(out[11]!.children?.length, 1, 'Python sees the callback among the children');
     const kids = await app.AsyncResult(out[11]!.id).children();
     assert.deepEqual(kids?.map((k) => k.id), out[11]!.children);
-    assert.equal(await kids![0]!.get({ timeout: 5000 }), 50);
+    assert.equal(await kids![0]!.get({ timeout: 30_000 }), 50);
     // errbacks: sent to Python with the failed id; called in-process on the TS worker; sent to a bound TS task.
     const [m, n, o] = [out[12]!, out[13]!, out[14]!];
     await eventually(async () => (await records(kPy)).length === 1, 'the Python errback');
@@ -136,7 +136,7 @@ export function canvasInteropSuite(t: Transport): void {
       else assert.deepEqual(ts.value, expect, `${what}: ${String(ts.error)}`);
       if (r.isGroup) {
         // Each member as Python reads it (a group's result is its members').
-        const values = await Promise.all(r.results.map((m) => m.get({ timeout: 5000 }).then((value) => ({ value }), (error: Error) => ({ error }))));
+        const values = await Promise.all(r.results.map((m) => m.get({ timeout: 30_000 }).then((value) => ({ value }), (error: Error) => ({ error }))));
         r.results.forEach((m, k) => items.push({ id: m.id, ts: { ...values[k]!, state: (ts.state as string[])[k]! }, what: `${what} member ${k}` }));
       } else items.push({ id: r.id, ts: { value: ts.value, error: ts.error, state: ts.state as string }, what });
     }
@@ -144,7 +144,7 @@ export function canvasInteropSuite(t: Transport): void {
     await assertSameInPython(e, items);
     const kids = await (results[11] as ReturnType<Celeriac['AsyncResult']>).children();
     assert.equal(kids?.length, 1, 'the Python worker stored the callback among the children');
-    assert.equal(await kids![0]!.get({ timeout: 5000 }), 50);
+    assert.equal(await kids![0]!.get({ timeout: 30_000 }), 50);
     await eventually(async () => (await records(kErr)).length === 1, 'the TS errback of a Python task');
     assert.equal((await records(kErr))[0]!.value, results[12]!.id);
   });
@@ -207,7 +207,7 @@ export function canvasInteropSuite(t: Transport): void {
     const parents: string[] = [];
     for (let n = tsBuilt.parent; n; n = n.parent) parents.push(n.id);
     assert.equal(parents.length, 3);
-    assert.deepEqual(await Promise.all(parents.map((id) => app.AsyncResult(id).get({ timeout: 5000 }))), [39, 13, 3]);
+    assert.deepEqual(await Promise.all(parents.map((id) => app.AsyncResult(id).get({ timeout: 30_000 }))), [39, 13, 3]);
   });
 }
 
