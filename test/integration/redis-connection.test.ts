@@ -178,3 +178,25 @@ test('max_connections: a worker that needs more connections than allowed fails w
   const clients = plain.cli('CLIENT', 'LIST');
   assert.ok(clients.split('\n').filter((l) => l.includes('db=8')).length <= 2);
 });
+
+test('a server that goes on refusing writes (NOREPLICAS) fails a publish with its error after about a minute, not never; once it accepts writes, publishes go through', async () => {
+  // min-replicas-to-write with no replica: every write is refused, as by a master whose failover never completes.
+  const server = await startRedisServer({ args: ['--min-replicas-to-write', '1'] });
+  const { logger } = capture();
+  const app = new Celeriac('refused', { broker_url: server.url(0), logger });
+  try {
+    const t0 = Date.now();
+    await assert.rejects(app.sendTask('tasks.add', [1, 2]), /publishing task .*NOREPLICAS/);
+    const waited = Date.now() - t0;
+    // Resent for REFUSED_RESEND_MS (a failover's refusals end well within it), then failed, retries included.
+    assert.ok(waited >= 59_000 && waited < 120_000, `the publish failed after ${waited} ms`);
+    assert.equal(server.cli('LLEN', 'celery').trim(), '0');
+    server.cli('CONFIG', 'SET', 'min-replicas-to-write', '0');
+    const r = await app.sendTask('tasks.add', [1, 2]);
+    assert.equal(server.cli('LLEN', 'celery').trim(), '1');
+    assert.match(server.cli('LINDEX', 'celery', '0'), new RegExp(r.id));
+  } finally {
+    await app.close();
+    await server.destroy();
+  }
+});

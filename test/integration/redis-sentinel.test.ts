@@ -102,10 +102,13 @@ test('tasks keep flowing through a forced Sentinel failover: none lost, worker a
     }
     await sleep(25);
   }
-  await until('the sentinels to report the new master', () => sentinels.every((s) => s.masterPort() === replica.port), 15_000);
+  // A failover that does not complete shows in the servers' own logs.
+  const logs = () => [master, replica, sentinels[1]!].map((s) => `--- port ${s.port}:\n${s.logs.split('\n').slice(-25).join('\n')}`).join('\n');
+  await until('the sentinels to report the new master', () => sentinels.every((s) => s.masterPort() === replica.port), 15_000)
+    .catch((err: Error) => { throw new Error(`${err.message}\n${logs()}`); });
   clearInterval(poll);
   switchedAt ||= Date.now();
-  assert.deepEqual(failures, [], 'publishing must not fail during the failover');
+  assert.deepEqual(failures, [], `publishing must not fail during the failover (a refused publish is resent for a minute, then fails)\n${logs()}`);
 
   // Every task comes back SUCCESS with its value (results are read through the sentinels too).
   const results = await Promise.all(sent.map(async (s) => {

@@ -48,12 +48,29 @@ export function writeTogether(client: Redis): void {
   process.nextTick(() => stream.uncork());
 }
 
+const REFUSED = /^(READONLY|LOADING|MASTERDOWN|NOREPLICAS)/;
+/** How long refused commands are resent before they fail with Redis' error: a failover ends well within it. */
+export const REFUSED_RESEND_MS = 60_000;
+/** Refusals further apart than this belong to separate outages (a resend comes at most every ~2 s). */
+const REFUSED_STREAK_GAP_MS = 10_000;
+
 /**
  * After a Sentinel failover the old master turns replica (READONLY) or, with min-replicas-to-write,
- * refuses writes once its replica left (NOREPLICAS): reconnect through the sentinels and resend.
+ * refuses writes once its replica left (NOREPLICAS): reconnect through the sentinels and resend (2).
+ * A server that goes on refusing for REFUSED_RESEND_MS (a failover that never completes, a master
+ * whose replicas are gone for good) is not waited on forever: from then on the command is failed
+ * with Redis' error (1: reconnect without resending), until the refusals stop.
  */
-function reconnectOnError(err: Error): 2 | false {
-  return /^(READONLY|LOADING|MASTERDOWN|NOREPLICAS)/.test(err.message) ? 2 : false;
+export function refusedCommandPolicy(limitMs = REFUSED_RESEND_MS, now: () => number = Date.now): (err: Error) => 1 | 2 | false {
+  let since = 0;
+  let last = -Infinity;
+  return (err) => {
+    if (!REFUSED.test(err.message)) return false;
+    const t = now();
+    if (t - last > REFUSED_STREAK_GAP_MS) since = t;
+    last = t;
+    return t - since < limitMs ? 2 : 1;
+  };
 }
 
 export function clientOptions(target: RedisTarget, transport: TransportOptions, role: ClientRole = {}): RedisOptions {
@@ -74,7 +91,7 @@ export function clientOptions(target: RedisTarget, transport: TransportOptions, 
     maxRetriesPerRequest: role.blocking ? null : 20,
     enableOfflineQueue: !role.failFast,
     retryStrategy,
-    reconnectOnError,
+    reconnectOnError: refusedCommandPolicy(),
     ...(sentinel ? { failoverDetector: true, sentinelRetryStrategy: retryStrategy } : {}),
     connectTimeout: target.options.connectTimeout ?? (role.connectTimeout ?? 4) * 1000,
     ...(socketTimeout ? { socketTimeout } : {}),
