@@ -14,11 +14,13 @@ import { Celeriac, type AsyncResult, type TaskContext } from '../../src/index.js
 import amqplib from '../../src/brokers/amqp/amqplib.js';
 import type { Delivery } from '../../src/brokers/types.js';
 import { SEND_EVERY, type RedisBroker } from '../../src/brokers/redis/broker.js';
-import { AMQP_URL, eventually, redisDb, requireRabbit, requireRedis, sleep, uniqueName } from '../helpers/services.js';
+import { AMQP_URL, eventually, requireRabbit, sleep, uniqueName } from '../helpers/services.js';
+import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 
 const N = 2_500; // more than two LPUSH chunks
-const REDIS_DB = 7; // this file's own database: flushed at the start
-const REDIS_URL = redisDb(REDIS_DB);
+// A redis-server of this file's own: its LPUSH count (INFO commandstats) is this file's alone.
+let server: RedisServer;
+let REDIS_URL = '';
 
 /** A message as the broker holds it, with its ids replaced, so two calls with the same arguments compare equal. */
 type Canonical = unknown;
@@ -55,7 +57,7 @@ const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'celeriac-bulk-'));
 const TRANSPORTS: Transport[] = [
   {
     name: 'redis',
-    url: REDIS_URL,
+    url: '', // set in before(): the private server's
     async takeRaw(_app, queue) {
       const out = new Map<string, Canonical>();
       for (const key of [queue, ...[3, 6, 9].map((s) => `${queue}\x06\x16${s}`)]) {
@@ -145,15 +147,16 @@ const TRANSPORTS: Transport[] = [
 ];
 
 before(async () => {
-  await requireRedis();
   await requireRabbit();
+  server = await startRedisServer();
+  REDIS_URL = server.url(0);
+  TRANSPORTS.find((t) => t.name === 'redis')!.url = REDIS_URL;
   redis = new Redis(REDIS_URL);
-  await redis.flushdb();
 });
 
 after(async () => {
-  await redis.flushdb();
-  redis.disconnect();
+  redis?.disconnect();
+  await server?.destroy();
   fs.rmSync(tmpDir, { recursive: true, force: true });
 });
 
@@ -198,7 +201,7 @@ for (const t of TRANSPORTS) {
         const expected = Math.ceil(N / SEND_EVERY);
         assert.equal(lpushes, expected, `one LPUSH per ${SEND_EVERY} encoded messages, not one per task`);
         assert.ok(serverDelta >= lpushes, `Redis counted ${serverDelta} LPUSH calls, fewer than the ${lpushes} we sent`);
-        assert.ok(serverDelta < N / 10, `Redis counted ${serverDelta} LPUSH calls for ${N} tasks (another client pushing to this Redis at the same time would also show here)`);
+        assert.ok(serverDelta < N / 10, `Redis counted ${serverDelta} LPUSH calls for ${N} tasks on this file's own server`);
         // RPOP order is input order, as with single publishes.
         const oldest = JSON.parse((await redis.lindex(queue, -1))!) as { headers: { id: string } };
         const newest = JSON.parse((await redis.lindex(queue, 0))!) as { headers: { id: string } };
