@@ -57,7 +57,7 @@ const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'celeriac-bulk-'));
 const TRANSPORTS: Transport[] = [
   {
     name: 'redis',
-    url: '', // set in before(): the private server's
+    get url() { return REDIS_URL; }, // the private server's, started in before()
     async takeRaw(_app, queue) {
       const out = new Map<string, Canonical>();
       for (const key of [queue, ...[3, 6, 9].map((s) => `${queue}\x06\x16${s}`)]) {
@@ -150,7 +150,6 @@ before(async () => {
   await requireRabbit();
   server = await startRedisServer();
   REDIS_URL = server.url(0);
-  TRANSPORTS.find((t) => t.name === 'redis')!.url = REDIS_URL;
   redis = new Redis(REDIS_URL);
 });
 
